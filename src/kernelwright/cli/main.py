@@ -1,0 +1,70 @@
+"""The `kernelwright` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from kernelwright import constants as C
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kernelwright")
+def main() -> None:
+    """kernelwright: faster PyTorch kernels, and proof that they are correct and faster."""
+
+
+@main.command()
+@click.argument("task", type=click.Path(dir_okay=False))
+@click.argument("candidate", type=click.Path(dir_okay=False))
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Where to judge (default: cuda when available, else cpu).")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--trials", type=click.IntRange(1, 1000), default=C.MIN_TRIALS, show_default=True,
+              help=f"Correctness trials (at least {C.MIN_TRIALS} are always run).")
+@click.option("--no-compile-baseline", is_flag=True, help="Skip timing torch.compile (it is slow on the CPU).")
+@click.option("--no-timing", is_flag=True, help="Check correctness and honesty only.")
+@click.option("--strict-task", is_flag=True, help="Exit 2 when the task is degenerate.")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="CPU threads for every side (default: all cores this process may use).")
+@click.option("--no-build-cache", is_flag=True, help="Build the candidate in a fresh directory.")
+def verify(task: str, candidate: str, device: str | None, as_json: bool, trials: int,
+           no_compile_baseline: bool, no_timing: bool, strict_task: bool, threads: int | None,
+           no_build_cache: bool) -> None:
+    """Judge CANDIDATE (a file defining ModelNew) against TASK (KernelBench format).
+
+    Exit 0: accepted. Exit 1: rejected. Exit 2: the task, a file or the command line is wrong.
+    """
+    from kernelwright.judge.verify import VerifyOptions, verify_files
+    from kernelwright.task import InputError, TaskError
+
+    opts = VerifyOptions(device=device, trials=trials, compile_baseline=not no_compile_baseline,
+                         timing=not no_timing, strict_task=strict_task, threads=threads,
+                         build_cache=not no_build_cache)
+    try:
+        result = verify_files(task, candidate, opts)
+    except (TaskError, InputError) as exc:
+        _bad_input(str(exc), as_json)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
+    else:
+        from kernelwright.cli.render import print_verdict
+
+        print_verdict(result)
+    sys.exit(C.ExitCode.ACCEPTED if result.accepted else C.ExitCode.REJECTED)
+
+
+def _bad_input(message: str, as_json: bool) -> None:
+    if as_json:
+        payload: dict[str, Any] = {"verdict": "error", "error": message}
+        sys.stdout.write(json.dumps(payload) + "\n")
+    click.echo(f"error: {message}", err=True)
+    sys.exit(C.ExitCode.BAD_INPUT)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,44 @@
+"""Readable summaries of verdicts for the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from kernelwright.judge.result import JudgeResult, TimingStats
+
+
+def _ms(t: TimingStats | None) -> str:
+    if t is None:
+        return "-"
+    return f"{t.median:.4f} ms (±{t.spread * 100:.1f}%, {t.count} calls)"
+
+
+def print_verdict(result: JudgeResult, console: Console | None = None) -> None:
+    """A short summary: verdict, reasons, errors, timings and findings."""
+    console = console or Console()
+    style = "bold green" if result.accepted else "bold red"
+    console.print(f"[{style}]{result.verdict.upper()}[/{style}]  "
+                  f"on {result.environment.get('gpu') or result.environment.get('device', '?')}")
+    for r in result.reasons:
+        console.print(f"  [red]{r.check}[/red]: {r.detail}", markup=True, highlight=False)
+    if result.correctness:
+        worst = max(result.correctness, key=lambda t: t.max_rel_error if t.max_rel_error == t.max_rel_error else 0)
+        console.print(f"  correctness: {sum(t.passed for t in result.correctness)}/{len(result.correctness)} "
+                      f"trials passed; worst error {worst.max_rel_error:.2e} of the output's scale")
+    t = result.timing
+    if t is not None:
+        table = Table(show_header=True, header_style="bold")
+        table.add_column("")
+        table.add_column("per call")
+        table.add_column("speedup")
+        table.add_row("candidate", _ms(t.candidate_ms), "")
+        table.add_row("eager", _ms(t.eager_ms), _x(t.speedup_vs_eager))
+        table.add_row("torch.compile", _ms(t.compile_ms), _x(t.speedup_vs_compile))
+        console.print(table)
+    for f in result.findings:
+        console.print(f"  - {f}", highlight=False, markup=False)
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"

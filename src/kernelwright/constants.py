@@ -1,0 +1,107 @@
+"""Every tunable number of the judge, in one place.
+
+Tolerances, limits and exit codes live here so that a reader can audit what
+"correct" and "fast" mean without hunting through the code.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of `kernelwright verify` (a contract other tools script against)."""
+
+    ACCEPTED = 0
+    REJECTED = 1
+    BAD_INPUT = 2
+
+
+class WorkerExit(enum.IntEnum):
+    """Exit codes a sandbox worker uses for its own, trusted-before-import failures."""
+
+    OK = 0
+    PROTOCOL_ERROR = 3
+    HANDSHAKE_FAILED = 4
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Allowed error against a float64 reference.
+
+    An element passes when |out - ref| <= atol * scale + rtol * |ref|, where
+    `scale` is the RMS of the reference output: an absolute tolerance measured in
+    units of the output's own size, so a near-constant or tiny output cannot be
+    matched by zeros (exploit class 3).
+    """
+
+    rtol: float
+    atol: float
+
+
+# By output dtype. fp32 is tight enough that fp16/bf16/TF32 work done for an fp32
+# task fails (exploit class 12: TF32 lands near 3e-4, bf16 near 4e-3).
+TOLERANCES: dict[str, Tolerance] = {
+    "float64": Tolerance(rtol=1e-7, atol=1e-7),
+    "float32": Tolerance(rtol=1e-4, atol=1e-4),
+    "float16": Tolerance(rtol=1e-2, atol=1e-2),
+    "bfloat16": Tolerance(rtol=2e-2, atol=2e-2),
+}
+# Integer and bool outputs must match exactly.
+EXACT = Tolerance(rtol=0.0, atol=0.0)
+# The tolerance never drops below this many times the error that PyTorch's own
+# native-precision eager run shows against float64: long reductions in fp32 are
+# legitimately that far off, and a kernel must not be held to a stricter bar
+# than the reference itself meets.
+REFERENCE_ERROR_FACTOR = 8.0
+
+# Input distributions applied to floating-point inputs; a task may rule some out.
+DISTRIBUTIONS: tuple[str, ...] = ("task", "shifted", "scaled", "positive")
+SHIFT = 3.0
+SCALE = 16.0
+
+MIN_TRIALS = 5
+
+# Timing protocol.
+TIMING_TARGET_BATCH_S = 0.02  # each trusted-clock batch lasts at least this long
+TIMING_MAX_CALLS_PER_BATCH = 200
+TIMING_BATCHES = 12
+TIMING_WARMUP_CALLS = 3
+TIMING_INPUT_SETS = 8  # rotated input sets, distinct from the correctness sets
+TIMING_INPUT_BYTES_CAP = 1 << 30  # rotate fewer sets when inputs are large
+CALIBRATION_REPEATS = 7
+# A reported time this far below the judge's own clock is a patched timer.
+TIMER_AGREEMENT_RATIO = 0.5
+TIMER_AGREEMENT_SLACK_MS = 1.0
+# Calls on inputs seen before this much faster than on fresh ones: memoization.
+MEMO_RATIO = 0.5
+MEMO_MIN_GAP_MS = 0.005
+L2_FLUSH_BYTES = 256 << 20
+
+# Roofline: a time under this fraction of the physical floor is impossible.
+ROOFLINE_SAFETY = 0.5
+# On the CPU, inputs smaller than this may live in cache and beat DRAM bandwidth.
+CPU_ROOFLINE_MIN_BYTES = 64 << 20
+
+# Findings on speed that do not reject.
+LARGE_SPEEDUP = 10.0
+
+# Degenerate-task check: output changes across input sets by less than this
+# (relative to its scale) means it barely depends on its inputs.
+DEGENERATE_RELATIVE_CHANGE = 1e-3
+
+# Sandbox limits (defaults; the CLI can override some).
+WORKER_START_TIMEOUT_S = 120.0
+IMPORT_TIMEOUT_S = 600.0  # candidate import includes its compile
+CALL_TIMEOUT_S = 120.0
+WORKER_MEMORY_BYTES = 16 << 30
+WORKER_FILE_SIZE_BYTES = 2 << 30
+WORKER_MAX_PROCESSES = 512
+MEMORY_POLL_S = 0.1
+# Only a short tail of a crashed worker's stderr is shown in a reason.
+STDERR_TAIL_CHARS = 2500
+COMPILER_OUTPUT_CHARS = 2000
+
+# The message channel refuses frames larger than this.
+MAX_FRAME_BYTES = 8 << 30

@@ -1,0 +1,1 @@
+"""The trusted core: compile, run, check and time candidates in sandboxed workers."""

@@ -1,0 +1,163 @@
+"""Trusted comparison of a candidate's output against the reference (pure functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from kernelwright import constants as C
+from kernelwright.judge.result import Check
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome of comparing one output tree."""
+
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float  # max |out - ref| / scale
+    scale: float
+    norm_error: float  # max of |out - ref| / allowed; <= 1 passes
+    check: str | None = None
+    detail: str = ""
+
+
+def tolerance_for(dtype: torch.dtype, rtol: float | None = None, atol: float | None = None) -> C.Tolerance:
+    """The table tolerance for an output dtype, with task overrides."""
+    name = str(dtype).removeprefix("torch.")
+    base = C.TOLERANCES.get(name, C.EXACT if not dtype.is_floating_point else C.TOLERANCES["float32"])
+    return C.Tolerance(rtol=base.rtol if rtol is None else rtol, atol=base.atol if atol is None else atol)
+
+
+def leaves(tree: Any) -> list[Any]:
+    """Flatten tuples and lists."""
+    if isinstance(tree, (tuple, list)):
+        return [x for t in tree for x in leaves(t)]
+    return [tree]
+
+
+def compare_tree(out: Any, out_meta: Any, native: Any, ref64: Any | None, device: str,
+                 rtol: float | None, atol: float | None, slack: list[float] | None = None) -> Comparison:
+    """Compare a decoded candidate output with the native and float64 references.
+
+    `out_meta` is what the worker claimed about each leaf (type, device); `slack`
+    multiplies each leaf's tolerance (from the reference's own error).
+    """
+    outs, metas, natives = leaves(out), leaves(out_meta), leaves(native)
+    refs = leaves(ref64) if ref64 is not None else natives
+    if len(outs) != len(natives) or len(refs) != len(natives):
+        return _fail(Check.STRUCTURE, f"the output has {len(outs)} tensors; the reference has {len(natives)}")
+    worst = Comparison(True, 0.0, 0.0, 0.0, 0.0)
+    for i, (o, m, n, r) in enumerate(zip(outs, metas, natives, refs)):
+        where = f"output {i}: " if len(outs) > 1 else ""
+        if not isinstance(n, torch.Tensor):
+            if o != n:
+                return _fail(Check.MISMATCH, f"{where}expected the value {n!r}, got {o!r}")
+            continue
+        if not isinstance(o, torch.Tensor) or not isinstance(m, dict) or m.get("type") != "torch.Tensor":
+            got = m.get("type") if isinstance(m, dict) else type(o).__name__
+            return _fail(Check.OUTPUT_TYPE, f"{where}the output must be exactly torch.Tensor, got {got}")
+        if tuple(o.shape) != tuple(n.shape):
+            return _fail(Check.SHAPE, f"{where}shape {tuple(o.shape)}, expected {tuple(n.shape)}")
+        if o.dtype != n.dtype:
+            return _fail(Check.DTYPE, f"{where}dtype {o.dtype}, expected {n.dtype}")
+        if not str(m.get("device", "")).startswith(device.split(":")[0]):
+            return _fail(Check.DEVICE, f"{where}on {m.get('device')}, expected {device}")
+        tol = tolerance_for(n.dtype, rtol, atol)
+        factor = slack[i] if slack and i < len(slack) else 1.0
+        c = compare_tensor(o, n, r, tol, factor)
+        if not c.passed:
+            return Comparison(False, c.max_abs_error, c.max_rel_error, c.scale, c.norm_error,
+                              c.check, where + c.detail)
+        if c.norm_error >= worst.norm_error:
+            worst = c
+    return worst
+
+
+def compare_tensor(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor,
+                   tol: C.Tolerance, factor: float = 1.0) -> Comparison:
+    """Element-wise check against a float64 reference, NaN/Inf matched against the native output."""
+    if out.numel() == 0:
+        return Comparison(True, 0.0, 0.0, 0.0, 0.0)
+    if not native.dtype.is_floating_point and not native.is_complex():
+        bad = (out != native)
+        if bool(bad.any()):
+            idx = _first_index(bad)
+            return _fail(Check.MISMATCH, f"{int(bad.sum())} of {out.numel()} elements differ; "
+                         f"first at {idx}: got {out[idx].item()}, expected {native[idx].item()}")
+        return Comparison(True, 0.0, 0.0, 0.0, 0.0)
+    o = out.to(torch.float64)
+    n = native.to(torch.float64)
+    r = ref.to(torch.float64) if ref.shape == native.shape else n
+    # The non-finite pattern comes from the native-precision run: float64 does not
+    # overflow where float32 does, and the task's own dtype defines the contract.
+    n_nan, o_nan = torch.isnan(n), torch.isnan(o)
+    n_inf, o_inf = torch.isinf(n), torch.isinf(o)
+    if not torch.equal(n_nan, o_nan) or not torch.equal(n_inf, o_inf) or \
+            not torch.equal(torch.where(n_inf, n, 0.0), torch.where(o_inf, o, 0.0)):
+        bad = (n_nan != o_nan) | (n_inf != o_inf) | (n_inf & o_inf & (n != o))
+        idx = _first_index(bad)
+        return _fail(Check.NONFINITE, f"NaN/Inf differ from the reference at {int(bad.sum())} elements; "
+                     f"first at {idx}: got {o[idx].item()}, expected {n[idx].item()}")
+    finite = torch.isfinite(n)
+    r = torch.where(finite & torch.isfinite(r), r, n)
+    rf = torch.where(finite, r, 0.0)
+    count = max(int(finite.sum()), 1)
+    scale = float(torch.sqrt((rf * rf).sum() / count))
+    scale = scale if scale > 0 else 1.0
+    diff = torch.where(finite, (o - r).abs(), 0.0)
+    allowed = factor * (tol.atol * scale + tol.rtol * r.abs())
+    norm = torch.where(finite, diff / allowed.clamp_min(1e-300), 0.0)
+    max_abs = float(diff.max())
+    max_norm = float(norm.max())
+    result = Comparison(max_norm <= 1.0, max_abs, max_abs / scale, scale, max_norm)
+    if result.passed:
+        return result
+    bad = norm > 1.0
+    idx = _first_index(bad)
+    return Comparison(False, max_abs, max_abs / scale, scale, max_norm, Check.MISMATCH.value,
+                      f"{int(bad.sum())} of {out.numel()} elements outside tolerance "
+                      f"(rtol {tol.rtol * factor:.2g}, atol {tol.atol * factor:.2g} x scale {scale:.3g}); "
+                      f"max abs error {max_abs:.3g}; first at {idx}: got {o[idx].item():.6g}, "
+                      f"expected {r[idx].item():.6g}")
+
+
+def zeros_would_pass(native: Any, ref64: Any | None, rtol: float | None, atol: float | None) -> bool:
+    """True when an all-zero output would pass: the task cannot tell work from no work."""
+    natives = leaves(native)
+    refs = leaves(ref64) if ref64 is not None else natives
+    for n, r in zip(natives, refs):
+        if isinstance(n, torch.Tensor) and n.is_floating_point() and n.numel():
+            if not compare_tensor(torch.zeros_like(n), n, r, tolerance_for(n.dtype, rtol, atol)).passed:
+                return False
+    return True
+
+
+def relative_change(a: Any, b: Any) -> float:
+    """Largest change between two outputs relative to their scale (for the dependence check)."""
+    worst = 0.0
+    for x, y in zip(leaves(a), leaves(b)):
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape \
+                and x.is_floating_point() and x.numel():
+            x64, y64 = x.double(), y.double()
+            ok = torch.isfinite(x64) & torch.isfinite(y64)
+            if not bool(ok.any()):
+                continue
+            scale = float(torch.sqrt((x64[ok] ** 2).mean())) or 1.0
+            worst = max(worst, float((x64[ok] - y64[ok]).abs().max()) / scale)
+        elif isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape:
+            worst = max(worst, 0.0 if torch.equal(x, y) else 1.0)
+        else:
+            worst = max(worst, 1.0)
+    return worst
+
+
+def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
+    nz = mask.nonzero()
+    return tuple(int(v) for v in nz[0]) if len(nz) else ()
+
+
+def _fail(check: Check, detail: str) -> Comparison:
+    return Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"), check.value, detail)

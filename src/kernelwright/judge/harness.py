@@ -1,0 +1,312 @@
+"""The measuring machinery inside a worker, shared by the reference and candidate roles.
+
+It captures the objects it relies on (clocks, synchronize, flags) before any
+untrusted code is imported, so a candidate that patches `time.perf_counter` or
+`torch.cuda.synchronize` changes the module attribute, not what the harness
+calls, and the integrity check sees the swap. None of this makes the candidate's
+process trustworthy: its reported times are only cross-checked against the
+judge's own clock, and its outputs only against references it never sees.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import os
+import time
+from typing import Any, Callable
+
+import torch
+
+from kernelwright import constants as C
+from kernelwright.sandbox import codec
+
+_perf = time.perf_counter
+_type = builtins.type
+
+# Dotted names whose objects must be the same after import and after the runs.
+_GUARDED = (
+    "time.perf_counter", "time.perf_counter_ns", "time.monotonic", "time.time", "time.sleep",
+    "torch.cuda.synchronize", "torch.cuda.Event.record", "torch.cuda.Event.elapsed_time",
+    "torch.cuda.Event.synchronize", "torch.cuda.current_stream", "torch.cuda.Stream.synchronize",
+    "torch.allclose", "torch.isclose", "torch.equal", "torch.testing.assert_close",
+    "torch.Tensor.__torch_function__", "torch.Tensor.cpu", "torch.Tensor.clone",
+    "torch.Tensor.to", "torch.Tensor.copy_", "torch.Tensor.numpy", "torch.Tensor.contiguous",
+    "torch.Tensor.view", "torch.Tensor.detach", "torch.nn.Module.__call__",
+    "torch.nn.Module._call_impl", "torch.nn.Module.load_state_dict", "torch.manual_seed",
+    "torch.set_num_threads", "torch.get_num_threads", "torch.frombuffer",
+    "builtins.type", "builtins.isinstance", "os.write", "os.read", "os._exit",
+    "json.dumps", "hmac.new", "hmac.compare_digest",
+    "kernelwright.sandbox.codec.encode", "kernelwright.sandbox.channel.Channel.send",
+    "kernelwright.sandbox.channel.Channel.recv",
+)
+
+
+def _resolve(dotted: str) -> Any:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        modname = ".".join(parts[:i])
+        try:
+            obj: Any = __import__(modname, fromlist=["_"])
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        # Bound classmethods are new objects on every access; their function is not.
+        return getattr(obj, "__func__", obj)
+    raise LookupError(dotted)
+
+
+def global_flags() -> dict[str, Any]:
+    """Global settings that change numerics or speed; must not move during a judgement."""
+    flags: dict[str, Any] = {
+        "num_threads": torch.get_num_threads(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "default_dtype": str(torch.get_default_dtype()),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "grad_enabled": torch.is_grad_enabled(),
+        "cudnn.enabled": torch.backends.cudnn.enabled,
+        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "cudnn.benchmark": torch.backends.cudnn.benchmark,
+        "cudnn.deterministic": torch.backends.cudnn.deterministic,
+        "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cuda.matmul.allow_fp16_reduced": torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+        "cuda.matmul.allow_bf16_reduced": torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
+    }
+    return flags
+
+
+def pin_flags(threads: int | None) -> None:
+    """Set the same numerics and thread count in every worker, before any untrusted code."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.benchmark = False
+
+
+class Integrity:
+    """A snapshot of guarded objects and flags, compared later by identity and value."""
+
+    def __init__(self, extra: dict[str, Any] | None = None) -> None:
+        self._objects: dict[str, Any] = {}
+        for name in _GUARDED:
+            try:
+                self._objects[name] = _resolve(name)
+            except (LookupError, AttributeError):
+                continue
+        self._extra = dict(extra or {})
+        self._codes = {k: getattr(v, "__code__", None) for k, v in self._extra.items()}
+        self._flags = global_flags()
+
+    def violations(self) -> list[str]:
+        """What changed since the snapshot: swapped functions, moved flags."""
+        found = []
+        for name, obj in self._objects.items():
+            try:
+                now = _resolve(name)
+            except (LookupError, AttributeError):
+                found.append(f"{name} was removed")
+                continue
+            if now is not obj:
+                found.append(f"{name} was replaced")
+        for name, fn in self._extra.items():
+            if getattr(fn, "__code__", None) is not self._codes[name]:
+                found.append(f"judge function {name} was rewritten")
+        now_flags = global_flags()
+        for key, value in self._flags.items():
+            if now_flags.get(key) != value:
+                found.append(f"global setting {key} changed from {value!r} to {now_flags.get(key)!r}")
+        return found
+
+
+def is_plain_tensor_tree(out: Any) -> bool:
+    """True when every leaf is exactly torch.Tensor (no subclass, no lazy wrapper)."""
+    if _type(out) is torch.Tensor:
+        return True
+    if _type(out) in (tuple, list):
+        return all(is_plain_tensor_tree(o) for o in out)
+    return False
+
+
+def type_names(out: Any) -> Any:
+    """Qualified type names of an output tree, for messages."""
+    if _type(out) in (tuple, list):
+        return [type_names(o) for o in out]
+    t = _type(out)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def fingerprint(tensors: Any) -> str:
+    """A content hash of an input tree (bytes, shapes, dtypes)."""
+    h = hashlib.sha256()
+    for t in _leaves(tensors):
+        if isinstance(t, torch.Tensor):
+            c = t.detach().to("cpu").contiguous()
+            h.update(str((c.dtype, tuple(c.shape))).encode())
+            if c.numel():
+                h.update(c.view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(t).encode())
+    return h.hexdigest()
+
+
+def _leaves(tree: Any) -> list[Any]:
+    if isinstance(tree, (tuple, list)):
+        return [x for t in tree for x in _leaves(t)]
+    return [tree]
+
+
+def to_device(tree: Any, device: str) -> Any:
+    """Move every tensor of a tree to `device`."""
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device)
+    if isinstance(tree, tuple):
+        return tuple(to_device(t, device) for t in tree)
+    if isinstance(tree, list):
+        return [to_device(t, device) for t in tree]
+    return tree
+
+
+def clone_tree(tree: Any) -> Any:
+    """Deep-copy the tensors of a tree."""
+    if isinstance(tree, torch.Tensor):
+        return tree.clone()
+    if isinstance(tree, tuple):
+        return tuple(clone_tree(t) for t in tree)
+    if isinstance(tree, list):
+        return [clone_tree(t) for t in tree]
+    return tree
+
+
+class Harness:
+    """Staged inputs, the timing loop, memory poisoning and profiling for one worker."""
+
+    def __init__(self, device: str, threads: int | None) -> None:
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        pin_flags(threads)
+        self.sets: dict[int, tuple[Any, ...]] = {}
+        self.last_outputs: list[Any] = []
+        self._recent_out_bytes: list[int] = []
+        if self.cuda:
+            torch.cuda.init()
+            self._sync: Callable[[], None] = torch._C._cuda_synchronize
+            self._flush = torch.empty(C.L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
+            self._Event = torch.cuda.Event
+        else:
+            self._sync = lambda: None
+        # These imports re-wrap torch functions (dynamo wraps torch.manual_seed);
+        # doing them before the snapshot keeps honest later imports from looking like tampering.
+        import torch._dynamo  # noqa: F401
+        import torch.profiler  # noqa: F401
+
+        self.integrity = Integrity(extra={
+            "Harness.time_batch": Harness.time_batch, "Harness.run_checked": Harness.run_checked,
+            "Harness.poison": Harness.poison, "is_plain_tensor_tree": is_plain_tensor_tree,
+            "fingerprint": fingerprint, "codec.encode": codec.encode,
+        })
+
+    def stage(self, set_id: int, inputs: tuple[Any, ...]) -> None:
+        """Keep an input set on the device under `set_id`."""
+        self.sets[set_id] = tuple(to_device(list(inputs), self.device))
+
+    def poison(self) -> None:
+        """Fill memory the allocator could hand the next call with NaN (exploit class 1)."""
+        hold = []
+        if self.cuda:
+            for seg in torch.cuda.memory_snapshot():
+                for blk in seg.get("blocks", []):
+                    if blk.get("state") == "inactive" and blk.get("size", 0) >= 4:
+                        t = torch.empty(blk["size"] // 4, dtype=torch.float32, device=self.device)
+                        t.fill_(float("nan"))
+                        hold.append(t)
+            self._sync()
+        else:
+            for nbytes in self._recent_out_bytes[-8:]:
+                t = torch.empty(max(1, nbytes // 4), dtype=torch.float32)
+                t.fill_(float("nan"))
+                hold.append(t)
+        del hold
+
+    def run_checked(self, fn: Callable[..., Any], set_id: int) -> dict[str, Any]:
+        """One correctness call on a copy of a staged set: output, type and mutation facts."""
+        inputs = clone_tree(self.sets[set_id])
+        before = fingerprint(inputs)
+        self.poison()
+        self._sync()
+        out = fn(*inputs)
+        self._sync()
+        plain = is_plain_tensor_tree(out)
+        after = fingerprint(inputs)
+        self._remember_sizes(out)
+        return {"out": out, "plain": plain, "types": type_names(out), "mutated": before != after}
+
+    def _remember_sizes(self, out: Any) -> None:
+        for t in _leaves(out):
+            if isinstance(t, torch.Tensor):
+                self._recent_out_bytes.append(t.numel() * t.element_size())
+        self._recent_out_bytes = self._recent_out_bytes[-16:]
+
+    def time_batch(self, fn: Callable[..., Any], set_ids: list[int], keep: bool) -> dict[str, Any]:
+        """Time one call per entry of `set_ids`, each fenced by a full device sync."""
+        host_ms: list[float] = []
+        event_ms: list[float] = []
+        outs: list[Any] = []
+        not_plain = 0
+        for sid in set_ids:
+            args = self.sets[sid]
+            if self.cuda:
+                self._flush.zero_()
+                self._sync()
+                start, end = self._Event(enable_timing=True), self._Event(enable_timing=True)
+                start.record()
+            t0 = _perf()
+            out = fn(*args)
+            if self.cuda:
+                end.record()
+            self._sync()
+            t1 = _perf()
+            if not is_plain_tensor_tree(out):
+                not_plain += 1
+            host_ms.append((t1 - t0) * 1e3)
+            if self.cuda:
+                event_ms.append(start.elapsed_time(end))
+            if keep:
+                outs.append(out)
+            del out
+        self.last_outputs = outs
+        return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain}
+
+    def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:
+        """Which kernels (CUDA) or operators (CPU) one call ran, with their self time."""
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.cuda else [])
+        inputs = clone_tree(self.sets[set_id])
+        with profile(activities=acts) as prof:
+            fn(*inputs)
+            self._sync()
+        rows: dict[tuple[str, str], list[float]] = {}
+        for ev in prof.events():
+            is_dev = str(getattr(ev, "device_type", "")).endswith("CUDA")
+            kind = "kernel" if is_dev else "op"
+            t = ev.self_device_time_total if is_dev and hasattr(ev, "self_device_time_total") \
+                else ev.self_cpu_time_total
+            key = (kind, ev.name)
+            acc = rows.setdefault(key, [0.0, 0])
+            acc[0] += float(t)
+            acc[1] += 1
+        return [{"kind": k, "name": n, "self_us": v[0], "count": v[1]} for (k, n), v in rows.items()]
+
+
+def describe_device(device: str) -> dict[str, Any]:
+    """Facts about the device this worker measures on."""
+    info: dict[str, Any] = {"torch": torch.__version__, "device": device,
+                            "threads": torch.get_num_threads(), "pid_cpus": len(os.sched_getaffinity(0))}
+    if device.startswith("cuda"):
+        p = torch.cuda.get_device_properties(0)
+        info.update(gpu=p.name, sms=p.multi_processor_count, cuda=torch.version.cuda,
+                    capability=f"{p.major}.{p.minor}", memory_gib=round(p.total_memory / 2**30, 1))
+    return info

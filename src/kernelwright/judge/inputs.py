@@ -1,0 +1,88 @@
+"""Input sets: secret seeds, the task's own generator, and distribution transforms."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from typing import Any, Callable
+
+import torch
+
+from kernelwright import constants as C
+
+
+def fresh_seed() -> int:
+    """A seed from the OS; nothing about earlier seeds predicts it."""
+    return secrets.randbits(62)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, Python and (if present) NumPy from one value."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % (2**32))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def transform(x: Any, distribution: str) -> Any:
+    """Apply a named distribution to a floating-point tensor; other values pass through.
+
+    'shifted' and 'scaled' break kernels that assume zero-mean, unit-scale data
+    (a softmax without max-subtraction, a hard-coded epsilon); 'positive' keeps
+    log/sqrt-style tasks valid while changing the data.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return x
+    if distribution == "task":
+        return x
+    if distribution == "shifted":
+        return x + C.SHIFT
+    if distribution == "scaled":
+        return x * C.SCALE
+    if distribution == "positive":
+        return x.abs() + 0.1
+    raise ValueError(f"unknown distribution {distribution!r}")
+
+
+def make_inputs(get_inputs: Callable[[], Any], module_globals: dict[str, Any], seed: int,
+                distribution: str, variant: dict[str, Any] | None) -> list[Any]:
+    """Call the task's get_inputs under a seed, with module globals overridden for a shape variant."""
+    saved: dict[str, Any] = {}
+    missing = object()
+    try:
+        for key, value in (variant or {}).items():
+            saved[key] = module_globals.get(key, missing)
+            module_globals[key] = value
+        seed_everything(seed)
+        inputs = get_inputs()
+    finally:
+        for key, value in saved.items():
+            if value is missing:
+                module_globals.pop(key, None)
+            else:
+                module_globals[key] = value
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"get_inputs() must return a list or tuple, not {type(inputs).__name__}")
+    return [transform(x, distribution) for x in inputs]
+
+
+def input_bytes(inputs: Any) -> int:
+    """Bytes held by the tensors of an input set."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.numel() * inputs.element_size()
+    if isinstance(inputs, (list, tuple)):
+        return sum(input_bytes(x) for x in inputs)
+    return 0
+
+
+def to_double(x: Any) -> Any:
+    """Upcast floating-point tensors of a tree to float64 for the reference run."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        return x.double()
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_double(v) for v in x)
+    return x

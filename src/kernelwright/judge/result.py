@@ -1,0 +1,117 @@
+"""Flat, frozen result records of a verdict, all JSON-serializable."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Check(str, enum.Enum):
+    """Why a candidate was rejected: one stable name per defense."""
+
+    TASK = "task"
+    IMPORT = "import"
+    COMPILE = "compile"
+    SIGNATURE = "signature"
+    CRASH = "crash"
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    PROTOCOL = "protocol"
+    OUTPUT_TYPE = "output_type"
+    SHAPE = "shape"
+    DTYPE = "dtype"
+    DEVICE = "device"
+    STRUCTURE = "structure"
+    NONFINITE = "nonfinite"
+    MISMATCH = "mismatch"
+    INPUT_MUTATION = "input_mutation"
+    TIMED_OUTPUT = "timed_output"
+    TAMPER = "tamper"
+    TIMER = "timer"
+    MEMOIZATION = "memoization"
+    ROOFLINE = "roofline"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason for rejection."""
+
+    check: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """Correctness of one trial: one input set, one distribution."""
+
+    trial: int
+    distribution: str
+    shape_variant: str
+    max_abs_error: float
+    max_rel_error: float
+    scale: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    """Per-call milliseconds on the judge's own clock."""
+
+    median: float
+    spread: float  # (p75 - p25) / median over batches
+    count: int  # timed calls
+    batches: int
+    reported_median: float | None = None  # what the timed process itself claimed
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Candidate and baseline timings from one run of the same protocol."""
+
+    candidate_ms: TimingStats | None
+    eager_ms: TimingStats | None
+    compile_ms: TimingStats | None
+    speedup_vs_eager: float | None
+    speedup_vs_compile: float | None
+    floor_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """A whole verdict, as printed by `kernelwright verify --json`."""
+
+    verdict: str  # "accepted" | "rejected"
+    reasons: list[Reason]
+    correctness: list[TrialResult]
+    timing: Timing | None
+    findings: list[str]
+    environment: dict[str, Any]
+    phases_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        """True when the candidate is correct and honest."""
+        return self.verdict == "accepted"
+
+    @property
+    def checks(self) -> list[str]:
+        """The names of the checks that rejected the candidate."""
+        return [r.check for r in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict for JSON output."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj

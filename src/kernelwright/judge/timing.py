@@ -1,0 +1,144 @@
+"""The timing protocol, driven and clocked from the judge's side.
+
+A worker times calls in batches; the judge measures each batch request with
+its own clock and subtracts the protocol's own overhead (calibrated on a no-op
+before any candidate code is imported). That trusted per-call time is the
+number reported. What the worker claims is kept only to catch a patched timer:
+a claim far under the judge's clock is tampering.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kernelwright import constants as C
+from kernelwright.judge.result import TimingStats
+from kernelwright.sandbox.process import Worker
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Judge-clock overhead of a timing request: per batch and per call (ms)."""
+
+    per_batch_ms: float
+    per_call_ms: float
+
+    def overhead(self, calls: int) -> float:
+        """Overhead of one batch of `calls` calls."""
+        return self.per_batch_ms + self.per_call_ms * calls
+
+
+class TimingError(Exception):
+    """A worker failed during timing, or its timing claims are impossible."""
+
+    def __init__(self, check: str, detail: str) -> None:
+        super().__init__(detail)
+        self.check = check
+        self.detail = detail
+
+
+def _batch(worker: Worker, target: str, set_ids: list[int], keep: bool) -> tuple[float, dict[str, Any]]:
+    reply, _, wall = worker.request({"op": "time", "target": target, "set_ids": set_ids, "keep": keep})
+    if reply.get("status") != "ok":
+        raise TimingError("crash", f"the timed call raised: {reply.get('error', 'unknown error')}")
+    host = reply.get("host_ms")
+    if not isinstance(host, list) or len(host) != len(set_ids):
+        raise TimingError("protocol", "the worker's timing reply is malformed")
+    return wall * 1e3, reply
+
+
+def calibrate(worker: Worker) -> Calibration:
+    """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians)."""
+    small: list[float] = []
+    large: list[float] = []
+    for _ in range(C.CALIBRATION_REPEATS):
+        small.append(_batch(worker, "noop", [-1], False)[0])
+        large.append(_batch(worker, "noop", [-1] * 16, False)[0])
+    per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
+    per_batch = max(0.0, statistics.median(small) - per_call)
+    return Calibration(per_batch_ms=per_batch, per_call_ms=per_call)
+
+
+@dataclass
+class Measurement:
+    """Everything one target's timing produced."""
+
+    stats: TimingStats
+    fresh_ms: float | None
+    repeat_ms: float
+    reported_total_ms: float
+    trusted_total_ms: float
+    checked_calls: list[tuple[int, int]] = field(default_factory=list)
+
+
+def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int],
+            timing_sets: list[int], check: Callable[[int, int], None] | None,
+            rng: random.Random, batches: int = C.TIMING_BATCHES) -> Measurement:
+    """Warm up, time a fresh pass over unseen sets, then rotating batches; check outputs at random.
+
+    `check(batch_index, set_id)` fetches and verifies the output of a random call
+    of each batch (raise TimingError to reject).
+    """
+    for _ in range(C.TIMING_WARMUP_CALLS):
+        _batch(worker, target, warm_sets[:1], False)
+    est_wall, _ = _batch(worker, target, warm_sets[:1], False)
+    est = max(0.001, est_wall - calib.overhead(1))
+    k = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(1, math.ceil(C.TIMING_TARGET_BATCH_S * 1e3 / est))))
+    if est > 2000:
+        batches = max(3, min(batches, int(30_000 / est)))
+
+    reported_total = 0.0
+    trusted_total = 0.0
+    per_call: list[float] = []
+    claimed: list[float] = []
+
+    def run(set_ids: list[int], keep: bool) -> float:
+        nonlocal reported_total, trusted_total
+        wall, reply = _batch(worker, target, set_ids, keep)
+        if reply.get("not_plain"):
+            raise TimingError("output_type", "a timed call returned something other than a plain "
+                              "torch.Tensor (a lazy or subclassed output)")
+        trusted = max(0.0, wall - calib.overhead(len(set_ids)))
+        reported_total += float(sum(reply["host_ms"]))
+        trusted_total += trusted
+        claimed.extend(float(x) for x in reply["host_ms"])
+        if check is not None:
+            j = rng.randrange(len(set_ids))
+            check(j, set_ids[j])
+        return trusted / len(set_ids)
+
+    fresh = run(list(timing_sets), keep=check is not None) if check is not None else None
+    offset = rng.randrange(len(timing_sets))
+    for b in range(batches):
+        ids = [timing_sets[(offset + b * k + i) % len(timing_sets)] for i in range(k)]
+        per_call.append(run(ids, keep=check is not None))
+
+    med = statistics.median(per_call)
+    q = statistics.quantiles(per_call, n=4) if len(per_call) >= 2 else [med, med, med]
+    stats = TimingStats(median=med, spread=(q[2] - q[0]) / med if med > 0 else 0.0,
+                        count=k * batches, batches=batches,
+                        reported_median=statistics.median(claimed) if claimed else None)
+    return Measurement(stats, fresh, med, reported_total, trusted_total)
+
+
+def timer_disagreement(m: Measurement) -> str | None:
+    """A sentence when the worker's own clock claims far less time than the judge's clock saw."""
+    if m.reported_total_ms < C.TIMER_AGREEMENT_RATIO * m.trusted_total_ms - C.TIMER_AGREEMENT_SLACK_MS:
+        return (f"the candidate's process reported {m.reported_total_ms:.3f} ms of timed work, but the "
+                f"judge's clock saw {m.trusted_total_ms:.3f} ms: its timers were tampered with or work "
+                "ran outside the timed region")
+    return None
+
+
+def memoization(m: Measurement) -> str | None:
+    """A sentence when calls on inputs seen before run much faster than calls on fresh inputs."""
+    if m.fresh_ms is None:
+        return None
+    if m.repeat_ms < C.MEMO_RATIO * m.fresh_ms and m.fresh_ms - m.repeat_ms > C.MEMO_MIN_GAP_MS:
+        return (f"calls on inputs it had seen before took {m.repeat_ms:.4f} ms, calls on fresh inputs "
+                f"{m.fresh_ms:.4f} ms: results are being cached or replayed")
+    return None

@@ -1,0 +1,491 @@
+"""The judge: decides whether a candidate is correct and honest, and how fast it really is.
+
+The process running this module is the trusted side. It never imports the task
+or the candidate: the task runs in a reference worker, the candidate in its own
+worker, and only tensors, numbers and strings come back over authenticated
+channels. Reference outputs live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from kernelwright import constants as C
+from kernelwright.judge import compare as cmp
+from kernelwright.judge import kernels, roofline, scan, timing
+from kernelwright.judge.inputs import fresh_seed, input_bytes
+from kernelwright.judge.result import Check, JudgeResult, Reason, Timing, TrialResult
+from kernelwright.sandbox import buildcache, limits
+from kernelwright.sandbox.codec import decode, describe
+from kernelwright.sandbox.process import SandboxConfig, Worker, WorkerFailure
+from kernelwright.task.loader import CandidateSource, InputError, TaskSource, load_candidate, load_task
+from kernelwright.task.metadata import TaskError
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How to judge. Defaults are the strict ones; tests may skip the slow baselines."""
+
+    device: str | None = None  # None: cuda when available, else cpu
+    trials: int = C.MIN_TRIALS
+    compile_baseline: bool = True
+    timing: bool = True
+    strict_task: bool = False
+    threads: int | None = None
+    build_cache: bool = True
+    memory_bytes: int = C.WORKER_MEMORY_BYTES
+    import_timeout_s: float = C.IMPORT_TIMEOUT_S
+    call_timeout_s: float = C.CALL_TIMEOUT_S
+
+
+class Rejected(Exception):
+    """Stop judging: the candidate failed a check."""
+
+    def __init__(self, check: Check | str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = Reason(check.value if isinstance(check, Check) else check, detail)
+
+
+def resolve_device(device: str | None) -> str:
+    """'cuda' when available and not told otherwise; InputError for cuda without a GPU."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}: use cpu or cuda")
+    return device
+
+
+def verify_files(task_path: str | Path, candidate_path: str | Path,
+                 options: VerifyOptions | None = None) -> JudgeResult:
+    """Judge the candidate file against the task file.
+
+    Raises TaskError or InputError (exit code 2) for a bad task, file or option;
+    every problem of the candidate is a rejected verdict instead.
+    """
+    options = options or VerifyOptions()
+    task = load_task(task_path)
+    candidate = load_candidate(candidate_path, task)
+    return _Judgement(task, candidate, options, resolve_device(options.device)).run()
+
+
+@dataclass
+class _Set:
+    """One input set as the judge holds it: never sent to the candidate with its answers."""
+
+    set_id: int
+    distribution: str
+    variant: str
+    inputs: Any
+    native: Any = None
+    ref64: Any = None
+    slack: list[float] = field(default_factory=list)
+
+
+class _Judgement:
+    def __init__(self, task: TaskSource, cand: CandidateSource, opts: VerifyOptions, device: str) -> None:
+        self.task, self.cand, self.opts, self.device = task, cand, opts, device
+        self.cuda = device == "cuda"
+        self.meta = task.meta
+        self.findings: list[str] = []
+        self.trials: list[TrialResult] = []
+        self.phases: dict[str, float] = {}
+        self.env: dict[str, Any] = {}
+        self.sets: dict[int, _Set] = {}
+        self.rng = random.Random(secrets.randbits(64))
+        self.timing: Timing | None = None
+
+    # -- top level -----------------------------------------------------------
+
+    def run(self) -> JudgeResult:
+        self.findings += scan.summarize(scan.scan_source(self.cand.source))
+        if self.cand.problem:
+            check = Check.SIGNATURE if "ModelNew" in self.cand.problem else Check.IMPORT
+            return self._result([Reason(check.value, self.cand.problem)])
+        limits.become_subreaper()
+        limits.protect_self()
+        ref = cand = None
+        try:
+            ref, cand = self._start_workers()
+            self._judge(ref, cand)
+            reasons: list[Reason] = []
+        except Rejected as r:
+            reasons = [r.reason]
+        except WorkerFailure as f:
+            if ref is not None and f is ref._failure:
+                raise TaskError(f"the reference worker failed while running the task: {f}") from None
+            reasons = [Reason(f.kind, _failure_sentence(f))]
+        finally:
+            for w in (cand, ref):
+                if w is not None:
+                    w.close()
+        return self._result(reasons)
+
+    def _result(self, reasons: list[Reason]) -> JudgeResult:
+        self.env.setdefault("python", platform.python_version())
+        self.env.setdefault("compiler", _compiler_version(self.cuda))
+        self.env["task_metadata"] = self.meta.to_dict()
+        return JudgeResult(verdict="rejected" if reasons else "accepted", reasons=reasons,
+                           correctness=self.trials, timing=self.timing, findings=self.findings,
+                           environment=self.env, phases_s={k: round(v, 3) for k, v in self.phases.items()})
+
+    def _phase(self, name: str, t0: float) -> None:
+        self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
+
+    # -- workers -------------------------------------------------------------
+
+    def _start_workers(self) -> tuple[Worker, Worker]:
+        t0 = time.perf_counter()
+        threads = self.opts.threads or (None if self.cuda else max(1, _cpu_count()))
+        base = dict(memory_bytes=self.opts.memory_bytes, threads=threads, cuda=self.cuda)
+        self.build_dir = buildcache.build_dir(self.cand.source, self.device) if self.opts.build_cache else None
+        ref = Worker("reference", SandboxConfig(**base, drop_capabilities=False))
+        try:
+            cand = Worker("candidate", SandboxConfig(
+                **base, build_cache_dir=str(self.build_dir) if self.build_dir else None))
+        except BaseException:
+            ref.close()
+            raise
+        setup = {"op": "setup", "device": self.device, "threads": threads}
+        with ThreadPoolExecutor(2) as ex:
+            fr = ex.submit(ref.request, setup, None, C.WORKER_START_TIMEOUT_S)
+            fc = ex.submit(cand.request, setup, None, C.WORKER_START_TIMEOUT_S)
+            reply_ref, _, _ = fr.result()
+            reply_cand, _, _ = fc.result()
+        for reply in (reply_ref, reply_cand):
+            if reply.get("status") != "ok":
+                raise TaskError(f"a worker could not start: {reply.get('error')}")
+        self.env.update(reply_ref["environment"])
+        self.findings += [f"sandbox: {p}" for p in reply_cand.get("hardening", [])]
+        self._phase("start", t0)
+        return ref, cand
+
+    def _judge(self, ref: Worker, cand: Worker) -> None:
+        t0 = time.perf_counter()
+        # Calibrate the candidate's worker while it is still clean: after import
+        # nothing it runs, the no-op included, can be trusted.
+        if self.opts.timing:
+            with _paused(ref):
+                self.cal_cand = timing.calibrate(cand)
+            with _paused(cand):
+                self.cal_ref = timing.calibrate(ref)
+        self._phase("calibrate", t0)
+        t0 = time.perf_counter()
+        weight_seed = fresh_seed()
+        init = self._load_reference(ref, weight_seed)
+        with ThreadPoolExecutor(1) as ex:
+            fut = ex.submit(self._load_candidate, cand, init, weight_seed)
+            self._make_sets(ref)
+            t_ref = time.perf_counter() - t0
+            fut.result()
+        self.phases["reference"] = t_ref
+        self._phase("compile", t0)
+        self._check_degenerate()
+        t0 = time.perf_counter()
+        self._correctness(cand)
+        self._phase("correctness", t0)
+        if self.opts.timing:
+            t0 = time.perf_counter()
+            self._timing(ref, cand)
+            self._phase("timing", t0)
+        self._profile_and_integrity(cand)
+
+    # -- reference side ------------------------------------------------------
+
+    def _ref_request(self, ref: Worker, header: dict[str, Any], blobs: list[bytes] | None = None,
+                     timeout: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+        reply, rblobs, _ = ref.request(header, blobs, timeout or self.opts.call_timeout_s)
+        if reply.get("status") != "ok":
+            raise TaskError(f"the task failed in its reference run ({header['op']}): {reply.get('error')}")
+        return reply, rblobs
+
+    def _load_reference(self, ref: Worker, weight_seed: int) -> tuple[dict[str, Any], list[bytes]]:
+        reply, blobs = self._ref_request(ref, {
+            "op": "load", "source": self.task.source, "path": str(self.task.path.resolve()),
+            "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}, timeout=self.opts.import_timeout_s)
+        return reply, blobs
+
+    def _plan_sets(self) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
+        """(kind, distribution, variant, timing) for every set: trials, extra shapes, timing sets."""
+        dists = self.meta.distributions
+        n = max(self.opts.trials, C.MIN_TRIALS, len(dists))
+        plan = [("trial", dists[i % len(dists)], None, False) for i in range(n)]
+        plan += [("trial", "task", shape, False) for shape in self.meta.shapes]
+        if self.opts.timing:
+            plan += [("timing", "task", None, True)] * C.TIMING_INPUT_SETS
+        return plan
+
+    def _make_sets(self, ref: Worker) -> None:
+        budget = C.TIMING_INPUT_BYTES_CAP
+        for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
+            if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
+                continue
+            reply, blobs = self._ref_request(ref, {
+                "op": "make_set", "set_id": set_id, "seed": fresh_seed(), "distribution": dist,
+                "variant": variant})
+            s = _Set(set_id, dist, "timing" if is_timing else _variant_name(variant),
+                     decode(reply["inputs"], blobs), decode(reply["native"], blobs))
+            if "ref64" in reply:
+                s.ref64 = decode(reply["ref64"], blobs)
+            elif set_id == 0:
+                self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")
+                                     + "): compared against the task's own precision")
+            if reply.get("mutated") and not self.meta.mutates_inputs and set_id == 0:
+                self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
+                                     "in the task metadata")
+            s.slack = _slack(s, self.meta.rtol, self.meta.atol)
+            budget -= input_bytes(s.inputs) if is_timing else 0
+            self.sets[set_id] = s
+
+    def _check_degenerate(self) -> None:
+        trials = [s for s in self.sets.values() if s.variant in ("default", "timing")]
+        warnings = []
+        if trials and all(cmp.zeros_would_pass(s.native, s.ref64, self.meta.rtol, self.meta.atol)
+                          for s in trials):
+            warnings.append("an all-zero output would pass this task's tolerance")
+        same = [s for s in trials if s.distribution == "task"]
+        if len(same) >= 2 and cmp.relative_change(same[0].native, same[1].native) < C.DEGENERATE_RELATIVE_CHANGE:
+            warnings.append("the reference output barely depends on its inputs")
+        if warnings and self.opts.strict_task:
+            raise TaskError("degenerate task: " + "; ".join(warnings))
+        self.findings += [f"degenerate task: {w}" for w in warnings]
+
+    # -- candidate side ------------------------------------------------------
+
+    def _load_candidate(self, cand: Worker, init: tuple[dict[str, Any], list[bytes]], weight_seed: int) -> None:
+        reply0, blobs = init
+        header = {"op": "load", "source": self.cand.source, "filename": self.cand.path.name,
+                  "init_inputs": reply0["init_inputs"], "state": reply0["state"],
+                  "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}
+        lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
+        with lock:
+            reply, _, _ = cand.request(header, blobs, timeout=self.opts.import_timeout_s)
+        status = reply.get("status")
+        if status == "import_failed":
+            check = Check.COMPILE if reply.get("compile_error") else Check.IMPORT
+            raise Rejected(check, _import_sentence(reply.get("error", ""), check))
+        if status in ("construct_failed", "error"):
+            raise Rejected(Check.SIGNATURE, "ModelNew(*get_init_inputs()) failed: "
+                           + _tail(reply.get("error", ""), 600))
+        self.phases["import"] = float(reply.get("import_s", 0.0))
+        if reply.get("state_keys"):
+            self.findings.append(f"weights: copied {reply.get('copied')} of {reply.get('state_keys')} "
+                                 "reference parameters and buffers into ModelNew by name")
+        self._integrity(reply.get("integrity"), "after import")
+
+    def _integrity(self, violations: Any, when: str) -> None:
+        if violations:
+            raise Rejected(Check.TAMPER, f"{when}: " + "; ".join(str(v) for v in violations[:6]))
+
+    def _stage(self, cand: Worker, s: _Set) -> None:
+        from kernelwright.sandbox.codec import encode
+
+        blobs: list[bytes] = []
+        spec = encode(list(s.inputs), blobs)
+        reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": spec}, blobs,
+                                   timeout=self.opts.call_timeout_s)
+        if reply.get("status") != "ok":
+            raise Rejected(Check.CRASH, "staging inputs failed: " + _tail(reply.get("error", ""), 400))
+
+    def _correctness(self, cand: Worker) -> None:
+        for s in self.sets.values():
+            self._stage(cand, s)
+        trial_sets = [s for s in self.sets.values() if s.variant != "timing"]
+        self.rng.shuffle(trial_sets)
+        for i, s in enumerate(trial_sets):
+            reply, blobs, _ = cand.request({"op": "run", "set_id": s.set_id}, timeout=self.opts.call_timeout_s)
+            if reply.get("status") != "ok":
+                raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
+                               + _tail(reply.get("error", ""), 800))
+            out_spec = reply.get("out")
+            c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
+            self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error,
+                                           c.max_rel_error, c.scale, c.passed))
+            if not c.passed:
+                raise Rejected(c.check or Check.MISMATCH,
+                               f"trial {i} ({s.distribution} inputs, {s.variant} shape): {c.detail}")
+            if reply.get("mutated") and not self.meta.mutates_inputs:
+                raise Rejected(Check.INPUT_MUTATION, f"trial {i}: the candidate changed its inputs, "
+                               "which the task does not declare")
+
+    def _compare(self, out_spec: Any, blobs: list[bytes], s: _Set, plain: bool) -> cmp.Comparison:
+        try:
+            out = decode(out_spec, blobs)
+        except ValueError as exc:
+            return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
+                                  Check.PROTOCOL.value, f"undecodable output: {exc}")
+        if not plain:
+            return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
+                                  Check.OUTPUT_TYPE.value, "the output must be exactly torch.Tensor "
+                                  f"(a tensor, or a tuple of them), got {describe(out_spec)}")
+        return cmp.compare_tree(out, describe(out_spec), s.native, s.ref64, self.device,
+                                self.meta.rtol, self.meta.atol, s.slack)
+
+    # -- timing --------------------------------------------------------------
+
+    def _timing(self, ref: Worker, cand: Worker) -> None:
+        assert self.cal_cand is not None and self.cal_ref is not None
+        warm = [s.set_id for s in self.sets.values() if s.variant == "default"][:1]
+        timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
+
+        def check(j: int, set_id: int) -> None:
+            reply, blobs, _ = cand.request({"op": "fetch", "index": j}, timeout=self.opts.call_timeout_s)
+            if reply.get("status") != "ok":
+                raise Rejected(Check.TIMED_OUTPUT, "fetching a timed output failed: "
+                               + _tail(reply.get("error", ""), 300))
+            c = self._compare(reply.get("out"), blobs, self.sets[set_id], plain=True)
+            if not c.passed:
+                raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
+                               f"differ between checked and timed calls): {c.detail}")
+
+        # Each side is timed while the other side's processes are stopped: idle
+        # OpenMP threads spinning, or anything a candidate left running, cannot
+        # slow the side being measured.
+        try:
+            with _paused(ref):
+                m_cand = timing.measure(cand, "model", self.cal_cand, warm, timing_sets, check, self.rng)
+        except timing.TimingError as exc:
+            raise Rejected(exc.check, exc.detail) from None
+        for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand)):
+            if verdict:
+                raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
+        with _paused(cand):
+            m_eager = timing.measure(ref, "eager", self.cal_ref, warm, timing_sets, None, self.rng)
+            m_comp = self._compile_baseline(ref, warm, timing_sets)
+            floor = self._floor(ref)
+        cand_ms = m_cand.stats.median
+        self.timing = Timing(
+            candidate_ms=m_cand.stats, eager_ms=m_eager.stats, compile_ms=m_comp.stats if m_comp else None,
+            speedup_vs_eager=_ratio(m_eager.stats.median, cand_ms),
+            speedup_vs_compile=_ratio(m_comp.stats.median, cand_ms) if m_comp else None, floor_ms=floor)
+        if floor is not None and cand_ms < C.ROOFLINE_SAFETY * floor:
+            raise Rejected(Check.ROOFLINE, f"{cand_ms:.4f} ms per call is impossible on this device: "
+                           f"moving the task's bytes and doing its FLOPs takes at least {floor:.4f} ms")
+        sp = self.timing.speedup_vs_eager
+        if sp is not None and sp > C.LARGE_SPEEDUP:
+            self.findings.append(f"large speedup ({sp:.1f}x over eager): verified, but worth a human look")
+
+    def _compile_baseline(self, ref: Worker, warm: list[int], timing_sets: list[int]) -> timing.Measurement | None:
+        if not self.opts.compile_baseline:
+            self.findings.append("torch.compile baseline skipped (--no-compile-baseline)")
+            return None
+        assert self.cal_ref is not None
+        reply, _, _ = ref.request({"op": "compile", "set_id": warm[0]}, timeout=self.opts.import_timeout_s)
+        if reply.get("status") != "ok":
+            self.findings.append("torch.compile baseline failed: " + _tail(reply.get("error", ""), 300))
+            return None
+        return timing.measure(ref, "compiled", self.cal_ref, warm, timing_sets, None, self.rng)
+
+    def _floor(self, ref: Worker) -> float | None:
+        s0 = next(iter(self.sets.values()))
+        reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
+        key = roofline.cache_key(self.env)
+        ceilings = roofline.load_cached(key)
+        if ceilings is None:
+            ceilings, _ = self._ref_request(ref, {"op": "ceilings"}, timeout=600)
+            ceilings = {k: v for k, v in ceilings.items() if not k.startswith("_") and k != "status"}
+            roofline.store(key, ceilings)
+        out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
+        moved = input_bytes(s0.inputs) + input_bytes(out_leaves)
+        dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
+        return roofline.floor_ms(moved, int(reply.get("flops", 0)), dtype, ceilings, self.cuda)
+
+    def _profile_and_integrity(self, cand: Worker) -> None:
+        first = next(s for s in self.sets.values() if s.variant == "default")
+        reply, _, _ = cand.request({"op": "profile", "set_id": first.set_id}, timeout=self.opts.call_timeout_s)
+        if reply.get("status") == "ok":
+            self.findings += kernels.findings(reply.get("rows", []), self.cuda)
+        else:
+            self.findings.append("profiling failed: " + _tail(reply.get("error", ""), 200))
+        reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
+        self._integrity(reply.get("violations") if reply.get("status") == "ok"
+                        else ["the integrity check itself failed"], "after the runs")
+
+
+# -- small helpers -------------------------------------------------------------
+
+def _slack(s: _Set, rtol: float | None, atol: float | None) -> list[float]:
+    """Per output: how far the task's own native-precision run is from float64, as a tolerance factor."""
+    if s.ref64 is None:
+        return []
+    out = []
+    for n, r in zip(cmp.leaves(s.native), cmp.leaves(s.ref64)):
+        if isinstance(n, torch.Tensor) and n.is_floating_point() and isinstance(r, torch.Tensor) \
+                and r.shape == n.shape:
+            c = cmp.compare_tensor(n, n, r, cmp.tolerance_for(n.dtype, rtol, atol))
+            out.append(max(1.0, C.REFERENCE_ERROR_FACTOR * c.norm_error))
+        else:
+            out.append(1.0)
+    return out
+
+
+def _variant_name(variant: dict[str, Any] | None) -> str:
+    if not variant:
+        return "default"
+    return ",".join(f"{k}={v}" for k, v in variant.items())
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def _tail(text: str, n: int) -> str:
+    text = str(text).strip()
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def _import_sentence(error: str, check: Check) -> str:
+    if check == Check.COMPILE:
+        lines = [ln for ln in error.splitlines() if "error" in ln.lower()]
+        shown = "\n".join(lines[:12]) if lines else error
+        return "the candidate's extension did not compile: " + _tail(shown, C.COMPILER_OUTPUT_CHARS)
+    return "importing the candidate failed: " + _tail(error, 1200)
+
+
+def _failure_sentence(f: WorkerFailure) -> str:
+    what = {"crash": "the candidate's process crashed", "timeout": "the candidate hung",
+            "memory": "the candidate used too much memory", "protocol": "the candidate broke the protocol"}
+    return f"{what.get(f.kind, f.kind)}: {f.detail}"
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def _compiler_version(cuda: bool) -> str:
+    tool = "nvcc" if cuda else "c++"
+    exe = shutil.which(tool)
+    if not exe:
+        return f"{tool}: not found"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return exe
+    lines = out.splitlines()
+    return (lines[-1] if cuda else lines[0]) if lines else exe
+
+
+@contextmanager
+def _paused(w: Worker) -> Iterator[None]:
+    """SIGSTOP a worker's process group for the duration (SIGCONT after, whatever happens)."""
+    w.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        w.signal(signal.SIGCONT)

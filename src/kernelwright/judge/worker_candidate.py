@@ -1,0 +1,87 @@
+"""The candidate role: imports ModelNew and runs it. Treated as compromised after import."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kernelwright.judge import inputs as I
+from kernelwright.judge.worker_common import Reply, RoleBase, exec_module
+from kernelwright.sandbox import codec
+
+
+class CandidateWorker(RoleBase):
+    """Answers load, run and profile; timing and staging come from RoleBase."""
+
+    def op_load(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Import the candidate (this compiles it), build ModelNew, copy the reference weights."""
+        assert self.h is not None
+        init = codec.decode(header["init_inputs"], blobs)
+        state = codec.decode(header["state"], blobs)
+        path = Path(header["filename"])
+        path.write_text(header["source"])  # so tracebacks and inspect can show lines
+        t0 = time.perf_counter()
+        try:
+            module = exec_module("kw_candidate", header["source"], str(path))
+        except BaseException as exc:
+            return {"status": "import_failed", "error": _short(exc),
+                    "compile_error": "Error building extension" in str(exc)
+                    or type(exc).__name__ in ("CalledProcessError", "CompilationError"),
+                    "import_s": time.perf_counter() - t0}, []
+        import_s = time.perf_counter() - t0
+        cls = getattr(module, "ModelNew", None)
+        if cls is None:
+            return {"status": "import_failed", "error": "the candidate does not define ModelNew",
+                    "compile_error": False, "import_s": import_s}, []
+        try:
+            I.seed_everything(int(header["weight_seed"]))
+            model = cls(*init)
+            if isinstance(model, torch.nn.Module):
+                if header.get("eval_mode"):
+                    model.eval()
+                model = model.to(self.h.device)
+                copied = _copy_matching(model, state)
+            else:
+                copied = 0
+        except BaseException as exc:
+            return {"status": "construct_failed", "error": _short(exc), "import_s": import_s}, []
+        self.model = model
+        self.targets["model"] = model
+        return {"import_s": import_s, "construct_s": time.perf_counter() - t0 - import_s,
+                "copied": copied, "state_keys": len(state),
+                "integrity": self.h.integrity.violations()}, []
+
+    def op_run(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """One correctness call on a copy of a staged set, with memory poisoned first."""
+        assert self.h is not None
+        with torch.no_grad():
+            res = self.h.run_checked(self.model, int(header["set_id"]))
+        out_blobs: list[bytes] = []
+        spec = codec.encode(res.pop("out"), out_blobs)
+        return dict(res, out=spec), out_blobs
+
+    def op_profile(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Kernels and operators one call ran (a finding, never an acceptance)."""
+        assert self.h is not None
+        with torch.no_grad():
+            return {"rows": self.h.profile(self.model, int(header["set_id"]))}, []
+
+
+def _copy_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> int:
+    """Copy reference parameters and buffers into same-named, same-shaped ones of ModelNew."""
+    own = model.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for name, value in state.items():
+            if name in own and own[name].shape == value.shape:
+                own[name].copy_(value)
+                copied += 1
+    return copied
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[-6000:]

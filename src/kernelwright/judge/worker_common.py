@@ -1,0 +1,78 @@
+"""Request handling shared by both worker roles: staging, timing, fetching, integrity."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any, Callable
+
+import torch
+
+from kernelwright.judge.harness import Harness, describe_device
+from kernelwright.sandbox import codec
+
+Reply = tuple[dict[str, Any], list[bytes]]
+
+
+def noop(*args: Any) -> Any:
+    """The calibration target: returns its first input, does no work."""
+    return args[0]
+
+
+def exec_module(name: str, source: str, filename: str) -> types.ModuleType:
+    """Execute source as a fresh module registered in sys.modules (pickle and dataclasses need that)."""
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    sys.modules[name] = module
+    code = compile(source, filename, "exec")
+    exec(code, module.__dict__)  # noqa: S102 - this is the sandboxed worker's purpose
+    return module
+
+
+class RoleBase:
+    """Dispatch `op` to `op_<name>` methods; subclasses add their own ops."""
+
+    def __init__(self, hardening_problems: list[str]) -> None:
+        self.hardening_problems = hardening_problems
+        self.h: Harness | None = None
+        self.targets: dict[str, Callable[..., Any]] = {"noop": noop}
+
+    def handle(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Run one request."""
+        op = getattr(self, "op_" + str(header.get("op")), None)
+        if op is None:
+            raise ValueError(f"unknown op {header.get('op')!r}")
+        return op(header, blobs)
+
+    def op_setup(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Create the harness on the judge's device with its thread count."""
+        self.h = Harness(header["device"], header.get("threads"))
+        self.h.stage(-1, (torch.zeros(1),))
+        return {"environment": describe_device(header["device"]),
+                "hardening": self.hardening_problems}, []
+
+    def op_stage(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Receive an input set and keep it on the device."""
+        assert self.h is not None
+        self.h.stage(int(header["set_id"]), tuple(codec.decode(header["inputs"], blobs)))
+        return {}, []
+
+    def op_time(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """One timing batch; the judge measures the whole request with its own clock."""
+        assert self.h is not None
+        fn = self.targets[header["target"]]
+        with torch.no_grad():
+            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]], bool(header.get("keep")))
+        return res, []
+
+    def op_fetch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Send back the output of one call of the last timing batch."""
+        assert self.h is not None
+        out_blobs: list[bytes] = []
+        spec = codec.encode(self.h.last_outputs[int(header["index"])], out_blobs)
+        return {"out": spec}, out_blobs
+
+    def op_integrity(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """What changed in guarded functions and global flags."""
+        assert self.h is not None
+        return {"violations": self.h.integrity.violations()}, []

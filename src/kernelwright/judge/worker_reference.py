@@ -1,0 +1,97 @@
+"""The reference role: runs the task (never the candidate) to make inputs, references and baselines."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import torch
+
+from kernelwright.judge import inputs as I
+from kernelwright.judge.harness import clone_tree, fingerprint
+from kernelwright.judge.worker_common import Reply, RoleBase, exec_module
+from kernelwright.sandbox import codec
+
+
+class ReferenceWorker(RoleBase):
+    """Holds the task's Model; answers load, make_set, compile, flops and ceilings."""
+
+    def op_load(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Import the task, build Model under the weight seed, send its state and init inputs."""
+        assert self.h is not None
+        self.module = exec_module("kw_task", header["source"], header["path"])
+        for name in ("Model", "get_inputs", "get_init_inputs"):
+            if not hasattr(self.module, name):
+                raise LookupError(f"the task does not define {name}")
+        I.seed_everything(int(header["weight_seed"]))
+        init = list(self.module.get_init_inputs())
+        I.seed_everything(int(header["weight_seed"]))
+        model = self.module.Model(*init)
+        if header.get("eval_mode"):
+            model.eval()
+        self.model = model.to(self.h.device)
+        self.model64: torch.nn.Module | None = None
+        self.targets["eager"] = self.model
+        out_blobs: list[bytes] = []
+        state = {k: v.detach() for k, v in self.model.state_dict().items()}
+        reply = {"init_inputs": codec.encode(init, out_blobs),
+                 "state": codec.encode(state, out_blobs)}
+        return reply, out_blobs
+
+    def _double_model(self) -> torch.nn.Module:
+        if self.model64 is None:
+            self.model64 = copy.deepcopy(self.model).double()
+        return self.model64
+
+    def op_make_set(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Make one input set from a secret seed; stage it; return it with native and float64 outputs."""
+        assert self.h is not None
+        set_id = int(header["set_id"])
+        inputs = I.make_inputs(self.module.get_inputs, self.module.__dict__, int(header["seed"]),
+                               header["distribution"], header.get("variant"))
+        self.h.stage(set_id, tuple(inputs))
+        staged = self.h.sets[set_id]
+        out_blobs: list[bytes] = []
+        reply: dict[str, Any] = {"inputs": codec.encode(list(inputs), out_blobs)}
+        if header.get("reference", True):
+            with torch.no_grad():
+                args = clone_tree(staged)
+                before = fingerprint(args)
+                native = self.model(*args)
+                reply["mutated"] = fingerprint(args) != before
+                reply["native"] = codec.encode(native, out_blobs)
+                try:
+                    ref64 = self._double_model()(*I.to_double(clone_tree(staged)))
+                    reply["ref64"] = codec.encode(ref64, out_blobs)
+                except Exception as exc:  # some ops have no float64 kernel
+                    reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        return reply, out_blobs
+
+    def op_compile(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """torch.compile the model and warm it up; compile time is not part of its timing."""
+        assert self.h is not None
+        t0 = time.perf_counter()
+        compiled = torch.compile(self.model)
+        with torch.no_grad():
+            for _ in range(2):
+                compiled(*self.h.sets[int(header["set_id"])])
+        self.targets["compiled"] = compiled
+        return {"seconds": time.perf_counter() - t0}, []
+
+    def op_flops(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """FLOPs of one call as torch's counter sees them (matmuls, convolutions, attention)."""
+        assert self.h is not None
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            self.model(*clone_tree(self.h.sets[int(header["set_id"])]))
+        return {"flops": int(counter.get_total_flops())}, []
+
+    def op_ceilings(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Measure copy bandwidth and matmul rate of this device (cached by the judge)."""
+        assert self.h is not None
+        from kernelwright.judge.roofline import measure_ceilings
+
+        return measure_ceilings(self.h.device), []

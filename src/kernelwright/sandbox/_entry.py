@@ -1,0 +1,63 @@
+"""Entry point of a sandboxed worker: `python -m kernelwright.sandbox._entry ROLE RFD WFD`.
+
+Runs a request loop for one role. Everything here happens before untrusted code
+is imported; after that, nothing this process says is believed until the judge
+has checked it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+
+def main() -> None:
+    """Read the secret, harden the process, then serve requests until told to exit."""
+    role, rfd, wfd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    os.set_inheritable(rfd, False)
+    os.set_inheritable(wfd, False)
+    from kernelwright.sandbox import limits
+    from kernelwright.sandbox.channel import Channel, ChannelError
+
+    secret = b""
+    while len(secret) < 32:
+        chunk = os.read(rfd, 32 - len(secret))
+        if not chunk:
+            os._exit(4)
+        secret += chunk
+    problems = limits.harden_self()
+    chan = Channel(rfd, wfd, secret)
+    del secret
+
+    if role == "reference":
+        from kernelwright.judge.worker_reference import ReferenceWorker as Role
+    elif role == "candidate":
+        from kernelwright.judge.worker_candidate import CandidateWorker as Role
+    else:
+        os._exit(3)
+    handler = Role(hardening_problems=problems)
+
+    while True:
+        try:
+            header, blobs = chan.recv()
+        except ChannelError:
+            os._exit(0)
+        if header.get("op") == "exit":
+            os._exit(0)
+        try:
+            reply, rblobs = handler.handle(header, blobs)
+            reply.setdefault("status", "ok")
+        except BaseException as exc:  # report, never die silently
+            reply = {"status": "error", "error": f"{type(exc).__name__}: {exc}",
+                     "traceback": traceback.format_exc()[-4000:],
+                     "error_type": type(exc).__name__}
+            rblobs = []
+        try:
+            chan.send(reply, rblobs)
+        except ChannelError:
+            os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

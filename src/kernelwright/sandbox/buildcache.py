@@ -1,0 +1,66 @@
+"""A content-addressed build directory per candidate, safe across processes and kills.
+
+Two judges of the same source share compiled extensions; judges of different
+sources never share a directory, so they never contend for torch's build locks.
+An flock (released by the kernel when its holder dies) serializes builders of one
+key; while holding it, leftover torch `lock` files are stale by construction and
+are removed, so a killed build never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from kernelwright.paths import cache_dir
+
+
+@lru_cache(maxsize=1)
+def toolchain_id() -> str:
+    """Compiler and runtime versions that change a build's output."""
+    parts = [torch.__version__, str(torch.version.cuda), sys.version.split()[0], platform.machine()]
+    for tool in (os.environ.get("CXX", "c++"), "nvcc"):
+        exe = shutil.which(tool)
+        if not exe:
+            continue
+        try:
+            out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout
+            parts.append(out.strip().splitlines()[-1] if out.strip() else exe)
+        except (OSError, subprocess.SubprocessError):
+            parts.append(exe)
+    return "|".join(parts)
+
+
+def build_dir(source: str, device: str) -> Path:
+    """The build directory for a candidate source on a device kind."""
+    key = hashlib.sha256("\0".join([source, device.split(":")[0], toolchain_id()]).encode()).hexdigest()
+    path = cache_dir() / "build" / key[:24]
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold the directory's flock; clear torch's stale build locks under it."""
+    with open(path / ".kernelwright.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        for stale in path.glob("torch_extensions/**/lock"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

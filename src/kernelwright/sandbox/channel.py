@@ -1,0 +1,109 @@
+"""The private result channel between the judge and a worker.
+
+A pair of pipes, never the worker's stdout: whatever the candidate prints,
+writes to files or exits with proves nothing. Every frame carries a sequence
+number and an HMAC under a per-run secret, so a frame from another run, a
+replay, or bytes written by a grandchild holding a stray descriptor are refused.
+
+No pickle crosses this channel: the judge would run attacker code by unpickling.
+Frames are a JSON header plus raw byte blobs; tensors are rebuilt from dtype,
+shape and bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import struct
+from typing import Any
+
+from kernelwright.constants import MAX_FRAME_BYTES
+
+_LEN = struct.Struct("!QQ")  # header length, total blob length
+_MAC_LEN = 32
+
+
+class ChannelError(Exception):
+    """The peer broke the protocol, closed the channel, or forged a frame."""
+
+
+class Channel:
+    """One end of an authenticated, ordered message channel over two fds."""
+
+    def __init__(self, read_fd: int, write_fd: int, secret: bytes) -> None:
+        self._r = read_fd
+        self._w = write_fd
+        self._secret = secret
+        self._send_seq = 0
+        self._recv_seq = 0
+
+    def send(self, header: dict[str, Any], blobs: list[bytes] | None = None) -> None:
+        """Send a JSON-able header and optional raw blobs."""
+        blobs = blobs or []
+        header = dict(header, _seq=self._send_seq, _blobs=[len(b) for b in blobs])
+        self._send_seq += 1
+        head = json.dumps(header, allow_nan=True).encode()
+        mac = hmac.new(self._secret, head, hashlib.sha256)
+        for b in blobs:
+            mac.update(b)
+        total = sum(len(b) for b in blobs)
+        _write_all(self._w, _LEN.pack(len(head), total) + mac.digest() + head)
+        for b in blobs:
+            _write_all(self._w, b)
+
+    def recv(self) -> tuple[dict[str, Any], list[bytes]]:
+        """Receive one frame; raise ChannelError on EOF, forgery or disorder."""
+        head_len, total = _LEN.unpack(_read_exact(self._r, _LEN.size))
+        if head_len > 64 << 20 or total > MAX_FRAME_BYTES:
+            raise ChannelError(f"frame too large ({head_len} + {total} bytes)")
+        mac = _read_exact(self._r, _MAC_LEN)
+        head = _read_exact(self._r, head_len)
+        check = hmac.new(self._secret, head, hashlib.sha256)
+        try:
+            header = json.loads(head)
+            sizes = [int(s) for s in header["_blobs"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChannelError(f"malformed frame header: {exc}") from exc
+        if sum(sizes) != total:
+            raise ChannelError("frame blob sizes disagree with its length")
+        blobs = []
+        for size in sizes:
+            b = _read_exact(self._r, size)
+            check.update(b)
+            blobs.append(b)
+        if not hmac.compare_digest(mac, check.digest()):
+            raise ChannelError("frame failed authentication")
+        if header.get("_seq") != self._recv_seq:
+            raise ChannelError("frame out of sequence (replayed or injected)")
+        self._recv_seq += 1
+        return header, blobs
+
+    def close(self) -> None:
+        """Close both descriptors."""
+        for fd in (self._r, self._w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view[: 1 << 24])
+        except BrokenPipeError as exc:
+            raise ChannelError("peer closed the channel") from exc
+        view = view[n:]
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, min(n - len(buf), 1 << 24))
+        if not chunk:
+            raise ChannelError("peer closed the channel")
+        buf += chunk
+    return bytes(buf)

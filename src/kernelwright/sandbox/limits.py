@@ -1,0 +1,207 @@
+"""Resource limits, environment scrubbing, capability dropping and process-tree cleanup."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import kernelwright
+
+if TYPE_CHECKING:
+    from kernelwright.sandbox.process import SandboxConfig
+
+# Variables a worker needs to find its toolchain; everything else is dropped
+# (API keys, the judge's own settings, anything a candidate could read).
+_KEEP_ENV = (
+    "PATH", "LANG", "LC_ALL", "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH", "CC", "CXX", "NVCC", "TORCH_CUDA_ARCH_LIST", "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
+    "NVSHMEM_DISABLE_NVLS", "TRITON_INTERPRET", "MAX_JOBS",
+)
+
+# Capabilities a candidate has no use for; CAP_SYS_PTRACE above all, which would
+# let a root worker read the judge's memory through /proc/PID/mem.
+_DROP_CAPS = (2, 16, 17, 19, 21, 22, 25, 27)  # DAC_READ_SEARCH, SYS_MODULE, SYS_RAWIO,
+# SYS_PTRACE, SYS_ADMIN, SYS_BOOT, SYS_TIME, MKNOD
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def scrubbed_env(scratch: Path, config: "SandboxConfig") -> dict[str, str]:
+    """The environment of a worker: a short allow-list plus private directories."""
+    env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    src_root = str(Path(kernelwright.__file__).resolve().parent.parent)
+    build = Path(config.build_cache_dir) if config.build_cache_dir else scratch / "build"
+    for sub in ("home", "tmp"):
+        (scratch / sub).mkdir(exist_ok=True)
+    build.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(scratch / "home"),
+        TMPDIR=str(scratch / "tmp"),
+        PYTHONPATH=src_root,
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONHASHSEED="random",
+        TORCH_EXTENSIONS_DIR=str(build / "torch_extensions"),
+        TRITON_CACHE_DIR=str(build / "triton"),
+        TORCHINDUCTOR_CACHE_DIR=str(build / "inductor"),
+        CUDA_CACHE_PATH=str(build / "nv"),
+    )
+    if config.threads:
+        env["OMP_NUM_THREADS"] = str(config.threads)
+        env["MKL_NUM_THREADS"] = str(config.threads)
+    if not config.cuda:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    if config.drop_capabilities:
+        env["KERNELWRIGHT_DROP_CAPS"] = "1"
+    return env
+
+
+def apply_rlimits(config: "SandboxConfig") -> None:
+    """Run in the child between fork and exec: cap files, processes and cores."""
+    _set(resource.RLIMIT_CORE, 0)
+    _set(resource.RLIMIT_FSIZE, config.file_size_bytes)
+    _set(resource.RLIMIT_NPROC, config.max_processes)
+    if not config.cuda:
+        # The CUDA driver reserves huge virtual ranges, so address-space limits
+        # only apply to CPU workers; the RSS watchdog covers both.
+        _set(resource.RLIMIT_AS, config.memory_bytes * 2)
+
+
+def _set(which: int, value: int) -> None:
+    try:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def harden_self() -> list[str]:
+    """Called by a worker before it runs untrusted code; returns what it could not do."""
+    problems = []
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        problems.append("could not mark the worker non-dumpable")
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        problems.append("could not set no-new-privileges")
+    if os.environ.get("KERNELWRIGHT_DROP_CAPS") == "1" and os.geteuid() == 0:
+        if not _drop_caps(libc):
+            problems.append("could not drop capabilities")
+    return problems
+
+
+def _drop_caps(libc: ctypes.CDLL) -> bool:
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    header = Header(0x20080522, 0)
+    data = (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        return False
+    for cap in _DROP_CAPS:
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+        word, bit = divmod(cap, 32)
+        mask = ~(1 << bit) & 0xFFFFFFFF
+        data[word].effective &= mask
+        data[word].permitted &= mask
+        data[word].inheritable &= mask
+    return libc.capset(ctypes.byref(header), data) == 0
+
+
+def become_subreaper() -> None:
+    """Make this (the judge's) process adopt orphans, so none escapes cleanup."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def protect_self() -> None:
+    """Mark the judge non-dumpable: a worker cannot read its memory via /proc."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def _proc_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (ppid, pgid, rss pages) for every visible process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        try:
+            table[int(name)] = (int(rest[1]), int(rest[2]), int(rest[21]))
+        except (IndexError, ValueError):
+            continue
+    return table
+
+
+def _descendants(root: int, table: dict[int, tuple[int, int, int]]) -> set[int]:
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _, _) in table.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    return found
+
+
+def group_rss_bytes(root: int) -> int:
+    """Resident memory of a worker, its process group and its descendants."""
+    table = _proc_table()
+    pids = _descendants(root, table) | {p for p, (_, g, _) in table.items() if g == root}
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sum(table[p][2] for p in pids if p in table) * page
+
+
+# Workers alive in this judge process; anything else re-parented to us is an orphan.
+LIVE_WORKERS: set[int] = set()
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL a worker, its process group, its descendants, and orphans it left to us."""
+    LIVE_WORKERS.discard(root)
+    table = _proc_table()
+    victims = _descendants(root, table) | {p for p, (_, g, _) in table.items() if g == root}
+    me = os.getpid()
+    for pid, (ppid, _, _) in table.items():
+        if ppid == me and pid not in LIVE_WORKERS and pid != me:
+            victims |= _descendants(pid, table)
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.killpg(root, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    # Orphans of setsid'd grandchildren are re-parented to us (we are a subreaper).
+    time.sleep(0.01)
+    for pid in victims:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except (ChildProcessError, OSError):
+            pass

@@ -1,0 +1,229 @@
+"""Spawn, talk to, and kill one sandboxed worker process.
+
+A worker is a fresh interpreter (never a fork of the judge, which holds
+reference outputs), in its own session and process group, with resource
+limits, a scrubbed environment, its own scratch and build directories, and a
+private authenticated channel. Whatever happens inside it, the judge gets
+either an authenticated reply or a `WorkerFailure` that says what went wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelwright import constants as C
+from kernelwright.sandbox import limits
+from kernelwright.sandbox.channel import Channel, ChannelError
+
+
+@dataclass(frozen=True)
+class WorkerFailure(Exception):
+    """A worker died, hung, ran out of memory or broke the protocol."""
+
+    kind: str  # "crash" | "timeout" | "memory" | "protocol"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits for one worker."""
+
+    memory_bytes: int = C.WORKER_MEMORY_BYTES
+    file_size_bytes: int = C.WORKER_FILE_SIZE_BYTES
+    max_processes: int = C.WORKER_MAX_PROCESSES
+    threads: int | None = None
+    cuda: bool = False
+    drop_capabilities: bool = True
+    build_cache_dir: str | None = None
+
+
+class Worker:
+    """A sandboxed interpreter running `kernelwright.sandbox._entry` with one role."""
+
+    def __init__(self, role: str, config: SandboxConfig) -> None:
+        self.role = role
+        self.config = config
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"kw-{role}-"))
+        self._secret = secrets.token_bytes(32)
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self._log_path = self.scratch / "worker.log"
+        self._failure: WorkerFailure | None = None
+        self._killed_for: str | None = None
+        env = limits.scrubbed_env(self.scratch, config)
+        log = open(self._log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kernelwright.sandbox._entry", role,
+                 str(to_child_r), str(from_child_w)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=(to_child_r, from_child_w), env=env, cwd=self.scratch,
+                start_new_session=True,
+                preexec_fn=lambda: limits.apply_rlimits(config),
+            )
+        finally:
+            log.close()
+            os.close(to_child_r)
+            os.close(from_child_w)
+        limits.LIVE_WORKERS.add(self.proc.pid)
+        self._chan = Channel(from_child_r, to_child_w, self._secret)
+        self._read_fd = from_child_r
+        # The secret goes over the pipe, never argv or env (both readable in /proc).
+        os.write(to_child_w, self._secret)
+        self._stop_watch = threading.Event()
+        self._watch = threading.Thread(target=self._watch_memory, daemon=True)
+        self._watch.start()
+
+    # -- requests -------------------------------------------------------------
+
+    def request(self, header: dict[str, Any], blobs: list[bytes] | None = None,
+                timeout: float = C.CALL_TIMEOUT_S) -> tuple[dict[str, Any], list[bytes], float]:
+        """Send one request; return (reply header, blobs, judge-clock seconds)."""
+        if self._failure:
+            raise self._failure
+        t0 = time.perf_counter()
+        try:
+            self._chan.send(header, blobs)
+            self._wait_readable(timeout)
+            reply, rblobs = self._chan.recv()
+        except ChannelError as exc:
+            raise self._fail_from(exc) from None
+        elapsed = time.perf_counter() - t0
+        if reply.get("status") == "error":
+            # The worker reported an error it caught: not a dead worker.
+            return reply, rblobs, elapsed
+        return reply, rblobs, elapsed
+
+    def _wait_readable(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._killed_for = self._killed_for or "timeout"
+                self.kill()
+                raise self._record(WorkerFailure(
+                    "timeout", f"no answer within {timeout:.0f} s; the worker was killed"))
+            ready, _, _ = select.select([self._read_fd], [], [], min(left, 0.5))
+            if ready:
+                return
+            if self.proc.poll() is not None:
+                return  # EOF will surface from recv with the exit status
+
+    # -- failures -------------------------------------------------------------
+
+    def _fail_from(self, exc: Exception) -> WorkerFailure:
+        if self._failure:
+            return self._failure
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+        if self._killed_for == "memory":
+            return self._record(WorkerFailure(
+                "memory", f"the worker used more than {self.config.memory_bytes >> 20} MiB "
+                "of memory and was killed"))
+        if isinstance(exc, ChannelError) and "closed" not in str(exc):
+            self.kill()
+            return self._record(WorkerFailure("protocol", str(exc)))
+        return self._record(WorkerFailure("crash", describe_exit(code) + self._log_tail()))
+
+    def _record(self, failure: WorkerFailure) -> WorkerFailure:
+        self._failure = failure
+        return failure
+
+    def _log_tail(self) -> str:
+        try:
+            text = self._log_path.read_text(errors="replace").strip()
+        except OSError:
+            return ""
+        if not text:
+            return ""
+        return "; its last output: " + text[-C.STDERR_TAIL_CHARS:]
+
+    def log_text(self) -> str:
+        """Everything the worker printed (untrusted; for diagnostics only)."""
+        try:
+            return self._log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    # -- memory watchdog and cleanup -----------------------------------------
+
+    def _watch_memory(self) -> None:
+        while not self._stop_watch.wait(C.MEMORY_POLL_S):
+            if self.proc.poll() is not None:
+                return
+            if limits.group_rss_bytes(self.proc.pid) > self.config.memory_bytes:
+                self._killed_for = "memory"
+                self.kill()
+                return
+
+    def signal(self, sig: int) -> None:
+        """Send a signal to the worker's process group (used to pause it while the other side is timed)."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill(self) -> None:
+        """Kill the worker, its process group and every descendant it left."""
+        limits.kill_tree(self.proc.pid)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        """Stop the worker (politely, then not) and remove its scratch directory."""
+        self._stop_watch.set()
+        if self.proc.poll() is None and not self._failure:
+            try:
+                self._chan.send({"op": "exit"})
+                self.proc.wait(timeout=3)
+            except (ChannelError, subprocess.TimeoutExpired, OSError):
+                pass
+        self.kill()
+        self._chan.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe_exit(code: int | None) -> str:
+    """A sentence for a worker's exit status."""
+    if code is None:
+        return "the worker did not exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        meaning = {
+            "SIGSEGV": " (segmentation fault)", "SIGBUS": " (bus error)",
+            "SIGABRT": " (aborted)", "SIGKILL": " (killed)", "SIGFPE": " (arithmetic error)",
+            "SIGILL": " (illegal instruction)", "SIGXFSZ": " (file size limit)",
+        }.get(name, "")
+        return f"the worker died from {name}{meaning} before it sent a complete result"
+    return f"the worker exited with code {code} before it sent a complete result"
