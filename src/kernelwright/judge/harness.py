@@ -231,7 +231,11 @@ class Harness:
         del hold
 
     def run_checked(self, fn: Callable[..., Any], set_id: int) -> dict[str, Any]:
-        """One correctness call on a copy of a staged set: output, type and mutation facts."""
+        """One correctness call on a copy of a staged set: output, type and mutation facts.
+
+        The output is copied the moment the call returns (after a full sync), so
+        work a thread or stream finishes later is not in what gets checked.
+        """
         inputs = clone_tree(self.sets[set_id])
         before = fingerprint(inputs)
         self.poison()
@@ -239,9 +243,10 @@ class Harness:
         out = fn(*inputs)
         self._sync()
         plain = is_plain_tensor_tree(out)
+        snap = clone_tree(out) if plain else out
         after = fingerprint(inputs)
         self._remember_sizes(out)
-        return {"out": out, "plain": plain, "types": type_names(out), "mutated": before != after}
+        return {"out": snap, "plain": plain, "types": type_names(out), "mutated": before != after}
 
     def _remember_sizes(self, out: Any) -> None:
         for t in _leaves(out):
@@ -249,13 +254,17 @@ class Harness:
                 self._recent_out_bytes.append(t.numel() * t.element_size())
         self._recent_out_bytes = self._recent_out_bytes[-16:]
 
-    def time_batch(self, fn: Callable[..., Any], set_ids: list[int], keep: bool) -> dict[str, Any]:
-        """Time one call per entry of `set_ids`, each fenced by a full device sync."""
+    def time_batch(self, fn: Callable[..., Any], set_ids: list[int], snap: int | None) -> dict[str, Any]:
+        """Time one call per entry of `set_ids`, each fenced by a full device sync.
+
+        The output of call `snap` is copied right after its clock stops, so the
+        judge checks what the call had produced by then, not later.
+        """
         host_ms: list[float] = []
         event_ms: list[float] = []
-        outs: list[Any] = []
+        self.last_outputs = []
         not_plain = 0
-        for sid in set_ids:
+        for i, sid in enumerate(set_ids):
             args = self.sets[sid]
             if self.cuda:
                 self._flush.zero_()
@@ -270,13 +279,12 @@ class Harness:
             t1 = _perf()
             if not is_plain_tensor_tree(out):
                 not_plain += 1
+            elif i == snap:
+                self.last_outputs = [clone_tree(out)]
             host_ms.append((t1 - t0) * 1e3)
             if self.cuda:
                 event_ms.append(start.elapsed_time(end))
-            if keep:
-                outs.append(out)
             del out
-        self.last_outputs = outs
         return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain}
 
     def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:

@@ -41,8 +41,9 @@ class TimingError(Exception):
         self.detail = detail
 
 
-def _batch(worker: Worker, target: str, set_ids: list[int], keep: bool) -> tuple[float, dict[str, Any]]:
-    reply, _, wall = worker.request({"op": "time", "target": target, "set_ids": set_ids, "keep": keep})
+def _batch(worker: Worker, target: str, set_ids: list[int],
+           snap: int | None = None) -> tuple[float, dict[str, Any]]:
+    reply, _, wall = worker.request({"op": "time", "target": target, "set_ids": set_ids, "snap": snap})
     if reply.get("status") != "ok":
         raise TimingError("crash", f"the timed call raised: {reply.get('error', 'unknown error')}")
     host = reply.get("host_ms")
@@ -56,8 +57,8 @@ def calibrate(worker: Worker) -> Calibration:
     small: list[float] = []
     large: list[float] = []
     for _ in range(C.CALIBRATION_REPEATS):
-        small.append(_batch(worker, "noop", [-1], False)[0])
-        large.append(_batch(worker, "noop", [-1] * 16, False)[0])
+        small.append(_batch(worker, "noop", [-1])[0])
+        large.append(_batch(worker, "noop", [-1] * 16)[0])
     per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
     per_batch = max(0.0, statistics.median(small) - per_call)
     return Calibration(per_batch_ms=per_batch, per_call_ms=per_call)
@@ -76,16 +77,16 @@ class Measurement:
 
 
 def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int],
-            timing_sets: list[int], check: Callable[[int, int], None] | None,
+            timing_sets: list[int], check: Callable[[int], None] | None,
             rng: random.Random, batches: int = C.TIMING_BATCHES) -> Measurement:
     """Warm up, time a fresh pass over unseen sets, then rotating batches; check outputs at random.
 
-    `check(batch_index, set_id)` fetches and verifies the output of a random call
-    of each batch (raise TimingError to reject).
+    `check(set_id)` fetches and verifies the snapshot of one random call of each
+    batch (it raises to reject). The worker learns which call only with the batch.
     """
     for _ in range(C.TIMING_WARMUP_CALLS):
-        _batch(worker, target, warm_sets[:1], False)
-    est_wall, _ = _batch(worker, target, warm_sets[:1], False)
+        _batch(worker, target, warm_sets[:1])
+    est_wall, _ = _batch(worker, target, warm_sets[:1])
     est = max(0.001, est_wall - calib.overhead(1))
     k = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(1, math.ceil(C.TIMING_TARGET_BATCH_S * 1e3 / est))))
     if est > 2000:
@@ -96,9 +97,10 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
     per_call: list[float] = []
     claimed: list[float] = []
 
-    def run(set_ids: list[int], keep: bool) -> float:
+    def run(set_ids: list[int]) -> float:
         nonlocal reported_total, trusted_total
-        wall, reply = _batch(worker, target, set_ids, keep)
+        j = rng.randrange(len(set_ids)) if check is not None else None
+        wall, reply = _batch(worker, target, set_ids, j)
         if reply.get("not_plain"):
             raise TimingError("output_type", "a timed call returned something other than a plain "
                               "torch.Tensor (a lazy or subclassed output)")
@@ -106,16 +108,15 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
         reported_total += float(sum(reply["host_ms"]))
         trusted_total += trusted
         claimed.extend(float(x) for x in reply["host_ms"])
-        if check is not None:
-            j = rng.randrange(len(set_ids))
-            check(j, set_ids[j])
+        if check is not None and j is not None:
+            check(set_ids[j])
         return trusted / len(set_ids)
 
-    fresh = run(list(timing_sets), keep=check is not None) if check is not None else None
+    fresh = run(list(timing_sets)) if check is not None else None
     offset = rng.randrange(len(timing_sets))
     for b in range(batches):
         ids = [timing_sets[(offset + b * k + i) % len(timing_sets)] for i in range(k)]
-        per_call.append(run(ids, keep=check is not None))
+        per_call.append(run(ids))
 
     med = statistics.median(per_call)
     q = statistics.quantiles(per_call, n=4) if len(per_call) >= 2 else [med, med, med]

@@ -342,8 +342,8 @@ class _Judgement:
         warm = [s.set_id for s in self.sets.values() if s.variant == "default"][:1]
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
 
-        def check(j: int, set_id: int) -> None:
-            reply, blobs, _ = cand.request({"op": "fetch", "index": j}, timeout=self.opts.call_timeout_s)
+        def check(set_id: int) -> None:
+            reply, blobs, _ = cand.request({"op": "fetch"}, timeout=self.opts.call_timeout_s)
             if reply.get("status") != "ok":
                 raise Rejected(Check.TIMED_OUTPUT, "fetching a timed output failed: "
                                + _tail(reply.get("error", ""), 300))

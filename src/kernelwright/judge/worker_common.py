@@ -62,14 +62,16 @@ class RoleBase:
         assert self.h is not None
         fn = self.targets[header["target"]]
         with torch.no_grad():
-            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]], bool(header.get("keep")))
+            snap = header.get("snap")
+            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]],
+                                    None if snap is None else int(snap))
         return res, []
 
     def op_fetch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
-        """Send back the output of one call of the last timing batch."""
+        """Send back the snapshot of the checked call of the last timing batch."""
         assert self.h is not None
         out_blobs: list[bytes] = []
-        spec = codec.encode(self.h.last_outputs[int(header["index"])], out_blobs)
+        spec = codec.encode(self.h.last_outputs[0], out_blobs)
         return {"out": spec}, out_blobs
 
     def op_integrity(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
