@@ -188,7 +188,7 @@ def _scan_native(code: str, first: int, last: int) -> list[tuple[str, int, str]]
     depth, depths = 0, []
     for text in code.split("\n"):
         depths.append(depth)
-        depth += text.count("{") - text.count("}")
+        depth += text.count("{") + text.count("(") - text.count("}") - text.count(")")
     line = lambda pos: min(first + bisect.bisect_left(newlines, pos), last)  # noqa: E731
     hits = [(rule, line(m.start()), m.group(0)) for rule, rx in _NATIVE for m in rx.finditer(code)]
     hits += [("cpp_static", line(m.start()), m.group(0)) for m in _GLOBAL_VAR.finditer(code)
@@ -302,7 +302,7 @@ class _Scan:
                 self.hits.append((rule, line, f"{base}.{_str(args[1])}"))
         elif f in ("id", "builtins.id"):
             self.hits.append(("memo_cache", line, "id()"))
-        elif f.startswith("torch.backends.") and not fname.startswith("is_"):
+        elif f.startswith("torch.backends.") and not fname.startswith("is_") and fname != "version":
             self.hits.append(("global_flag", line, f))
         if fname in _STREAM_CTORS:
             self.hits.append(("stream", line, f or fname))

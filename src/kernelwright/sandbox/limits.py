@@ -6,6 +6,7 @@ import ctypes
 import os
 import resource
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,8 @@ _KEEP_ENV = (
     "PATH", "LANG", "LC_ALL", "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES",
     "LD_LIBRARY_PATH", "CC", "CXX", "NVCC", "TORCH_CUDA_ARCH_LIST", "OPENBLAS_CORETYPE",
     "OPENBLAS_L2_SIZE", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
-    "NVSHMEM_DISABLE_NVLS", "TRITON_INTERPRET", "MAX_JOBS",
+    "NVSHMEM_DISABLE_NVLS", "TRITON_INTERPRET", "MAX_JOBS", "PYENV_ROOT", "PYENV_VERSION",
+    "VIRTUAL_ENV", "CONDA_PREFIX",
 )
 
 # Capabilities a candidate has no use for; CAP_SYS_PTRACE above all, which would
@@ -42,6 +44,9 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig") -> dict[str, str]:
     for sub in ("home", "tmp"):
         (scratch / sub).mkdir(exist_ok=True)
     build.mkdir(parents=True, exist_ok=True)
+    # The interpreter's own bin directory first: ninja and other tools installed
+    # with kernelwright live there, and version-manager shims need a HOME we replace.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
     env.update(
         HOME=str(scratch / "home"),
         TMPDIR=str(scratch / "tmp"),
