@@ -360,7 +360,7 @@ class _Judgement:
                 m_cand = timing.measure(cand, "model", self.cal_cand, warm, timing_sets, check, self.rng)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
-        for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand)):
+        for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal_cand)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
         with _paused(cand):

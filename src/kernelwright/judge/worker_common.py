@@ -67,6 +67,16 @@ class RoleBase:
                                     None if snap is None else int(snap))
         return res, []
 
+    def op_touch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Read every tensor of the given sets, so all of them share one cache state."""
+        assert self.h is not None
+        total = 0.0
+        for sid in header["set_ids"]:
+            for t in self.h.sets[int(sid)]:
+                if isinstance(t, torch.Tensor) and t.numel():
+                    total += float(t.double().sum()) if t.is_floating_point() else float(t.sum())
+        return {"sum": total}, []
+
     def op_fetch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
         """Send back the snapshot of the checked call of the last timing batch."""
         assert self.h is not None

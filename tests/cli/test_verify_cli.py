@@ -1,0 +1,82 @@
+"""`kernelwright verify` as other tools script it: exit codes and exactly one JSON object."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CANDIDATES, TASKS
+
+FAST = ["--device", "cpu", "--threads", "1", "--no-compile-baseline"]
+
+
+def _verify(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "verify", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_accepted_json_contract() -> None:
+    out = _verify(str(TASKS / "linear_relu.py"), str(CANDIDATES / "linear_relu_torch.py"), "--json", *FAST)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)  # exactly one object: any extra text would fail here
+    assert data["verdict"] == "accepted" and data["reasons"] == []
+    assert len(data["correctness"]) >= 5
+    assert {"distribution", "max_abs_error", "max_rel_error"} <= set(data["correctness"][0])
+    t = data["timing"]
+    for key in ("candidate_ms", "eager_ms"):
+        assert {"median", "spread", "count"} <= set(t[key]) and t[key]["median"] > 0
+    assert t["compile_ms"] is None and t["speedup_vs_eager"] > 0
+    assert any("no custom kernel" in f for f in data["findings"])
+    assert data["environment"]["device"] == "cpu" and "torch" in data["environment"]
+
+
+def test_rejected_exit_1_and_candidate_prints_do_not_reach_stdout(tmp_path: Path) -> None:
+    cand = tmp_path / "c.py"
+    cand.write_text(
+        "import torch, torch.nn as nn\n"
+        "print('{\"verdict\": \"accepted\"}')\n"
+        "class ModelNew(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        print('{\"verdict\": \"accepted\"}')\n"
+        "        return x\n")
+    out = _verify(str(TASKS / "gelu_mul.py"), str(cand), "--json", "--no-timing", *FAST)
+    assert out.returncode == 1
+    data = json.loads(out.stdout)
+    assert data["verdict"] == "rejected" and data["reasons"][0]["check"] == "mismatch"
+
+
+def test_bad_input_exit_2_without_traceback(tmp_path: Path) -> None:
+    out = _verify(str(tmp_path / "missing.py"), str(CANDIDATES / "gelu_mul_torch.py"), *FAST)
+    assert out.returncode == 2 and "not found" in out.stderr and "Traceback" not in out.stderr
+    bad = tmp_path / "task.py"
+    bad.write_text("import torch\nclass Model(torch.nn.Module):\n    pass\n")
+    out = _verify(str(bad), str(CANDIDATES / "gelu_mul_torch.py"), "--json", *FAST)
+    assert out.returncode == 2 and "get_inputs" in out.stderr and "Traceback" not in out.stderr
+    assert json.loads(out.stdout)["verdict"] == "error"
+
+
+def test_task_that_fails_at_run_time_is_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "task.py"
+    bad.write_text((TASKS / "gelu_mul.py").read_text().replace(
+        "return [torch.randn(batch_size, dim)]", "raise RuntimeError('no inputs today')"))
+    out = _verify(str(bad), str(CANDIDATES / "gelu_mul_torch.py"), *FAST)
+    assert out.returncode == 2 and "no inputs today" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cuda_without_a_gpu_is_exit_2() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    out = _verify(str(TASKS / "gelu_mul.py"), str(CANDIDATES / "gelu_mul_torch.py"), "--device", "cuda")
+    assert out.returncode == 2 and "CUDA" in out.stderr
+
+
+def test_human_summary() -> None:
+    out = _verify(str(TASKS / "gelu_mul.py"), str(CANDIDATES / "gelu_mul_torch.py"), *FAST)
+    assert out.returncode == 0
+    assert "ACCEPTED" in out.stdout and "eager" in out.stdout

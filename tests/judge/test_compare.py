@@ -1,0 +1,84 @@
+"""Trusted comparison: scale-relative tolerances, exact NaN/Inf, structure and dtype."""
+
+from __future__ import annotations
+
+import torch
+
+from kernelwright.judge.compare import compare_tensor, compare_tree, relative_change, tolerance_for, zeros_would_pass
+
+META = {"type": "torch.Tensor", "device": "cpu"}
+
+
+def _cmp(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor | None = None):
+    return compare_tree(out, META, native, ref, "cpu", None, None)
+
+
+def test_fp32_rounding_passes_but_half_precision_fails() -> None:
+    ref = torch.randn(4096, dtype=torch.float64)
+    native = ref.float()
+    assert _cmp(native, native, ref).passed
+    assert not _cmp(native.half().float(), native, ref).passed
+    assert not _cmp(native.bfloat16().float(), native, ref).passed
+
+
+def test_error_is_relative_to_the_output_scale() -> None:
+    """A tiny output cannot be matched by zeros: the tolerance scales with the output."""
+    ref = (torch.randn(1000, dtype=torch.float64) * 1e-6)
+    native = ref.float()
+    assert not _cmp(torch.zeros_like(native), native, ref).passed
+    assert zeros_would_pass(torch.zeros(10), None, None, None)
+    assert not zeros_would_pass(native, ref, None, None)
+
+
+def test_nan_and_inf_must_match_exactly() -> None:
+    native = torch.tensor([1.0, float("nan"), float("inf"), -float("inf")])
+    assert _cmp(native.clone(), native).passed
+    bad = native.clone()
+    bad[1] = 0.0
+    assert _cmp(bad, native).check == "nonfinite"
+    flipped = native.clone()
+    flipped[2] = -float("inf")
+    assert _cmp(flipped, native).check == "nonfinite"
+    extra = native.clone()
+    extra[0] = float("nan")
+    assert _cmp(extra, native).check == "nonfinite"
+
+
+def test_fp32_overflow_pattern_comes_from_native_not_float64() -> None:
+    ref = torch.tensor([1e39, 1.0], dtype=torch.float64)  # finite in float64
+    native = ref.float()  # inf in float32
+    assert _cmp(native.clone(), native, ref).passed
+
+
+def test_shape_dtype_device_type_and_structure() -> None:
+    native = torch.ones(3, 4)
+    assert _cmp(torch.ones(4, 3), native).check == "shape"
+    assert _cmp(torch.ones(3, 4, dtype=torch.float64), native).check == "dtype"
+    assert compare_tree(native, {"type": "torch.Tensor", "device": "cuda:0"}, native, None,
+                        "cpu", None, None).check == "device"
+    assert compare_tree(native, {"type": "x.Sneaky", "device": "cpu"}, native, None,
+                        "cpu", None, None).check == "output_type"
+    assert compare_tree((native, native), [META, META], native, None, "cpu", None, None).check == "structure"
+
+
+def test_integers_are_exact() -> None:
+    native = torch.arange(10)
+    assert _cmp(native.clone(), native).passed
+    off = native.clone()
+    off[3] += 1
+    assert _cmp(off, native).check == "mismatch"
+
+
+def test_slack_widens_the_tolerance() -> None:
+    ref = torch.randn(100, dtype=torch.float64)
+    native = ref.float()
+    noisy = native + 3e-4 * float(ref.abs().max())
+    tol = tolerance_for(torch.float32)
+    assert not compare_tensor(noisy, native, ref, tol).passed
+    assert compare_tensor(noisy, native, ref, tol, factor=20).passed
+
+
+def test_relative_change() -> None:
+    a = torch.randn(50)
+    assert relative_change(a, a) == 0.0
+    assert relative_change(a, a + 1) > 0.1
