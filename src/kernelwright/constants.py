@@ -72,7 +72,7 @@ TIMING_INPUT_SETS = 8  # rotated input sets, distinct from the correctness sets
 TIMING_INPUT_BYTES_CAP = 1 << 30  # rotate fewer sets when inputs are large
 CALIBRATION_REPEATS = 7
 # A reported time this far below the judge's own clock is a patched timer.
-TIMER_AGREEMENT_RATIO = 0.5
+TIMER_AGREEMENT_RATIO = 0.25
 TIMER_AGREEMENT_SLACK_MS = 1.0
 # Calls on inputs seen before this much faster than on fresh ones: memoization.
 MEMO_RATIO = 0.5

@@ -119,9 +119,17 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
     if check is not None:
         # Same cache state for both passes: the sets are read once first, so a
         # first pass is not slower merely because its data is cold.
+        # Fresh and repeated calls alternate, so a burst of load on the machine
+        # slows both kinds alike instead of faking a difference.
         worker.request({"op": "touch", "set_ids": timing_sets})
-        fresh = statistics.median([run([sid]) for sid in timing_sets])
-        repeat = statistics.median([run([sid]) for sid in timing_sets])
+        fresh_t: list[float] = []
+        repeat_t: list[float] = []
+        for i, sid in enumerate(timing_sets):
+            fresh_t.append(run([sid]))
+            if i:
+                repeat_t.append(run([timing_sets[i - 1]]))
+        repeat_t.append(run([timing_sets[-1]]))
+        fresh, repeat = statistics.median(fresh_t), statistics.median(repeat_t)
     offset = rng.randrange(len(timing_sets))
     per_call = [run([timing_sets[(offset + b * k + i) % len(timing_sets)] for i in range(k)])
                 for b in range(batches)]
