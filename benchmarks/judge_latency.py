@@ -1,0 +1,103 @@
+"""Wall time per verdict, split by phase, for a new and an already-built candidate.
+
+    python benchmarks/judge_latency.py [--device cpu|cuda] [--repeats N] [--pairs TASK:CANDIDATE ...]
+
+"new": an empty build cache (the candidate compiles); "cached": the same
+candidate again with its build kept. Device ceilings are measured once up front
+and shared by every run, so neither row pays for them. Prints one row per
+candidate and state with the median of each phase, and which phase dominates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from kernelwright.judge.verify import VerifyOptions, verify_files  # noqa: E402
+
+PHASES = ("start", "calibrate", "compile", "correctness", "timing")
+
+
+def default_pairs(device: str) -> list[tuple[str, str]]:
+    """Shipped examples for the device: C++ on the CPU; CUDA C++ and Triton on a GPU."""
+    forms = ["cpu_cpp.py"] if device == "cpu" else ["cuda_inline.py", "triton_kernel.py"]
+    pairs = []
+    for task in sorted((ROOT / "examples").glob("*/task.py")):
+        for form in forms:
+            cand = task.parent / form
+            if cand.exists():
+                pairs.append((str(task), str(cand)))
+    return pairs
+
+
+def one_run(task: str, cand: str, device: str, cache: Path) -> dict[str, float]:
+    os.environ["KERNELWRIGHT_CACHE"] = str(cache)
+    t0 = time.perf_counter()
+    result = verify_files(task, cand, VerifyOptions(device=device, compile_baseline=False))
+    wall = time.perf_counter() - t0
+    row = {p: result.phases_s.get(p, 0.0) for p in PHASES}
+    row["total"] = wall
+    row["accepted"] = float(result.accepted)
+    if not result.accepted:
+        print(f"  note: {Path(cand).parent.name}/{Path(cand).name} rejected: "
+              f"{[r.check for r in result.reasons]} {result.reasons[0].detail[:200]}", file=sys.stderr)
+    return row
+
+
+def main() -> None:
+    """Measure and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--pairs", nargs="*", default=None, help="TASK:CANDIDATE pairs")
+    ap.add_argument("--json", default=None, help="also write the rows to this file")
+    args = ap.parse_args()
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else default_pairs(device)
+    base = Path(tempfile.mkdtemp(prefix="kw-bench-"))
+    ceilings = base / "ceilings-seed"
+    ceilings.mkdir()
+    # Measure ceilings once, outside every timed row.
+    one_run(*pairs[0], device, ceilings)
+    rows = []
+    for task, cand in pairs:
+        name = f"{Path(cand).parent.name}/{Path(cand).stem}"
+        new_runs, cached_runs = [], []
+        for r in range(args.repeats):
+            cache = base / f"{name.replace('/', '_')}_{r}"
+            cache.mkdir(parents=True)
+            shutil.copy(ceilings / "ceilings.json", cache / "ceilings.json")
+            new_runs.append(one_run(task, cand, device, cache))
+            cached_runs.append(one_run(task, cand, device, cache))
+        for state, runs in (("new", new_runs), ("cached", cached_runs)):
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            dominant = max(PHASES, key=lambda p: med[p])
+            rows.append({"candidate": name, "state": state, **med, "dominant": dominant})
+    print(f"\njudge latency on {device} ({args.repeats} repeat(s), median seconds):")
+    head = f"{'candidate':<34}{'state':<8}" + "".join(f"{p:>12}" for p in PHASES) + f"{'total':>10}  dominant"
+    print(head)
+    for r in rows:
+        print(f"{r['candidate']:<34}{r['state']:<8}" + "".join(f"{r[p]:>12.2f}" for p in PHASES)
+              + f"{r['total']:>10.2f}  {r['dominant']}" + ("" if r["accepted"] else "  (rejected)"))
+    for state in ("new", "cached"):
+        totals = [r["total"] for r in rows if r["state"] == state]
+        print(f"median total, {state}: {statistics.median(totals):.2f} s over {len(totals)} candidates")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
