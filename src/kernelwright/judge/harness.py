@@ -254,16 +254,19 @@ class Harness:
                 self._recent_out_bytes.append(t.numel() * t.element_size())
         self._recent_out_bytes = self._recent_out_bytes[-16:]
 
-    def time_batch(self, fn: Callable[..., Any], set_ids: list[int], snap: int | None) -> dict[str, Any]:
+    def time_batch(self, fn: Callable[..., Any], set_ids: list[int], snap: bool) -> dict[str, Any]:
         """Time one call per entry of `set_ids`, each fenced by a full device sync.
 
-        The output of call `snap` is copied right after its clock stops, so the
-        judge checks what the call had produced by then, not later.
+        With `snap`, exactly one call's output is copied right after its clock
+        stops; which one is drawn from the OS only after each call has returned,
+        so no call can know in advance whether it will be checked.
         """
         host_ms: list[float] = []
         event_ms: list[float] = []
         self.last_outputs = []
+        snapped = -1
         not_plain = 0
+        n = len(set_ids)
         for i, sid in enumerate(set_ids):
             args = self.sets[sid]
             if self.cuda:
@@ -279,13 +282,14 @@ class Harness:
             t1 = _perf()
             if not is_plain_tensor_tree(out):
                 not_plain += 1
-            elif i == snap:
+            elif snap and snapped < 0 and _urandom_below(n - i) == 0:
                 self.last_outputs = [clone_tree(out)]
+                snapped = i
             host_ms.append((t1 - t0) * 1e3)
             if self.cuda:
                 event_ms.append(start.elapsed_time(end))
             del out
-        return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain}
+        return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped}
 
     def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:
         """Which kernels (CUDA) or operators (CPU) one call ran, with their self time."""
@@ -307,6 +311,11 @@ class Harness:
             acc[0] += float(t)
             acc[1] += 1
         return [{"kind": k, "name": n, "self_us": v[0], "count": v[1]} for (k, n), v in rows.items()]
+
+
+def _urandom_below(n: int) -> int:
+    """A uniform integer in [0, n) from the OS, not from any seedable generator."""
+    return int.from_bytes(os.urandom(8), "little") % n
 
 
 def describe_device(device: str) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class TimingError(Exception):
 
 
 def _batch(worker: Worker, target: str, set_ids: list[int],
-           snap: int | None = None) -> tuple[float, dict[str, Any]]:
+           snap: bool = False) -> tuple[float, dict[str, Any]]:
     reply, _, wall = worker.request({"op": "time", "target": target, "set_ids": set_ids, "snap": snap})
     if reply.get("status") != "ok":
         raise TimingError("crash", f"the timed call raised: {reply.get('error', 'unknown error')}")
@@ -83,8 +83,8 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
             rng: random.Random, batches: int = C.TIMING_BATCHES) -> Measurement:
     """Warm up; for a checked target, time single calls on unseen then on seen sets; then batches.
 
-    `check(set_id)` fetches and verifies the snapshot of one random call of each
-    batch (it raises to reject). The worker learns which call only with the batch.
+    `check(set_id)` fetches and verifies the snapshot of one call of each batch,
+    drawn at random after the calls return (it raises to reject).
     """
     for _ in range(C.TIMING_WARMUP_CALLS):
         _batch(worker, target, warm_sets[:1])
@@ -99,8 +99,7 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
     totals = [0.0, 0.0]  # trusted, reported
 
     def run(set_ids: list[int]) -> float:
-        j = rng.randrange(len(set_ids)) if check is not None else None
-        wall, reply = _batch(worker, target, set_ids, j)
+        wall, reply = _batch(worker, target, set_ids, check is not None)
         if reply.get("not_plain"):
             raise TimingError("output_type", "a timed call returned something other than a plain "
                               "torch.Tensor (a lazy or subclassed output)")
@@ -111,7 +110,10 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
         totals[1] += reported
         if trusted > 0:
             ratios.append(reported / trusted)
-        if check is not None and j is not None:
+        if check is not None:
+            j = reply.get("snapped")
+            if not isinstance(j, int) or not 0 <= j < len(set_ids):
+                raise TimingError("protocol", "the worker did not keep a timed output to check")
             check(set_ids[j])
         return trusted / len(set_ids)
 

@@ -62,9 +62,7 @@ class RoleBase:
         assert self.h is not None
         fn = self.targets[header["target"]]
         with torch.no_grad():
-            snap = header.get("snap")
-            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]],
-                                    None if snap is None else int(snap))
+            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]], bool(header.get("snap")))
         return res, []
 
     def op_touch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
