@@ -97,7 +97,7 @@ IMPORT_TIMEOUT_S = 600.0  # candidate import includes its compile
 CALL_TIMEOUT_S = 120.0
 WORKER_MEMORY_BYTES = 16 << 30
 WORKER_FILE_SIZE_BYTES = 2 << 30
-WORKER_MAX_PROCESSES = 512
+WORKER_MAX_PROCESSES = 4096  # per user, threads included (not enforced for root)
 MEMORY_POLL_S = 0.1
 # Only a short tail of a crashed worker's stderr is shown in a reason.
 STDERR_TAIL_CHARS = 2500
