@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import importlib
 import os
 import time
 from typing import Any, Callable
@@ -34,7 +33,7 @@ _GUARDED = (
     "torch.Tensor.__torch_function__", "torch.Tensor.cpu", "torch.Tensor.clone",
     "torch.Tensor.to", "torch.Tensor.copy_", "torch.Tensor.numpy", "torch.Tensor.contiguous",
     "torch.Tensor.view", "torch.Tensor.detach", "torch.nn.Module.__call__",
-    "torch.nn.Module._call_impl", "torch.nn.Module.load_state_dict", "torch.manual_seed",
+    "torch.nn.Module._call_impl", "torch.nn.Module.load_state_dict",
     "torch.set_num_threads", "torch.get_num_threads", "torch.frombuffer",
     "builtins.type", "builtins.isinstance", "os.write", "os.read", "os._exit",
     "json.dumps", "hmac.new", "hmac.compare_digest",
@@ -194,15 +193,13 @@ class Harness:
         if self.cuda:
             torch.cuda.init()
             self._sync: Callable[[], None] = torch._C._cuda_synchronize
-            self._flush = torch.empty(C.L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
+            # Twice the L2: enough to evict it, small enough that the flush adds
+            # little to each call's protocol overhead.
+            l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or C.L2_FLUSH_BYTES // 2
+            self._flush = torch.empty(max(2 * l2, 8 << 20) // 4, dtype=torch.int32, device=device)
             self._Event = torch.cuda.Event
         else:
             self._sync = lambda: None
-        # These imports re-wrap torch functions (dynamo wraps torch.manual_seed);
-        # doing them before the snapshot keeps honest later imports from looking like tampering.
-        importlib.import_module("torch._dynamo")
-        importlib.import_module("torch.profiler")
-
         self.integrity = Integrity(extra={
             "Harness.time_batch": Harness.time_batch, "Harness.run_checked": Harness.run_checked,
             "Harness.poison": Harness.poison, "is_plain_tensor_tree": is_plain_tensor_tree,

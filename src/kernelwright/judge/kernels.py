@@ -8,8 +8,7 @@ from typing import Any
 # Kernels that come with PyTorch and its libraries, not with a candidate.
 _LIBRARY_KERNEL = re.compile(
     r"at::native|at::cuda|\bvoid at::|cutlass|cublas|cudnn|sm\d+_xmma|gemm|gemv|"
-    r"ampere_|hopper_|volta_|turing_|nvjet|elementwise_kernel|reduce_kernel|"
-    r"vectorized_elementwise|unrolled_elementwise|softmax_warp|cunn_|Memcpy|Memset|"
+    r"ampere_|hopper_|volta_|turing_|nvjet|softmax_warp|cunn_|Memcpy|Memset|"
     r"c10::|splitKreduce|magma|cusparse|cufft|flash_fwd|fmha",
     re.IGNORECASE)
 
@@ -42,16 +41,24 @@ def classify(rows: list[dict[str, Any]], cuda: bool) -> tuple[list[str], list[st
     return sorted(set(custom)), sorted(set(library))
 
 
+def short(name: str) -> str:
+    """A kernel name without its argument list, cut to a readable length."""
+    base = name.split("(")[0].strip()
+    base = base.removeprefix("void ")
+    return base if len(base) <= 70 else base[:67] + "..."
+
+
 def findings(rows: list[dict[str, Any]], cuda: bool) -> list[str]:
     """Human findings about what ran."""
     custom, library = classify(rows, cuda)
     if cuda:
         if not custom:
-            ran = ", ".join(library[:6]) or "no kernel at all"
+            ran = ", ".join(sorted({short(n) for n in library})[:5]) or "no kernel at all"
             return [f"no custom kernel ran: every kernel came from PyTorch or its libraries ({ran})"]
-        out = [f"custom kernels ran: {', '.join(n[:60] for n in custom[:6])}"]
+        out = [f"custom kernels ran: {', '.join(sorted({short(n) for n in custom})[:6])}"]
         if library:
-            out.append(f"PyTorch/library kernels also ran: {', '.join(n[:60] for n in library[:6])}")
+            out.append("PyTorch/library kernels also ran: "
+                       + ", ".join(sorted({short(n) for n in library})[:5]))
         return out
     if library:
         return [f"PyTorch compute ops ran in the candidate's forward: {', '.join(library[:8])}"

@@ -176,15 +176,6 @@ class _Judgement:
 
     def _judge(self, ref: Worker, cand: Worker) -> None:
         t0 = time.perf_counter()
-        # Calibrate the candidate's worker while it is still clean: after import
-        # nothing it runs, the no-op included, can be trusted.
-        if self.opts.timing:
-            with _paused(ref):
-                self.cal_cand = timing.calibrate(cand)
-            with _paused(cand):
-                self.cal_ref = timing.calibrate(ref)
-        self._phase("calibrate", t0)
-        t0 = time.perf_counter()
         weight_seed = fresh_seed()
         init = self._load_reference(ref, weight_seed)
         with ThreadPoolExecutor(1) as ex:
@@ -202,7 +193,11 @@ class _Judgement:
             t0 = time.perf_counter()
             self._timing(ref, cand)
             self._phase("timing", t0)
-        self._profile_and_integrity(cand)
+        # Integrity before profiling: importing the profiler re-wraps torch functions.
+        reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
+        self._integrity(reply.get("violations") if reply.get("status") == "ok"
+                        else ["the integrity check itself failed"], "after the runs")
+        self._profile(cand)
 
     # -- reference side ------------------------------------------------------
 
@@ -338,7 +333,11 @@ class _Judgement:
     # -- timing --------------------------------------------------------------
 
     def _timing(self, ref: Worker, cand: Worker) -> None:
-        assert self.cal_cand is not None and self.cal_ref is not None
+        # The protocol's overhead is measured in the trusted worker (same harness,
+        # same pipes) and subtracted from every side alike: the candidate can
+        # neither inflate it nor be measured with a different yardstick.
+        with _paused(cand):
+            self.cal = timing.calibrate(ref)
         warm = [s.set_id for s in self.sets.values() if s.variant == "default"][:1]
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
 
@@ -357,14 +356,14 @@ class _Judgement:
         # slow the side being measured.
         try:
             with _paused(ref):
-                m_cand = timing.measure(cand, "model", self.cal_cand, warm, timing_sets, check, self.rng)
+                m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
-        for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal_cand)):
+        for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
         with _paused(cand):
-            m_eager = timing.measure(ref, "eager", self.cal_ref, warm, timing_sets, None, self.rng)
+            m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng)
             m_comp = self._compile_baseline(ref, warm, timing_sets)
             floor = self._floor(ref)
         cand_ms = m_cand.stats.median
@@ -383,12 +382,11 @@ class _Judgement:
         if not self.opts.compile_baseline:
             self.findings.append("torch.compile baseline skipped (--no-compile-baseline)")
             return None
-        assert self.cal_ref is not None
         reply, _, _ = ref.request({"op": "compile", "set_id": warm[0]}, timeout=self.opts.import_timeout_s)
         if reply.get("status") != "ok":
             self.findings.append("torch.compile baseline failed: " + _tail(reply.get("error", ""), 300))
             return None
-        return timing.measure(ref, "compiled", self.cal_ref, warm, timing_sets, None, self.rng)
+        return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng)
 
     def _floor(self, ref: Worker) -> float | None:
         s0 = next(iter(self.sets.values()))
@@ -404,16 +402,13 @@ class _Judgement:
         dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
         return roofline.floor_ms(moved, int(reply.get("flops", 0)), dtype, ceilings, self.cuda)
 
-    def _profile_and_integrity(self, cand: Worker) -> None:
+    def _profile(self, cand: Worker) -> None:
         first = next(s for s in self.sets.values() if s.variant == "default")
         reply, _, _ = cand.request({"op": "profile", "set_id": first.set_id}, timeout=self.opts.call_timeout_s)
         if reply.get("status") == "ok":
             self.findings += kernels.findings(reply.get("rows", []), self.cuda)
         else:
             self.findings.append("profiling failed: " + _tail(reply.get("error", ""), 200))
-        reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
-        self._integrity(reply.get("violations") if reply.get("status") == "ok"
-                        else ["the integrity check itself failed"], "after the runs")
 
 
 # -- small helpers -------------------------------------------------------------
