@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# GPU validation on the device machine: install the tree, then run one stage.
+#   bash scripts/gpu_validate.sh examples|exploits|bench|diag
+# Logs go to $OUT; the last lines printed are a summary.
+set -uo pipefail
+OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0 KERNELWRIGHT_CACHE=/tmp/kwcache
+python3 -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.log" 2>&1 || { tail -20 "$OUT/install.log"; exit 1; }
+python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name(0))"
+stage=${1:-diag}
+case "$stage" in
+  diag)
+    for c in "import torch" "import torch; torch.cuda.init(); torch.zeros(1, device='cuda')" \
+             "import kernelwright.judge.worker_candidate" "import torch._dynamo"; do
+      /usr/bin/time -f "%e s: $c" python3 -c "$c"; done ;;
+  examples)
+    python3 scripts/prebuild.py --device cuda examples/*/cuda_inline.py 2>&1 | tee "$OUT/prebuild.log"
+    python3 -m pytest tests/examples -m gpu -q -rA --timeout=600 2>&1 | tee "$OUT/examples.log" | tail -40 ;;
+  exploits)
+    python3 -m pytest tests/exploits -m gpu -q -rA --timeout=600 2>&1 | tee "$OUT/exploits.log" | tail -40 ;;
+  bench)
+    python3 benchmarks/judge_latency.py --device cuda --repeats 3 --json "$OUT/latency.json" \
+      --pairs examples/elementwise/task.py:examples/elementwise/cuda_inline.py \
+              examples/elementwise/task.py:examples/elementwise/triton_kernel.py \
+              examples/softmax/task.py:examples/softmax/triton_kernel.py \
+              tests/fixtures/tasks/gelu_mul.py:tests/fixtures/candidates/gelu_mul_torch.py 2>&1 | tee "$OUT/latency.log" | tail -30 ;;
+esac
