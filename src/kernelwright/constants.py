@@ -68,7 +68,7 @@ TIMING_TARGET_BATCH_S = 0.02  # each trusted-clock batch lasts at least this lon
 TIMING_MAX_CALLS_PER_BATCH = 200
 TIMING_BATCHES = 12
 TIMING_WARMUP_CALLS = 3
-TIMING_INPUT_SETS = 8  # rotated input sets, distinct from the correctness sets
+TIMING_INPUT_SETS = 12  # rotated input sets, distinct from the correctness sets
 TIMING_INPUT_BYTES_CAP = 1 << 30  # rotate fewer sets when inputs are large
 CALIBRATION_REPEATS = 7
 # A reported time this far below the judge's own clock is a patched timer.
@@ -76,6 +76,7 @@ TIMER_AGREEMENT_RATIO = 0.25
 TIMER_AGREEMENT_SLACK_MS = 1.0
 # Calls on inputs seen before this much faster than on fresh ones: memoization.
 MEMO_RATIO = 0.5
+MEMO_CONSISTENCY = 0.85  # share of timing sets that must show it
 MEMO_MIN_GAP_MS = 0.005
 L2_FLUSH_BYTES = 256 << 20
 

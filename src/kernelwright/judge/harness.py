@@ -290,22 +290,24 @@ class Harness:
         return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped}
 
     def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:
-        """Which kernels (CUDA) or operators (CPU) one call ran, with their self time."""
-        from torch.profiler import ProfilerActivity, profile
+        """Which kernels (CUDA) or operators (CPU) one call ran, with their self time.
 
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.cuda else [])
+        The autograd profiler rather than torch.profiler.profile: the latter
+        imports torch._dynamo, which costs seconds per verdict.
+        """
+        from torch.autograd import profiler
+
         inputs = clone_tree(self.sets[set_id])
-        with profile(activities=acts) as prof:
+        kwargs: dict[str, Any] = {"use_device": "cuda"} if self.cuda else {}
+        with profiler.profile(**kwargs) as prof:
             fn(*inputs)
             self._sync()
         rows: dict[tuple[str, str], list[float]] = {}
-        for ev in prof.events():
+        for ev in prof.function_events:
             is_dev = str(getattr(ev, "device_type", "")).endswith("CUDA")
             kind = "kernel" if is_dev else "op"
-            t = ev.self_device_time_total if is_dev and hasattr(ev, "self_device_time_total") \
-                else ev.self_cpu_time_total
-            key = (kind, ev.name)
-            acc = rows.setdefault(key, [0.0, 0])
+            t = getattr(ev, "self_device_time_total", 0.0) if is_dev else ev.self_cpu_time_total
+            acc = rows.setdefault((kind, ev.name), [0.0, 0])
             acc[0] += float(t)
             acc[1] += 1
         return [{"kind": k, "name": n, "self_us": v[0], "count": v[1]} for (k, n), v in rows.items()]
