@@ -90,7 +90,7 @@ class _Set:
     set_id: int
     distribution: str
     variant: str
-    inputs: Any
+    nbytes: int
     native: Any = None
     ref64: Any = None
     slack: list[float] = field(default_factory=list)
@@ -187,7 +187,7 @@ class _Judgement:
         self._phase("compile", t0)
         self._check_degenerate()
         t0 = time.perf_counter()
-        self._correctness(cand)
+        self._correctness(ref, cand)
         self._phase("correctness", t0)
         if self.opts.timing:
             t0 = time.perf_counter()
@@ -233,7 +233,7 @@ class _Judgement:
                 "op": "make_set", "set_id": set_id, "seed": fresh_seed(), "distribution": dist,
                 "variant": variant})
             s = _Set(set_id, dist, "timing" if is_timing else _variant_name(variant),
-                     decode(reply["inputs"], blobs), decode(reply["native"], blobs))
+                     int(reply["nbytes"]), decode(reply["native"], blobs))
             if "ref64" in reply:
                 s.ref64 = decode(reply["ref64"], blobs)
             elif set_id == 0:
@@ -243,7 +243,7 @@ class _Judgement:
                 self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
                                      "in the task metadata")
             s.slack = _slack(s, self.meta.rtol, self.meta.atol)
-            budget -= input_bytes(s.inputs) if is_timing else 0
+            budget -= s.nbytes if is_timing else 0
             self.sets[set_id] = s
 
     def _check_degenerate(self) -> None:
@@ -286,23 +286,28 @@ class _Judgement:
         if violations:
             raise Rejected(Check.TAMPER, f"{when}: " + "; ".join(str(v) for v in violations[:6]))
 
-    def _stage(self, cand: Worker, s: _Set) -> None:
-        from kernelwright.sandbox.codec import encode
-
-        blobs: list[bytes] = []
-        spec = encode(list(s.inputs), blobs)
-        reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": spec}, blobs,
+    def _stage(self, ref: Worker, cand: Worker, s: _Set, keep_in_ref: bool) -> None:
+        """Relay one input set from the reference worker to the candidate, one set in memory at a time."""
+        reply, blobs = self._ref_request(ref, {"op": "inputs", "set_id": s.set_id, "drop": not keep_in_ref})
+        reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": reply["inputs"]}, blobs,
                                    timeout=self.opts.call_timeout_s)
         if reply.get("status") != "ok":
             raise Rejected(Check.CRASH, "staging inputs failed: " + _tail(reply.get("error", ""), 400))
 
-    def _correctness(self, cand: Worker) -> None:
+    def _correctness(self, ref: Worker, cand: Worker) -> None:
+        # The reference keeps what baselines need (the warm-up set, timing sets);
+        # the candidate keeps the warm-up set and timing sets; trial sets are
+        # dropped after use so large tasks fit in memory.
+        warm = self._warm_set()
         for s in self.sets.values():
-            self._stage(cand, s)
+            if s.variant == "timing":
+                self._stage(ref, cand, s, keep_in_ref=True)
         trial_sets = [s for s in self.sets.values() if s.variant != "timing"]
         self.rng.shuffle(trial_sets)
         for i, s in enumerate(trial_sets):
-            reply, blobs, _ = cand.request({"op": "run", "set_id": s.set_id}, timeout=self.opts.call_timeout_s)
+            self._stage(ref, cand, s, keep_in_ref=s.set_id == warm)
+            reply, blobs, _ = cand.request({"op": "run", "set_id": s.set_id, "drop": s.set_id != warm},
+                                           timeout=self.opts.call_timeout_s)
             if reply.get("status") != "ok":
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
                                + _tail(reply.get("error", ""), 800))
@@ -338,7 +343,7 @@ class _Judgement:
         # neither inflate it nor be measured with a different yardstick.
         with _paused(cand):
             self.cal = timing.calibrate(ref)
-        warm = [s.set_id for s in self.sets.values() if s.variant == "default"][:1]
+        warm = [self._warm_set()]
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
 
         def check(set_id: int) -> None:
@@ -389,7 +394,7 @@ class _Judgement:
         return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng)
 
     def _floor(self, ref: Worker) -> float | None:
-        s0 = next(iter(self.sets.values()))
+        s0 = self.sets[self._warm_set()]
         reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
         key = roofline.cache_key(self.env)
         ceilings = roofline.load_cached(key)
@@ -398,13 +403,16 @@ class _Judgement:
             ceilings = {k: v for k, v in ceilings.items() if not k.startswith("_") and k != "status"}
             roofline.store(key, ceilings)
         out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
-        moved = input_bytes(s0.inputs) + input_bytes(out_leaves)
+        moved = s0.nbytes + input_bytes(out_leaves)
         dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
         return roofline.floor_ms(moved, int(reply.get("flops", 0)), dtype, ceilings, self.cuda)
 
+    def _warm_set(self) -> int:
+        """The set used for warm-up, FLOP counting and profiling: the first default-shape trial."""
+        return next(s.set_id for s in self.sets.values() if s.variant == "default")
+
     def _profile(self, cand: Worker) -> None:
-        first = next(s for s in self.sets.values() if s.variant == "default")
-        reply, _, _ = cand.request({"op": "profile", "set_id": first.set_id}, timeout=self.opts.call_timeout_s)
+        reply, _, _ = cand.request({"op": "profile", "set_id": self._warm_set()}, timeout=self.opts.call_timeout_s)
         if reply.get("status") == "ok":
             self.findings += kernels.findings(reply.get("rows", []), self.cuda)
         else:

@@ -57,8 +57,11 @@ class CandidateWorker(RoleBase):
     def op_run(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
         """One correctness call on a copy of a staged set, with memory poisoned first."""
         assert self.h is not None
+        set_id = int(header["set_id"])
         with torch.no_grad():
-            res = self.h.run_checked(self.model, int(header["set_id"]))
+            res = self.h.run_checked(self.model, set_id)
+        if header.get("drop"):
+            del self.h.sets[set_id]
         out_blobs: list[bytes] = []
         spec = codec.encode(res.pop("out"), out_blobs)
         return dict(res, out=spec), out_blobs

@@ -53,13 +53,13 @@ class Channel:
         for b in blobs:
             _write_all(self._w, b)
 
-    def recv(self) -> tuple[dict[str, Any], list[bytes]]:
+    def recv(self) -> tuple[dict[str, Any], list[bytearray]]:
         """Receive one frame; raise ChannelError on EOF, forgery or disorder."""
-        head_len, total = _LEN.unpack(_read_exact(self._r, _LEN.size))
+        head_len, total = _LEN.unpack(bytes(_read_exact(self._r, _LEN.size)))
         if head_len > 64 << 20 or total > MAX_FRAME_BYTES:
             raise ChannelError(f"frame too large ({head_len} + {total} bytes)")
-        mac = _read_exact(self._r, _MAC_LEN)
-        head = _read_exact(self._r, head_len)
+        mac = bytes(_read_exact(self._r, _MAC_LEN))
+        head = bytes(_read_exact(self._r, head_len))
         check = hmac.new(self._secret, head, hashlib.sha256)
         try:
             header = json.loads(head)
@@ -99,11 +99,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _read_exact(fd: int, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = os.read(fd, min(n - len(buf), 1 << 24))
-        if not chunk:
+def _read_exact(fd: int, n: int) -> bytearray:
+    # A preallocated, writable buffer: tensors are built on it without another copy.
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:got + (1 << 24)]])
+        if not k:
             raise ChannelError("peer closed the channel")
-        buf += chunk
-    return bytes(buf)
+        got += k
+    return buf

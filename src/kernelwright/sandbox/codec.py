@@ -37,7 +37,8 @@ def encode(obj: Any, blobs: list[bytes]) -> Any:
         if name not in _DTYPES:
             raise CodecError(f"unsupported tensor dtype {t.dtype}")
         cpu = t.to("cpu", copy=False).contiguous()
-        raw = cpu.view(torch.uint8).numpy().tobytes() if cpu.numel() else b""
+        # A view, not a copy: the channel writes straight from the tensor's memory.
+        raw = memoryview(cpu.view(torch.uint8).numpy()).cast("B") if cpu.numel() else b""
         blobs.append(raw)
         return {
             "k": "tensor", "dtype": name, "shape": list(cpu.shape),
@@ -66,7 +67,8 @@ def decode(spec: Any, blobs: list[bytes]) -> Any:
             raw = blobs[int(spec["blob"])]
             if not raw:
                 return torch.empty(shape, dtype=dtype)
-            flat = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+            buf = raw if isinstance(raw, bytearray) else bytearray(raw)
+            flat = torch.frombuffer(buf, dtype=torch.uint8)
             return flat.view(dtype).reshape(shape)
         if kind in ("tuple", "list"):
             items = [decode(s, blobs) for s in spec["items"]]
