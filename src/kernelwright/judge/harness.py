@@ -73,7 +73,32 @@ def global_flags() -> dict[str, Any]:
         "cuda.matmul.allow_fp16_reduced": torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
         "cuda.matmul.allow_bf16_reduced": torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
     }
+    if torch.cuda.is_initialized():
+        flags["cuda.persisting_l2_limit"] = _persisting_l2_limit()
     return flags
+
+
+_CUDART: Any = None
+
+
+def _persisting_l2_limit() -> int | None:
+    """cudaLimitPersistingL2CacheSize of this process's CUDA runtime (exploit class 16)."""
+    global _CUDART
+    import ctypes
+
+    if _CUDART is None:
+        try:
+            with open("/proc/self/maps") as f:
+                path = next(line.split()[-1] for line in f if "libcudart" in line)
+            _CUDART = ctypes.CDLL(path)
+        except (OSError, StopIteration):
+            _CUDART = False
+    if not _CUDART:
+        return None
+    value = ctypes.c_size_t(0)
+    if _CUDART.cudaDeviceGetLimit(ctypes.byref(value), ctypes.c_int(0x06)) != 0:
+        return None
+    return int(value.value)
 
 
 def pin_flags(threads: int | None) -> None:
