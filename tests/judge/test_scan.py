@@ -151,6 +151,7 @@ def test_honest_candidates_have_no_findings(source):
 
 
 POSITIVE = [
+    ("proc", "import os\nopen(f'/proc/{os.getppid()}/mem', 'rb')\n"),
     ("thread", "import threading\nt = threading.Thread(target=print)\n"),
     ("thread", "from concurrent.futures import ThreadPoolExecutor\n"),
     ("thread", "import torch.multiprocessing as mp\n"),
@@ -302,7 +303,7 @@ RULE_IDS = {
     "ctypes", "network", "dynamic_code", "env", "tensor_subclass", "torch_function", "cuda_graph", "memo_cache",
     "data_ptr", "global_flag", "timer", "seed", "harness", "cpp_thread", "cpp_subprocess", "cpp_stream",
     "cpp_host_alloc", "cpp_static", "cpp_graph", "cpp_env", "cpp_exit", "cpp_file", "cpp_dlopen",
-    "cpp_l2_persist", "cpp_timer",
+    "cpp_l2_persist", "cpp_timer", "proc",
 }
 
 

@@ -31,6 +31,15 @@ def tolerance_for(dtype: torch.dtype, rtol: float | None = None, atol: float | N
     return C.Tolerance(rtol=base.rtol if rtol is None else rtol, atol=base.atol if atol is None else atol)
 
 
+def structure(tree: Any) -> Any:
+    """The nesting of a tree: 'T' for a tensor, a list for a tuple or list, 'V' for a value."""
+    if isinstance(tree, torch.Tensor):
+        return "T"
+    if isinstance(tree, (tuple, list)):
+        return [structure(t) for t in tree]
+    return "V"
+
+
 def leaves(tree: Any) -> list[Any]:
     """Flatten tuples and lists."""
     if isinstance(tree, (tuple, list)):
@@ -45,6 +54,9 @@ def compare_tree(out: Any, out_meta: Any, native: Any, ref64: Any | None, device
     `out_meta` is what the worker claimed about each leaf (type, device); `slack`
     multiplies each leaf's tolerance (from the reference's own error).
     """
+    if structure(out) != structure(native):
+        return _fail(Check.STRUCTURE, f"the output is shaped like {structure(out)}; "
+                     f"the reference returns {structure(native)} (T: a tensor)")
     outs, metas, natives = leaves(out), leaves(out_meta), leaves(native)
     refs = leaves(ref64) if ref64 is not None else natives
     if len(outs) != len(natives) or len(refs) != len(natives):

@@ -13,13 +13,13 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
+import sys
 import time
 from typing import Any, Callable
 
 import torch
 
 from kernelwright import constants as C
-from kernelwright.sandbox import codec
 
 _perf = time.perf_counter
 _type = builtins.type
@@ -111,22 +111,53 @@ def pin_flags(threads: int | None) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-class Integrity:
-    """A snapshot of guarded objects and flags, compared later by identity and value."""
+# The judge's own code inside the worker: every function and method in these
+# modules must still be the same object, with the same code, after the runs.
+_GUARDED_MODULES = (
+    "kernelwright.judge.harness", "kernelwright.judge.worker_common",
+    "kernelwright.judge.worker_candidate", "kernelwright.judge.inputs",
+    "kernelwright.sandbox.codec", "kernelwright.sandbox.channel",
+)
 
-    def __init__(self, extra: dict[str, Any] | None = None) -> None:
+
+def _module_callables(modname: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    module = sys.modules.get(modname)
+    if module is None:
+        return found
+    for name, obj in list(vars(module).items()):
+        if callable(obj) and not name.startswith("__"):
+            found[f"{modname}.{name}"] = obj
+            if isinstance(obj, type) and obj.__module__ == modname:
+                for attr, value in list(vars(obj).items()):
+                    if callable(value) or isinstance(value, (staticmethod, classmethod, property)):
+                        found[f"{modname}.{name}.{attr}"] = value
+    return found
+
+
+class Integrity:
+    """A snapshot of guarded objects and flags, compared later by identity, code and value."""
+
+    def __init__(self) -> None:
         self._objects: dict[str, Any] = {}
         for name in _GUARDED:
             try:
                 self._objects[name] = _resolve(name)
             except (LookupError, AttributeError):
                 continue
-        self._extra = dict(extra or {})
-        self._codes = {k: getattr(v, "__code__", None) for k, v in self._extra.items()}
+        self._own: dict[str, Any] = {}
+        for modname in _GUARDED_MODULES:
+            self._own.update(_module_callables(modname))
+        self._codes = {k: getattr(v, "__code__", None) for k, v in self._own.items()}
+        self._instances: list[Any] = []
         self._flags = global_flags()
 
+    def watch(self, obj: Any) -> None:
+        """Also check that this judge object gains no instance attributes that shadow its methods."""
+        self._instances.append(obj)
+
     def violations(self) -> list[str]:
-        """What changed since the snapshot: swapped functions, moved flags."""
+        """What changed since the snapshot: swapped functions, rewritten code, moved flags."""
         found = []
         for name, obj in self._objects.items():
             try:
@@ -136,9 +167,18 @@ class Integrity:
                 continue
             if now is not obj:
                 found.append(f"{name} was replaced")
-        for name, fn in self._extra.items():
-            if getattr(fn, "__code__", None) is not self._codes[name]:
+        current: dict[str, Any] = {}
+        for modname in _GUARDED_MODULES:
+            current.update(_module_callables(modname))
+        for name, obj in self._own.items():
+            if current.get(name) is not obj:
+                found.append(f"judge function {name} was replaced")
+            elif getattr(obj, "__code__", None) is not self._codes[name]:
                 found.append(f"judge function {name} was rewritten")
+        for obj in self._instances:
+            for attr, value in vars(obj).items():
+                if callable(value) and hasattr(type(obj), attr):
+                    found.append(f"judge method {type(obj).__name__}.{attr} was shadowed")
         now_flags = global_flags()
         for key, value in self._flags.items():
             if now_flags.get(key) != value:
@@ -225,11 +265,8 @@ class Harness:
             self._Event = torch.cuda.Event
         else:
             self._sync = lambda: None
-        self.integrity = Integrity(extra={
-            "Harness.time_batch": Harness.time_batch, "Harness.run_checked": Harness.run_checked,
-            "Harness.poison": Harness.poison, "is_plain_tensor_tree": is_plain_tensor_tree,
-            "fingerprint": fingerprint, "codec.encode": codec.encode,
-        })
+        self.integrity = Integrity()
+        self.integrity.watch(self)
 
     def stage(self, set_id: int, inputs: tuple[Any, ...]) -> None:
         """Keep an input set on the device under `set_id`."""

@@ -53,27 +53,58 @@ def cache_key(environment: dict[str, Any]) -> str:
     return "|".join(str(environment.get(k)) for k in ("gpu", "device", "torch", "threads"))
 
 
-def load_cached(key: str) -> dict[str, Any] | None:
-    """Cached ceilings for this key, if any."""
-    try:
-        data = json.loads((cache_dir() / "ceilings.json").read_text())
-    except (OSError, ValueError):
-        return None
-    value = data.get(key)
-    return value if isinstance(value, dict) else None
+class CeilingCache:
+    """The ceilings file, read once before any candidate runs.
 
+    Candidates run as the same user and could rewrite the file; reading it
+    before they exist, and putting it back afterwards if it changed, keeps one
+    judgement's candidate from lowering the floor for itself or for later ones.
+    """
 
-def store(key: str, ceilings: dict[str, Any]) -> None:
-    """Add ceilings to the cache (atomic replace, so readers never see half a file)."""
-    path = cache_dir() / "ceilings.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[key] = ceilings
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    def __init__(self) -> None:
+        self.path = cache_dir() / "ceilings.json"
+        try:
+            self._raw = self.path.read_bytes()
+        except OSError:
+            self._raw = b""
+        try:
+            data = json.loads(self._raw) if self._raw else {}
+        except ValueError:
+            data = {}
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """Ceilings for a key, if they are plausible numbers."""
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            return None
+        if not all(isinstance(v, (int, float)) and 0 < v < 1e18 for v in value.values()):
+            return None
+        return value
+
+    def put(self, key: str, ceilings: dict[str, Any]) -> None:
+        """Add ceilings (atomic replace, so readers never see half a file)."""
+        self.data[key] = ceilings
+        self._raw = json.dumps(self.data, indent=1).encode()
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(self._raw)
+        os.replace(tmp, self.path)
+
+    def restore_if_changed(self) -> bool:
+        """Put the file back as this judge left it; True when something had changed it."""
+        try:
+            now = self.path.read_bytes()
+        except OSError:
+            now = b""
+        if now == self._raw:
+            return False
+        if self._raw:
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(self._raw)
+            os.replace(tmp, self.path)
+        else:
+            self.path.unlink(missing_ok=True)
+        return True
 
 
 def floor_ms(bytes_moved: int, flops: int, dtype: str, ceilings: dict[str, Any], cuda: bool) -> float | None:

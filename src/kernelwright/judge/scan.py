@@ -95,6 +95,7 @@ _RULES: dict[str, tuple[str, str, str]] = {
              "torch.cuda.set_rng_state torch.cuda.set_rng_state_all torch.cuda.get_rng_state "
              "numpy.random.seed numpy.random.set_state numpy.random.get_state random.seed random.setstate"),
     "harness": ("touches the judge's own package", "can tamper with the measurement", "kernelwright"),
+    "proc": ("reaches into /proc", "can read other processes' memory or environment", ""),
     "cpp_thread": ("starts host threads in native code", "work may run outside the timed region",
                    r"\bstd::j?thread\b(?!\s*::\s*hardware_concurrency)|\bpthread_create\b|\bstd::async\b"
                    rf"|\bboost::thread\b|{_NOT_CALLED}v?fork\s*\("),
@@ -384,6 +385,9 @@ def scan_source(source: str) -> list[ScanFinding]:
         scan.run(tree)
     except Exception as exc:  # a pathological tree must not take the judge down; keep what was found
         hits.append(("scan_error", 1, type(exc).__name__))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "/proc/" in node.value:
+            hits.append(("proc", getattr(node, "lineno", 1), "/proc"))
     unique: dict[tuple[str, int], ScanFinding] = {}
     for rule, line, name in hits:
         unique.setdefault((rule, line), _finding(rule, line, name))

@@ -108,6 +108,7 @@ class _Judgement:
         self.sets: dict[int, _Set] = {}
         self.rng = random.Random(secrets.randbits(64))
         self.timing: Timing | None = None
+        self.candidate_ran = False
 
     # -- top level -----------------------------------------------------------
 
@@ -118,6 +119,7 @@ class _Judgement:
             return self._result([Reason(check.value, self.cand.problem)])
         limits.become_subreaper()
         limits.protect_self()
+        self.ceilings = roofline.CeilingCache()  # before any candidate code exists
         ref = cand = None
         try:
             ref, cand = self._start_workers()
@@ -126,13 +128,23 @@ class _Judgement:
         except Rejected as r:
             reasons = [r.reason]
         except WorkerFailure as f:
-            if ref is not None and f is ref._failure:
-                raise TaskError(f"the reference worker failed while running the task: {f}") from None
-            reasons = [Reason(f.kind, _failure_sentence(f))]
+            if ref is not None and f is ref.failure:
+                if not self.candidate_ran or f.kind in ("memory", "timeout"):
+                    raise TaskError(f"the reference worker failed while running the task: {f}") from None
+                # Once candidate code has run, it may have killed or stopped the
+                # reference (same user): that is the candidate's failure, not the task's.
+                reasons = [Reason(Check.CRASH.value, "the reference worker died while the candidate's "
+                                  f"code was running ({f.detail}); a candidate must leave other "
+                                  "processes alone (if the task itself crashes, run it alone to check)")]
+            else:
+                reasons = [Reason(f.kind, _failure_sentence(f))]
         finally:
             for w in (cand, ref):
                 if w is not None:
                     w.close()
+            if self.ceilings.restore_if_changed():
+                self.findings.append("something changed the device-ceilings cache during this judgement; "
+                                     "it was put back")
         return self._result(reasons)
 
     def _result(self, reasons: list[Reason]) -> JudgeResult:
@@ -267,6 +279,7 @@ class _Judgement:
                   "init_inputs": reply0["init_inputs"], "state": reply0["state"],
                   "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}
         lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
+        self.candidate_ran = True
         with lock:
             reply, _, _ = cand.request(header, blobs, timeout=self.opts.import_timeout_s)
         status = reply.get("status")
@@ -341,7 +354,7 @@ class _Judgement:
         # The protocol's overhead is measured in the trusted worker (same harness,
         # same pipes) and subtracted from every side alike: the candidate can
         # neither inflate it nor be measured with a different yardstick.
-        with _paused(cand):
+        with _paused(cand, ref):
             self.cal = timing.calibrate(ref)
         warm = [self._warm_set()]
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
@@ -367,7 +380,7 @@ class _Judgement:
         for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
-        with _paused(cand):
+        with _paused(cand, ref):
             m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng)
             m_comp = self._compile_baseline(ref, warm, timing_sets)
             floor = self._floor(ref)
@@ -397,11 +410,11 @@ class _Judgement:
         s0 = self.sets[self._warm_set()]
         reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
         key = roofline.cache_key(self.env)
-        ceilings = roofline.load_cached(key)
+        ceilings = self.ceilings.get(key)
         if ceilings is None:
             ceilings, _ = self._ref_request(ref, {"op": "ceilings"}, timeout=600)
             ceilings = {k: v for k, v in ceilings.items() if not k.startswith("_") and k != "status"}
-            roofline.store(key, ceilings)
+            self.ceilings.put(key, ceilings)
         out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
         moved = s0.nbytes + input_bytes(out_leaves)
         dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
@@ -485,9 +498,15 @@ def _compiler_version(cuda: bool) -> str:
 
 
 @contextmanager
-def _paused(w: Worker) -> Iterator[None]:
-    """SIGSTOP a worker's process group for the duration (SIGCONT after, whatever happens)."""
+def _paused(w: Worker, other: Worker | None = None) -> Iterator[None]:
+    """SIGSTOP a worker's whole tree for the duration (SIGCONT after, whatever happens).
+
+    `other`, the side about to be measured, is continued first, in case the
+    stopped side had stopped it.
+    """
     w.signal(signal.SIGSTOP)
+    if other is not None:
+        other.signal(signal.SIGCONT)
     try:
         yield
     finally:

@@ -48,6 +48,7 @@ class RoleBase:
         """Create the harness on the judge's device with its thread count."""
         self.h = Harness(header["device"], header.get("threads"))
         self.h.stage(-1, (torch.zeros(1),))
+        self.h.integrity.watch(self)
         return {"environment": describe_device(header["device"]),
                 "hardening": self.hardening_problems}, []
 

@@ -16,7 +16,9 @@ import hashlib
 import hmac
 import json
 import os
+import select
 import struct
+import time
 from typing import Any
 
 from kernelwright.constants import MAX_FRAME_BYTES
@@ -38,6 +40,7 @@ class Channel:
         self._secret = secret
         self._send_seq = 0
         self._recv_seq = 0
+        self._deadline: float | None = None
 
     def send(self, header: dict[str, Any], blobs: list[bytes] | None = None) -> None:
         """Send a JSON-able header and optional raw blobs."""
@@ -53,13 +56,18 @@ class Channel:
         for b in blobs:
             _write_all(self._w, b)
 
-    def recv(self) -> tuple[dict[str, Any], list[bytearray]]:
-        """Receive one frame; raise ChannelError on EOF, forgery or disorder."""
-        head_len, total = _LEN.unpack(bytes(_read_exact(self._r, _LEN.size)))
+    def recv(self, deadline: float | None = None) -> tuple[dict[str, Any], list[bytearray]]:
+        """Receive one frame; raise ChannelError on EOF, forgery, disorder or a passed deadline.
+
+        `deadline` is a time.monotonic() value: a peer that sends half a frame and
+        stops cannot hang the reader past it.
+        """
+        self._deadline = deadline
+        head_len, total = _LEN.unpack(bytes(self._read(_LEN.size)))
         if head_len > 64 << 20 or total > MAX_FRAME_BYTES:
             raise ChannelError(f"frame too large ({head_len} + {total} bytes)")
-        mac = bytes(_read_exact(self._r, _MAC_LEN))
-        head = bytes(_read_exact(self._r, head_len))
+        mac = bytes(self._read(_MAC_LEN))
+        head = bytes(self._read(head_len))
         check = hmac.new(self._secret, head, hashlib.sha256)
         try:
             header = json.loads(head)
@@ -70,7 +78,7 @@ class Channel:
             raise ChannelError("frame blob sizes disagree with its length")
         blobs = []
         for size in sizes:
-            b = _read_exact(self._r, size)
+            b = self._read(size)
             check.update(b)
             blobs.append(b)
         if not hmac.compare_digest(mac, check.digest()):
@@ -79,6 +87,9 @@ class Channel:
             raise ChannelError("frame out of sequence (replayed or injected)")
         self._recv_seq += 1
         return header, blobs
+
+    def _read(self, n: int) -> bytearray:
+        return _read_exact(self._r, n, self._deadline)
 
     def close(self) -> None:
         """Close both descriptors."""
@@ -99,12 +110,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _read_exact(fd: int, n: int) -> bytearray:
+def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytearray:
     # A preallocated, writable buffer: tensors are built on it without another copy.
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise ChannelError("no complete frame before the deadline")
         k = os.readv(fd, [view[got:got + (1 << 24)]])
         if not k:
             raise ChannelError("peer closed the channel")

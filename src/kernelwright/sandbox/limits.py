@@ -185,15 +185,30 @@ def group_rss_bytes(root: int) -> int:
 LIVE_WORKERS: set[int] = set()
 
 
-def kill_tree(root: int) -> None:
-    """SIGKILL a worker, its process group, its descendants, and orphans it left to us."""
-    LIVE_WORKERS.discard(root)
+def _tree(root: int) -> set[int]:
+    """A worker, its process group, its descendants, and orphans re-parented to the judge."""
     table = _proc_table()
     victims = _descendants(root, table) | {p for p, (_, g, _) in table.items() if g == root}
     me = os.getpid()
     for pid, (ppid, _, _) in table.items():
-        if ppid == me and pid not in LIVE_WORKERS and pid != me:
+        if ppid == me and pid not in LIVE_WORKERS and pid != me and pid != root:
             victims |= _descendants(pid, table)
+    return victims
+
+
+def signal_tree(root: int, sig: int) -> None:
+    """Send `sig` to every process of a worker's tree (see _tree)."""
+    for pid in _tree(root):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL a worker, its process group, its descendants, and orphans it left to us."""
+    victims = _tree(root)
+    LIVE_WORKERS.discard(root)
     for pid in victims:
         try:
             os.kill(pid, signal.SIGKILL)

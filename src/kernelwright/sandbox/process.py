@@ -28,15 +28,17 @@ from kernelwright.sandbox import limits
 from kernelwright.sandbox.channel import Channel, ChannelError
 
 
-@dataclass(frozen=True)
 class WorkerFailure(Exception):
-    """A worker died, hung, ran out of memory or broke the protocol."""
+    """A worker died, hung, ran out of memory or broke the protocol.
 
-    kind: str  # "crash" | "timeout" | "memory" | "protocol"
-    detail: str
+    A plain exception (not a frozen dataclass): raising machinery must be able
+    to set its traceback.
+    """
 
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}"
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind  # "crash" | "timeout" | "memory" | "protocol"
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,17 @@ class Worker:
         if self._failure:
             raise self._failure
         t0 = time.perf_counter()
+        deadline = time.monotonic() + timeout
         try:
             self._chan.send(header, blobs)
             self._wait_readable(timeout)
-            reply, rblobs = self._chan.recv()
+            reply, rblobs = self._chan.recv(deadline=deadline)
         except ChannelError as exc:
+            if "deadline" in str(exc):
+                self._killed_for = self._killed_for or "timeout"
+                self.kill()
+                raise self._record(WorkerFailure(
+                    "timeout", f"no complete answer within {timeout:.0f} s; the worker was killed")) from None
             raise self._fail_from(exc) from None
         elapsed = time.perf_counter() - t0
         if reply.get("status") == "error":
@@ -125,6 +133,11 @@ class Worker:
                 return  # EOF will surface from recv with the exit status
 
     # -- failures -------------------------------------------------------------
+
+    @property
+    def failure(self) -> WorkerFailure | None:
+        """How this worker failed, if it did."""
+        return self._failure
 
     def _fail_from(self, exc: Exception) -> WorkerFailure:
         if self._failure:
@@ -175,13 +188,10 @@ class Worker:
                 return
 
     def signal(self, sig: int) -> None:
-        """Send a signal to the worker's process group (used to pause it while the other side is timed)."""
+        """Signal the worker's whole tree: its group, descendants and orphans it left to the judge."""
         if self.proc.poll() is not None:
             return
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        limits.signal_tree(self.proc.pid, sig)
 
     def kill(self) -> None:
         """Kill the worker, its process group and every descendant it left."""
