@@ -35,6 +35,8 @@ _GUARDED = (
     "torch.Tensor.view", "torch.Tensor.detach", "torch.nn.Module.__call__",
     "torch.nn.Module._call_impl", "torch.nn.Module.load_state_dict",
     "torch.set_num_threads", "torch.get_num_threads", "torch.frombuffer",
+    "torch.Tensor.__setitem__", "torch.Tensor.__getitem__", "torch.randint", "torch.unique",
+    "torch.Generator", "torch.Tensor.index_put_",
     "builtins.type", "builtins.isinstance", "os.write", "os.read", "os._exit",
     "json.dumps", "hmac.new", "hmac.compare_digest",
     "kernelwright.sandbox.codec.encode", "kernelwright.sandbox.channel.Channel.send",
@@ -269,8 +271,14 @@ class Harness:
         self.integrity.watch(self)
 
     def stage(self, set_id: int, inputs: tuple[Any, ...]) -> None:
-        """Keep an input set on the device under `set_id`."""
-        self.sets[set_id] = tuple(to_device(list(inputs), self.device))
+        """Keep an input set on the device under `set_id`.
+
+        Always a fresh torch allocation: tensors decoded from the channel live in
+        Python byte buffers whose alignment would slow vectorized CPU kernels,
+        and both sides must run on equally placed data.
+        """
+        moved = to_device(list(inputs), self.device)
+        self.sets[set_id] = tuple(clone_tree(moved) if not self.cuda else moved)
 
     def poison(self) -> None:
         """Fill memory the allocator could hand the next call with NaN (exploit class 1)."""
@@ -314,12 +322,16 @@ class Harness:
                 self._recent_out_bytes.append(t.numel() * t.element_size())
         self._recent_out_bytes = self._recent_out_bytes[-16:]
 
-    def time_batch(self, fn: Callable[..., Any], set_ids: list[int], snap: bool) -> dict[str, Any]:
+    def time_batch(self, fn: Callable[..., Any], set_ids: list[int], snap: bool,
+                   seed: int | None = None) -> dict[str, Any]:
         """Time one call per entry of `set_ids`, each fenced by a full device sync.
 
-        With `snap`, exactly one call's output is copied right after its clock
-        stops; which one is drawn from the OS only after each call has returned,
-        so no call can know in advance whether it will be checked.
+        With `seed`, call i runs on its set perturbed by `perturb(seed, i)` and
+        restored afterwards: no two timed calls see the same inputs, so results
+        cannot be cached or precomputed from the staged sets. With `snap`,
+        exactly one call's output is copied right after its clock stops; which
+        one is drawn from the OS only after each call has returned, so no call
+        can know in advance whether it will be checked.
         """
         host_ms: list[float] = []
         event_ms: list[float] = []
@@ -329,6 +341,7 @@ class Harness:
         n = len(set_ids)
         for i, sid in enumerate(set_ids):
             args = self.sets[sid]
+            undo = perturb(args, seed, i) if seed is not None else None
             if self.cuda:
                 self._flush.zero_()
                 self._sync()
@@ -349,6 +362,8 @@ class Harness:
             if self.cuda:
                 event_ms.append(start.elapsed_time(end))
             del out
+            if undo is not None:
+                undo()
         return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped}
 
     def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:
@@ -373,6 +388,37 @@ class Harness:
             acc[0] += float(t)
             acc[1] += 1
         return [{"kind": k, "name": n, "self_us": v[0], "count": v[1]} for (k, n), v in rows.items()]
+
+
+PERTURB_ELEMENTS = 64
+
+
+def perturb(inputs: Any, seed: int, index: int) -> Callable[[], None]:
+    """Overwrite a few elements of each input tensor with values from elsewhere in it; return an undo.
+
+    Deterministic in (seed, index), so the reference worker reproduces the exact
+    inputs of any checked call. Moving existing values keeps every input inside
+    its task's domain (positive stays positive, indices stay valid).
+    """
+    g = torch.Generator().manual_seed((seed * 1_000_003 + index) % (2**63))
+    saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for t in _leaves(inputs):
+        if not isinstance(t, torch.Tensor) or t.numel() < 2 or not t.is_contiguous():
+            continue
+        flat = t.view(-1)
+        n = flat.numel()
+        k = min(PERTURB_ELEMENTS, n)
+        pos = torch.unique(torch.randint(n, (k,), generator=g)).to(t.device)
+        src = torch.randint(n, (pos.numel(),), generator=g).to(t.device)
+        old = flat[pos].clone()
+        flat[pos] = flat[src].clone()
+        saved.append((flat, pos, old))
+
+    def undo() -> None:
+        for flat, pos, old in saved:
+            flat[pos] = old
+
+    return undo
 
 
 def _urandom_below(n: int) -> int:

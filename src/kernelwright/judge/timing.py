@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -42,9 +43,10 @@ class TimingError(Exception):
         self.detail = detail
 
 
-def _batch(worker: Worker, target: str, set_ids: list[int],
-           snap: bool = False) -> tuple[float, dict[str, Any]]:
-    reply, _, wall = worker.request({"op": "time", "target": target, "set_ids": set_ids, "snap": snap})
+def _batch(worker: Worker, target: str, set_ids: list[int], snap: bool = False,
+           seed: int | None = None) -> tuple[float, dict[str, Any]]:
+    reply, _, wall = worker.request({"op": "time", "target": target, "set_ids": set_ids, "snap": snap,
+                                     "seed": seed})
     if reply.get("status") != "ok":
         raise TimingError("crash", f"the timed call raised: {reply.get('error', 'unknown error')}")
     host = reply.get("host_ms")
@@ -53,13 +55,17 @@ def _batch(worker: Worker, target: str, set_ids: list[int],
     return wall * 1e3, reply
 
 
-def calibrate(worker: Worker) -> Calibration:
-    """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians)."""
+def calibrate(worker: Worker, set_id: int) -> Calibration:
+    """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians).
+
+    The no-op runs on a real input set with per-call perturbation, so the
+    overhead includes exactly what every timed call pays outside its clock.
+    """
     small: list[float] = []
     large: list[float] = []
     for _ in range(C.CALIBRATION_REPEATS):
-        small.append(_batch(worker, "noop", [-1])[0])
-        large.append(_batch(worker, "noop", [-1] * 16)[0])
+        small.append(_batch(worker, "noop", [set_id], seed=secrets.randbits(62))[0])
+        large.append(_batch(worker, "noop", [set_id] * 16, seed=secrets.randbits(62))[0])
     per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
     per_batch = max(0.0, statistics.median(small) - per_call)
     return Calibration(per_batch_ms=per_batch, per_call_ms=per_call, noise_ms=_iqr(small))
@@ -80,12 +86,14 @@ class Measurement:
 
 
 def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int],
-            timing_sets: list[int], check: Callable[[int], None] | None,
+            timing_sets: list[int], check: Callable[[int, int, int], None] | None,
             rng: random.Random, batches: int = C.TIMING_BATCHES) -> Measurement:
     """Warm up; for a checked target, time single calls on unseen then on seen sets; then batches.
 
-    `check(set_id)` fetches and verifies the snapshot of one call of each batch,
-    drawn at random after the calls return (it raises to reject).
+    Every batch perturbs each call's inputs under a fresh secret seed, so no
+    two timed calls see the same data. `check(set_id, seed, index)` fetches the
+    snapshot of one call of each batch, drawn at random after the calls return,
+    for the judge to verify against a reference of those perturbed inputs.
     """
     for _ in range(C.TIMING_WARMUP_CALLS):
         _batch(worker, target, warm_sets[:1])
@@ -100,7 +108,8 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
     totals = [0.0, 0.0]  # trusted, reported
 
     def run(set_ids: list[int], main: bool = True) -> float:
-        wall, reply = _batch(worker, target, set_ids, check is not None)
+        seed = secrets.randbits(62)
+        wall, reply = _batch(worker, target, set_ids, check is not None, seed)
         if reply.get("not_plain"):
             raise TimingError("output_type", "a timed call returned something other than a plain "
                               "torch.Tensor (a lazy or subclassed output)")
@@ -116,7 +125,7 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
             j = reply.get("snapped")
             if not isinstance(j, int) or not 0 <= j < len(set_ids):
                 raise TimingError("protocol", "the worker did not keep a timed output to check")
-            check(set_ids[j])
+            check(set_ids[j], seed, j)
         return trusted / len(set_ids)
 
     fresh = repeat = faster = None

@@ -354,24 +354,20 @@ class _Judgement:
         # The protocol's overhead is measured in the trusted worker (same harness,
         # same pipes) and subtracted from every side alike: the candidate can
         # neither inflate it nor be measured with a different yardstick.
-        with _paused(cand, ref):
-            self.cal = timing.calibrate(ref)
         warm = [self._warm_set()]
+        with _paused(cand, ref):
+            self.cal = timing.calibrate(ref, warm[0])
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
 
-        def check(set_id: int) -> None:
+        checks: list[tuple[int, int, int, Any, list[bytes]]] = []
+
+        def check(set_id: int, seed: int, index: int) -> None:
             reply, blobs, _ = cand.request({"op": "fetch"}, timeout=self.opts.call_timeout_s)
             if reply.get("status") != "ok":
                 raise Rejected(Check.TIMED_OUTPUT, "fetching a timed output failed: "
                                + _tail(reply.get("error", ""), 300))
-            c = self._compare(reply.get("out"), blobs, self.sets[set_id], plain=True)
-            if not c.passed:
-                raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
-                               f"differ between checked and timed calls): {c.detail}")
+            checks.append((set_id, seed, index, reply.get("out"), blobs))
 
-        # Each side is timed while the other side's processes are stopped: idle
-        # OpenMP threads spinning, or anything a candidate left running, cannot
-        # slow the side being measured.
         try:
             with _paused(ref):
                 m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng)
@@ -384,6 +380,7 @@ class _Judgement:
             m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng)
             m_comp = self._compile_baseline(ref, warm, timing_sets)
             floor = self._floor(ref)
+        self._check_timed_outputs(ref, checks)
         cand_ms = m_cand.stats.median
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=m_eager.stats, compile_ms=m_comp.stats if m_comp else None,
@@ -395,6 +392,20 @@ class _Judgement:
         sp = self.timing.speedup_vs_eager
         if sp is not None and sp > C.LARGE_SPEEDUP:
             self.findings.append(f"large speedup ({sp:.1f}x over eager): verified, but worth a human look")
+
+    def _check_timed_outputs(self, ref: Worker, checks: list[tuple[int, int, int, Any, list[bytes]]]) -> None:
+        """Compare each checked timed output with the reference of its perturbed inputs."""
+        for set_id, seed, index, out_spec, blobs in checks:
+            reply, rblobs = self._ref_request(ref, {"op": "perturbed_reference", "set_id": set_id,
+                                                    "seed": seed, "index": index})
+            s = _Set(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
+            if "ref64" in reply:
+                s.ref64 = decode(reply["ref64"], rblobs)
+            s.slack = _slack(s, self.meta.rtol, self.meta.atol)
+            c = self._compare(out_spec, blobs, s, plain=True)
+            if not c.passed:
+                raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
+                               f"differ between checked and timed calls): {c.detail}")
 
     def _compile_baseline(self, ref: Worker, warm: list[int], timing_sets: list[int]) -> timing.Measurement | None:
         if not self.opts.compile_baseline:

@@ -63,7 +63,9 @@ class RoleBase:
         assert self.h is not None
         fn = self.targets[header["target"]]
         with torch.no_grad():
-            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]], bool(header.get("snap")))
+            seed = header.get("seed")
+            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]], bool(header.get("snap")),
+                                    None if seed is None else int(seed))
         return res, []
 
     def op_touch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:

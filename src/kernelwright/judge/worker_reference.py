@@ -68,6 +68,23 @@ class ReferenceWorker(RoleBase):
                     reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]
         return reply, out_blobs
 
+    def op_perturbed_reference(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Native and float64 outputs for a timing set as perturbed for one timed call."""
+        assert self.h is not None
+        from kernelwright.judge.harness import perturb
+
+        args = clone_tree(self.h.sets[int(header["set_id"])])
+        perturb(args, int(header["seed"]), int(header["index"]))
+        out_blobs: list[bytes] = []
+        reply: dict[str, Any] = {}
+        with torch.no_grad():
+            reply["native"] = codec.encode(self.model(*clone_tree(args)), out_blobs)
+            try:
+                reply["ref64"] = codec.encode(self._double_model()(*I.to_double(args)), out_blobs)
+            except Exception as exc:  # some ops have no float64 kernel
+                reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        return reply, out_blobs
+
     def op_inputs(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
         """Send a staged input set (for the judge to relay), dropping it here when asked."""
         assert self.h is not None

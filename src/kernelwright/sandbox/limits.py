@@ -59,6 +59,13 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig") -> dict[str, str]:
         TORCHINDUCTOR_CACHE_DIR=str(build / "inductor"),
         CUDA_CACHE_PATH=str(build / "nv"),
     )
+    # The same allocator behaviour in every worker: glibc's dynamic mmap threshold
+    # otherwise depends on what a process happened to allocate before (a worker
+    # that received large input buffers then trims and re-faults its heap on every
+    # call), which would make identical code time differently in different workers.
+    env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 30)
+    env["MALLOC_TRIM_THRESHOLD_"] = str(1 << 30)
+    env["MALLOC_TOP_PAD_"] = str(64 << 20)
     if config.threads:
         env["OMP_NUM_THREADS"] = str(config.threads)
         env["MKL_NUM_THREADS"] = str(config.threads)
