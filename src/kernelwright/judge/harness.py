@@ -375,7 +375,9 @@ class Harness:
         from torch.autograd import profiler
 
         inputs = clone_tree(self.sets[set_id])
-        kwargs: dict[str, Any] = {"use_device": "cuda"} if self.cuda else {}
+        # Kineto is what records device-side kernel events; without it the legacy
+        # profiler reports CPU operators only.
+        kwargs: dict[str, Any] = {"use_device": "cuda", "use_kineto": True} if self.cuda else {}
         with profiler.profile(**kwargs) as prof:
             fn(*inputs)
             self._sync()
