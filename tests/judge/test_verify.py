@@ -1,0 +1,41 @@
+"""End-to-end behaviour of the judge on honest candidates (CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import CANDIDATES, TASKS
+
+
+@pytest.mark.slow
+def test_compile_baseline_is_timed_by_the_same_protocol(judge) -> None:
+    result = judge("linear_relu", CANDIDATES / "linear_relu_torch.py", compile_baseline=True)
+    assert result.accepted, result.reasons
+    t = result.timing
+    assert t.compile_ms is not None and t.compile_ms.median > 0 and t.speedup_vs_compile > 0
+    assert t.compile_ms.batches == t.eager_ms.batches == t.candidate_ms.batches
+
+
+def test_result_is_plain_json_with_phases_and_environment(judge) -> None:
+    result = judge("linear_relu", CANDIDATES / "linear_relu_torch.py")
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["verdict"] == "accepted"
+    assert {"start", "compile", "correctness", "timing"} <= set(data["phases_s"])
+    assert data["environment"]["threads"] == 1
+    assert any("copied 2 of 2" in f for f in data["findings"])
+    # Trials cycle through every distribution.
+    assert {c["distribution"] for c in data["correctness"]} == {"task", "shifted", "scaled", "positive"}
+
+
+def test_trials_option_and_extra_shapes(judge, tmp_path) -> None:
+    task = tmp_path / "task.py"
+    task.write_text((TASKS / "gelu_mul.py").read_text()
+                    + '\nKERNELWRIGHT = {"shapes": [{"batch_size": 3, "dim": 17}], '
+                      '"exclude_distributions": ["scaled"]}\n')
+    result = judge(task, CANDIDATES / "gelu_mul_torch.py", trials=7, timing=False)
+    assert result.accepted, result.reasons
+    shapes = [c.shape_variant for c in result.correctness]
+    assert len(result.correctness) == 8 and "batch_size=3,dim=17" in shapes
+    assert "scaled" not in {c.distribution for c in result.correctness}
