@@ -15,13 +15,13 @@ case "$stage" in
       /usr/bin/time -f "%e s: $c" python3 -c "$c"; done ;;
   examples)
     python3 scripts/prebuild.py --device cuda examples/*/cuda_inline.py 2>&1 | tee "$OUT/prebuild.log"
-    python3 -m pytest tests/examples -m gpu -q -rA --timeout=600 2>&1 | tee "$OUT/examples.log" | tail -40 ;;
+    python3 -m pytest tests/examples tests/exploits/test_honest.py -m gpu -q -rA --timeout=600 2>&1 | tee "$OUT/examples.log" | tail -40
+    kernelwright verify examples/elementwise/task.py examples/elementwise/cuda_inline.py --device cuda > "$OUT/verify_elementwise_cuda.txt" 2>&1; cat "$OUT/verify_elementwise_cuda.txt" ;;
   exploits)
     python3 -m pytest tests/exploits -m gpu -q -rA --timeout=600 2>&1 | tee "$OUT/exploits.log" | tail -40 ;;
   bench)
-    python3 benchmarks/judge_latency.py --device cuda --repeats 3 --json "$OUT/latency.json" \
+    python3 benchmarks/judge_latency.py --device cuda --repeats 2 --json "$OUT/latency.json" \
       --pairs examples/elementwise/task.py:examples/elementwise/cuda_inline.py \
               examples/elementwise/task.py:examples/elementwise/triton_kernel.py \
-              examples/softmax/task.py:examples/softmax/triton_kernel.py \
               tests/fixtures/tasks/gelu_mul.py:tests/fixtures/candidates/gelu_mul_torch.py 2>&1 | tee "$OUT/latency.log" | tail -30 ;;
 esac
