@@ -73,7 +73,7 @@ TIMING_INPUT_BYTES_CAP = 1 << 30  # rotate fewer sets when inputs are large
 CALIBRATION_REPEATS = 7
 # A reported time this far below the judge's own clock is a patched timer.
 TIMER_AGREEMENT_RATIO = 0.25
-TIMER_AGREEMENT_SLACK_MS = 1.0
+TIMER_AGREEMENT_SLACK_MS = 0.002
 # Calls on inputs seen before this much faster than on fresh ones: memoization.
 MEMO_RATIO = 0.5
 MEMO_CONSISTENCY = 0.85  # share of timing sets that must show it

@@ -64,6 +64,7 @@ class TimingStats:
     count: int  # timed calls
     batches: int
     reported_median: float | None = None  # what the timed process itself claimed
+    clock_bound: float | None = None  # the least time the judge's own clock allows
 
 
 @dataclass(frozen=True)

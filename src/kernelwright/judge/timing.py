@@ -56,7 +56,7 @@ def _batch(worker: Worker, target: str, set_ids: list[int], snap: bool = False,
 
 
 def calibrate(worker: Worker, set_id: int) -> Calibration:
-    """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians).
+    """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians), and its noise.
 
     The no-op runs on a real input set with per-call perturbation, so the
     overhead includes exactly what every timed call pays outside its clock.
@@ -68,27 +68,33 @@ def calibrate(worker: Worker, set_id: int) -> Calibration:
         large.append(_batch(worker, "noop", [set_id] * 16, seed=secrets.randbits(62))[0])
     per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
     per_batch = max(0.0, statistics.median(small) - per_call)
-    return Calibration(per_batch_ms=per_batch, per_call_ms=per_call, noise_ms=_iqr(small))
+    return Calibration(per_batch_ms=per_batch, per_call_ms=per_call,
+                       noise_ms=max(_iqr(small), _iqr(large)))
 
 
 @dataclass
 class Measurement:
-    """Everything one target's timing produced (ms per call on the judge's clock)."""
+    """Everything one target's timing produced (ms per call)."""
 
     stats: TimingStats
     fresh_single_ms: float | None
     repeat_single_ms: float | None
     pairs_faster_when_seen: float | None  # share of sets whose second call ran < MEMO_RATIO x the first
-    repeat_ms: float
-    claim_ratio: float  # median over batches of (worker-reported / judge-clock) time
-    trusted_total_ms: float
-    reported_total_ms: float
+    repeat_ms: float  # per call, main batches, judge's clock
+    claimed_ms: float  # median per call that the worker reported (device events on CUDA)
+    bound_ms: float  # the least per-call time the judge's clock allows, noise taken off
 
 
 def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int],
             timing_sets: list[int], check: Callable[[int, int, int], None] | None,
             rng: random.Random, batches: int = C.TIMING_BATCHES) -> Measurement:
     """Warm up; for a checked target, time single calls on unseen then on seen sets; then batches.
+
+    The time reported is the worker's own per-call measurement (device events on
+    CUDA, its host clock on the CPU), but never less than the bound the judge's
+    clock sets: each batch's wall time less the calibrated overhead and three
+    times its noise. A patched timer can therefore not shrink a time, and a
+    claim far under that bound is itself evidence of tampering.
 
     Every batch perturbs each call's inputs under a fresh secret seed, so no
     two timed calls see the same data. `check(set_id, seed, index)` fetches the
@@ -103,9 +109,8 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
     if est > 2000:
         batches = max(3, min(batches, int(30_000 / est)))
 
-    ratios: list[float] = []
-    claimed: list[float] = []
-    totals = [0.0, 0.0]  # trusted, reported
+    claims: list[float] = []
+    bounds: list[float] = []
 
     def run(set_ids: list[int], main: bool = True) -> float:
         seed = secrets.randbits(62)
@@ -113,20 +118,20 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
         if reply.get("not_plain"):
             raise TimingError("output_type", "a timed call returned something other than a plain "
                               "torch.Tensor (a lazy or subclassed output)")
-        trusted = max(0.0, wall - calib.overhead(len(set_ids)))
-        claimed.extend(float(x) for x in reply["host_ms"])
-        reported = float(sum(float(x) for x in reply["host_ms"][-len(set_ids):]))
-        totals[0] += trusted
-        totals[1] += reported
-        if trusted > 0 and main:
-            # Single-call batches carry more unmodelled overhead; judge claims on full batches.
-            ratios.append(reported / trusted)
+        n = len(set_ids)
+        trusted = max(0.0, wall - calib.overhead(n)) / n
+        if main:
+            per_call = reply.get("event_ms") or reply["host_ms"]
+            if len(per_call) != n:
+                raise TimingError("protocol", "the worker's timing reply is malformed")
+            claims.extend(float(x) for x in per_call)
+            bounds.append(max(0.0, wall - calib.overhead(n) - 3 * calib.noise_ms * (1 + n / 16)) / n)
         if check is not None:
             j = reply.get("snapped")
-            if not isinstance(j, int) or not 0 <= j < len(set_ids):
+            if not isinstance(j, int) or not 0 <= j < n:
                 raise TimingError("protocol", "the worker did not keep a timed output to check")
             check(set_ids[j], seed, j)
-        return trusted / len(set_ids)
+        return trusted
 
     fresh = repeat = faster = None
     if check is not None:
@@ -146,14 +151,14 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
         # repeat_t[i] is the second call on timing_sets[i], fresh_t[i] its first.
         faster = sum(r < C.MEMO_RATIO * f for f, r in zip(fresh_t, repeat_t)) / len(fresh_t)
     offset = rng.randrange(len(timing_sets))
-    per_call = [run([timing_sets[(offset + b * k + i) % len(timing_sets)] for i in range(k)])
-                for b in range(batches)]
-    med = statistics.median(per_call)
-    stats = TimingStats(median=med, spread=_iqr(per_call) / med if med > 0 else 0.0,
-                        count=k * batches, batches=batches,
-                        reported_median=statistics.median(claimed) if claimed else None)
-    return Measurement(stats, fresh, repeat, faster, med, statistics.median(ratios) if ratios else 1.0,
-                       totals[0], totals[1])
+    per_batch = [run([timing_sets[(offset + b * k + i) % len(timing_sets)] for i in range(k)])
+                 for b in range(batches)]
+    claimed = statistics.median(claims)
+    bound = statistics.median(bounds)
+    value = max(claimed, bound)
+    stats = TimingStats(median=value, spread=_iqr(claims) / claimed if claimed > 0 else 0.0,
+                        count=k * batches, batches=batches, reported_median=claimed, clock_bound=bound)
+    return Measurement(stats, fresh, repeat, faster, statistics.median(per_batch), claimed, bound)
 
 
 def _iqr(values: list[float]) -> float:
@@ -164,16 +169,16 @@ def _iqr(values: list[float]) -> float:
 
 
 def timer_disagreement(m: Measurement) -> str | None:
-    """A sentence when the worker's own clock claims far less time than the judge's clock saw.
+    """A sentence when the worker claims far less time per call than the judge's clock allows.
 
-    The judge reports its own clock in any case; this only names tampering, so it
-    uses the median batch (a preempted batch does not count) and a slack.
+    The bound already has the calibration noise taken off, so an honest worker's
+    claims sit at or above it; the reported time is never below it in any case.
     """
-    if m.claim_ratio < C.TIMER_AGREEMENT_RATIO and \
-            m.trusted_total_ms - m.reported_total_ms > C.TIMER_AGREEMENT_SLACK_MS:
-        return (f"the candidate's process reported {m.reported_total_ms:.3f} ms of timed work, but the "
-                f"judge's clock saw {m.trusted_total_ms:.3f} ms: its timers were tampered with or work "
-                "ran outside the timed region")
+    if m.claimed_ms < C.TIMER_AGREEMENT_RATIO * m.bound_ms and \
+            m.bound_ms - m.claimed_ms > C.TIMER_AGREEMENT_SLACK_MS:
+        return (f"the candidate's process claimed {m.claimed_ms:.4f} ms per call, but the judge's clock "
+                f"allows no less than {m.bound_ms:.4f} ms: its timers were tampered with or work ran "
+                "outside the timed region")
     return None
 
 

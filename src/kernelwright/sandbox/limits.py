@@ -36,7 +36,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
 
 
-def scrubbed_env(scratch: Path, config: "SandboxConfig") -> dict[str, str]:
+def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[str, str]:
     """The environment of a worker: a short allow-list plus private directories."""
     env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
     src_root = str(Path(kernelwright.__file__).resolve().parent.parent)
@@ -73,6 +73,7 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig") -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = ""
     if config.drop_capabilities:
         env["KERNELWRIGHT_DROP_CAPS"] = "1"
+    env["KERNELWRIGHT_WORKER_TAG"] = tag
     return env
 
 
@@ -101,6 +102,10 @@ def harden_self() -> list[str]:
     """Called by a worker before it runs untrusted code; returns what it could not do."""
     problems = []
     libc = ctypes.CDLL(None, use_errno=True)
+    # Orphans of whatever the worker starts are re-parented to the worker, so they
+    # stay in its tree, where the judge pauses and kills them with it.
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        problems.append("could not become a subreaper")
     if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         problems.append("could not mark the worker non-dumpable")
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -192,29 +197,45 @@ def group_rss_bytes(root: int) -> int:
 LIVE_WORKERS: set[int] = set()
 
 
-def _tree(root: int) -> set[int]:
-    """A worker, its process group, its descendants, and orphans re-parented to the judge."""
+def _tree(root: int, tag: str | None = None) -> set[int]:
+    """A worker, its process group and descendants, and orphans of it that reached the judge.
+
+    Workers are subreapers, so their orphans normally stay their descendants. An
+    orphan re-parented to the judge counts only when it still carries this
+    worker's tag in its environment: the judge's other children (another
+    worker, whatever else its host program runs) are never touched.
+    """
     table = _proc_table()
     victims = _descendants(root, table) | {p for p, (_, g, _) in table.items() if g == root}
     me = os.getpid()
-    for pid, (ppid, _, _) in table.items():
-        if ppid == me and pid not in LIVE_WORKERS and pid != me and pid != root:
-            victims |= _descendants(pid, table)
+    if tag:
+        marker = f"KERNELWRIGHT_WORKER_TAG={tag}".encode()
+        for pid, (ppid, _, _) in table.items():
+            if ppid == me and pid not in LIVE_WORKERS and pid != root and _has_marker(pid, marker):
+                victims |= _descendants(pid, table)
     return victims
 
 
-def signal_tree(root: int, sig: int) -> None:
+def _has_marker(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def signal_tree(root: int, sig: int, tag: str | None = None) -> None:
     """Send `sig` to every process of a worker's tree (see _tree)."""
-    for pid in _tree(root):
+    for pid in _tree(root, tag):
         try:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
 
-def kill_tree(root: int) -> None:
+def kill_tree(root: int, tag: str | None = None) -> None:
     """SIGKILL a worker, its process group, its descendants, and orphans it left to us."""
-    victims = _tree(root)
+    victims = _tree(root, tag)
     LIVE_WORKERS.discard(root)
     for pid in victims:
         try:

@@ -67,7 +67,8 @@ class Worker:
         self._log_path = self.scratch / "worker.log"
         self._failure: WorkerFailure | None = None
         self._killed_for: str | None = None
-        env = limits.scrubbed_env(self.scratch, config)
+        self.tag = secrets.token_hex(8)
+        env = limits.scrubbed_env(self.scratch, config, self.tag)
         log = open(self._log_path, "wb")
         try:
             self.proc = subprocess.Popen(
@@ -191,11 +192,11 @@ class Worker:
         """Signal the worker's whole tree: its group, descendants and orphans it left to the judge."""
         if self.proc.poll() is not None:
             return
-        limits.signal_tree(self.proc.pid, sig)
+        limits.signal_tree(self.proc.pid, sig, self.tag)
 
     def kill(self) -> None:
         """Kill the worker, its process group and every descendant it left."""
-        limits.kill_tree(self.proc.pid)
+        limits.kill_tree(self.proc.pid, self.tag)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
