@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from kernelwright.judge.verify import VerifyOptions, verify_files  # noqa: E402
 
-PHASES = ("start", "calibrate", "compile", "correctness", "timing")
+PHASES = ("start", "compile", "correctness", "timing")
 
 
 def default_pairs(device: str) -> list[tuple[str, str]]:

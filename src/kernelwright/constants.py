@@ -78,6 +78,7 @@ TIMER_AGREEMENT_SLACK_MS = 0.002
 MEMO_RATIO = 0.5
 MEMO_CONSISTENCY = 0.85  # share of timing sets that must show it
 MEMO_MIN_GAP_MS = 0.005
+SINGLE_CALL_CHECK_RATE = 0.125  # share of single-call timings whose output is checked
 L2_FLUSH_BYTES = 256 << 20
 
 # Roofline: a time under this fraction of the physical floor is impossible.

@@ -126,7 +126,9 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
                 raise TimingError("protocol", "the worker's timing reply is malformed")
             claims.extend(float(x) for x in per_call)
             bounds.append(max(0.0, wall - calib.overhead(n) - 3 * calib.noise_ms * (1 + n / 16)) / n)
-        if check is not None:
+        # Every full batch has one output checked; single-call passes only now and
+        # then (each check costs a reference run), chosen after the call returned.
+        if check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE):
             j = reply.get("snapped")
             if not isinstance(j, int) or not 0 <= j < n:
                 raise TimingError("protocol", "the worker did not keep a timed output to check")

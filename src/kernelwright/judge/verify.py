@@ -11,21 +11,20 @@ from __future__ import annotations
 import platform
 import random
 import secrets
-import shutil
-import signal
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from kernelwright import constants as C
 from kernelwright.judge import compare as cmp
+from kernelwright.judge import _support as S
 from kernelwright.judge import kernels, roofline, scan, timing
+from kernelwright.judge._support import InputSet
 from kernelwright.judge.inputs import fresh_seed, input_bytes
 from kernelwright.judge.result import Check, JudgeResult, Reason, Timing, TrialResult
 from kernelwright.sandbox import buildcache, limits
@@ -83,19 +82,6 @@ def verify_files(task_path: str | Path, candidate_path: str | Path,
     return _Judgement(task, candidate, options, resolve_device(options.device)).run()
 
 
-@dataclass
-class _Set:
-    """One input set as the judge holds it: never sent to the candidate with its answers."""
-
-    set_id: int
-    distribution: str
-    variant: str
-    nbytes: int
-    native: Any = None
-    ref64: Any = None
-    slack: list[float] = field(default_factory=list)
-
-
 class _Judgement:
     def __init__(self, task: TaskSource, cand: CandidateSource, opts: VerifyOptions, device: str) -> None:
         self.task, self.cand, self.opts, self.device = task, cand, opts, device
@@ -105,7 +91,7 @@ class _Judgement:
         self.trials: list[TrialResult] = []
         self.phases: dict[str, float] = {}
         self.env: dict[str, Any] = {}
-        self.sets: dict[int, _Set] = {}
+        self.sets: dict[int, InputSet] = {}
         self.rng = random.Random(secrets.randbits(64))
         self.timing: Timing | None = None
         self.candidate_ran = False
@@ -137,7 +123,7 @@ class _Judgement:
                                   f"code was running ({f.detail}); a candidate must leave other "
                                   "processes alone (if the task itself crashes, run it alone to check)")]
             else:
-                reasons = [Reason(f.kind, _failure_sentence(f))]
+                reasons = [Reason(f.kind, S.failure_sentence(f))]
         finally:
             for w in (cand, ref):
                 if w is not None:
@@ -149,7 +135,7 @@ class _Judgement:
 
     def _result(self, reasons: list[Reason]) -> JudgeResult:
         self.env.setdefault("python", platform.python_version())
-        self.env.setdefault("compiler", _compiler_version(self.cuda))
+        self.env.setdefault("compiler", S.compiler_version(self.cuda))
         self.env["task_metadata"] = self.meta.to_dict()
         return JudgeResult(verdict="rejected" if reasons else "accepted", reasons=reasons,
                            correctness=self.trials, timing=self.timing, findings=self.findings,
@@ -162,7 +148,7 @@ class _Judgement:
 
     def _start_workers(self) -> tuple[Worker, Worker]:
         t0 = time.perf_counter()
-        threads = self.opts.threads or (None if self.cuda else max(1, _cpu_count()))
+        threads = self.opts.threads or (None if self.cuda else max(1, S.cpu_count()))
         base = dict(memory_bytes=self.opts.memory_bytes, threads=threads, cuda=self.cuda)
         self.build_dir = buildcache.build_dir(self.cand.source, self.device) if self.opts.build_cache else None
         ref = Worker("reference", SandboxConfig(**base, drop_capabilities=False))
@@ -244,7 +230,7 @@ class _Judgement:
             reply, blobs = self._ref_request(ref, {
                 "op": "make_set", "set_id": set_id, "seed": fresh_seed(), "distribution": dist,
                 "variant": variant})
-            s = _Set(set_id, dist, "timing" if is_timing else _variant_name(variant),
+            s = InputSet(set_id, dist, "timing" if is_timing else S.variant_name(variant),
                      int(reply["nbytes"]), decode(reply["native"], blobs))
             if "ref64" in reply:
                 s.ref64 = decode(reply["ref64"], blobs)
@@ -254,7 +240,7 @@ class _Judgement:
             if reply.get("mutated") and not self.meta.mutates_inputs and set_id == 0:
                 self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
                                      "in the task metadata")
-            s.slack = _slack(s, self.meta.rtol, self.meta.atol)
+            s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
             budget -= s.nbytes if is_timing else 0
             self.sets[set_id] = s
 
@@ -285,10 +271,10 @@ class _Judgement:
         status = reply.get("status")
         if status == "import_failed":
             check = Check.COMPILE if reply.get("compile_error") else Check.IMPORT
-            raise Rejected(check, _import_sentence(reply.get("error", ""), check))
+            raise Rejected(check, S.import_sentence(reply.get("error", ""), check))
         if status in ("construct_failed", "error"):
             raise Rejected(Check.SIGNATURE, "ModelNew(*get_init_inputs()) failed: "
-                           + _tail(reply.get("error", ""), 600))
+                           + S.tail(reply.get("error", ""), 600))
         self.phases["import"] = float(reply.get("import_s", 0.0))
         if reply.get("state_keys"):
             self.findings.append(f"weights: copied {reply.get('copied')} of {reply.get('state_keys')} "
@@ -299,13 +285,13 @@ class _Judgement:
         if violations:
             raise Rejected(Check.TAMPER, f"{when}: " + "; ".join(str(v) for v in violations[:6]))
 
-    def _stage(self, ref: Worker, cand: Worker, s: _Set, keep_in_ref: bool) -> None:
+    def _stage(self, ref: Worker, cand: Worker, s: InputSet, keep_in_ref: bool) -> None:
         """Relay one input set from the reference worker to the candidate, one set in memory at a time."""
         reply, blobs = self._ref_request(ref, {"op": "inputs", "set_id": s.set_id, "drop": not keep_in_ref})
         reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": reply["inputs"]}, blobs,
                                    timeout=self.opts.call_timeout_s)
         if reply.get("status") != "ok":
-            raise Rejected(Check.CRASH, "staging inputs failed: " + _tail(reply.get("error", ""), 400))
+            raise Rejected(Check.CRASH, "staging inputs failed: " + S.tail(reply.get("error", ""), 400))
 
     def _correctness(self, ref: Worker, cand: Worker) -> None:
         # The reference keeps what baselines need (the warm-up set, timing sets);
@@ -323,7 +309,7 @@ class _Judgement:
                                            timeout=self.opts.call_timeout_s)
             if reply.get("status") != "ok":
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
-                               + _tail(reply.get("error", ""), 800))
+                               + S.tail(reply.get("error", ""), 800))
             out_spec = reply.get("out")
             c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
             self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error,
@@ -335,7 +321,7 @@ class _Judgement:
                 raise Rejected(Check.INPUT_MUTATION, f"trial {i}: the candidate changed its inputs, "
                                "which the task does not declare")
 
-    def _compare(self, out_spec: Any, blobs: list[bytes], s: _Set, plain: bool) -> cmp.Comparison:
+    def _compare(self, out_spec: Any, blobs: list[bytes], s: InputSet, plain: bool) -> cmp.Comparison:
         try:
             out = decode(out_spec, blobs)
         except ValueError as exc:
@@ -355,7 +341,7 @@ class _Judgement:
         # same pipes) and subtracted from every side alike: the candidate can
         # neither inflate it nor be measured with a different yardstick.
         warm = [self._warm_set()]
-        with _paused(cand, ref):
+        with S.paused(cand, ref):
             self.cal = timing.calibrate(ref, warm[0])
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
 
@@ -365,18 +351,18 @@ class _Judgement:
             reply, blobs, _ = cand.request({"op": "fetch"}, timeout=self.opts.call_timeout_s)
             if reply.get("status") != "ok":
                 raise Rejected(Check.TIMED_OUTPUT, "fetching a timed output failed: "
-                               + _tail(reply.get("error", ""), 300))
+                               + S.tail(reply.get("error", ""), 300))
             checks.append((set_id, seed, index, reply.get("out"), blobs))
 
         try:
-            with _paused(ref):
+            with S.paused(ref):
                 m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
         for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
-        with _paused(cand, ref):
+        with S.paused(cand, ref):
             m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng)
             m_comp = self._compile_baseline(ref, warm, timing_sets)
             floor = self._floor(ref)
@@ -384,8 +370,8 @@ class _Judgement:
         cand_ms = m_cand.stats.median
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=m_eager.stats, compile_ms=m_comp.stats if m_comp else None,
-            speedup_vs_eager=_ratio(m_eager.stats.median, cand_ms),
-            speedup_vs_compile=_ratio(m_comp.stats.median, cand_ms) if m_comp else None, floor_ms=floor)
+            speedup_vs_eager=S.ratio(m_eager.stats.median, cand_ms),
+            speedup_vs_compile=S.ratio(m_comp.stats.median, cand_ms) if m_comp else None, floor_ms=floor)
         if floor is not None and cand_ms < C.ROOFLINE_SAFETY * floor:
             raise Rejected(Check.ROOFLINE, f"{cand_ms:.4f} ms per call is impossible on this device: "
                            f"moving the task's bytes and doing its FLOPs takes at least {floor:.4f} ms")
@@ -398,10 +384,10 @@ class _Judgement:
         for set_id, seed, index, out_spec, blobs in checks:
             reply, rblobs = self._ref_request(ref, {"op": "perturbed_reference", "set_id": set_id,
                                                     "seed": seed, "index": index})
-            s = _Set(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
+            s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
             if "ref64" in reply:
                 s.ref64 = decode(reply["ref64"], rblobs)
-            s.slack = _slack(s, self.meta.rtol, self.meta.atol)
+            s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
             c = self._compare(out_spec, blobs, s, plain=True)
             if not c.passed:
                 raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
@@ -413,7 +399,7 @@ class _Judgement:
             return None
         reply, _, _ = ref.request({"op": "compile", "set_id": warm[0]}, timeout=self.opts.import_timeout_s)
         if reply.get("status") != "ok":
-            self.findings.append("torch.compile baseline failed: " + _tail(reply.get("error", ""), 300))
+            self.findings.append("torch.compile baseline failed: " + S.tail(reply.get("error", ""), 300))
             return None
         return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng)
 
@@ -440,85 +426,6 @@ class _Judgement:
         if reply.get("status") == "ok":
             self.findings += kernels.findings(reply.get("rows", []), self.cuda)
         else:
-            self.findings.append("profiling failed: " + _tail(reply.get("error", ""), 200))
+            self.findings.append("profiling failed: " + S.tail(reply.get("error", ""), 200))
 
 
-# -- small helpers -------------------------------------------------------------
-
-def _slack(s: _Set, rtol: float | None, atol: float | None) -> list[float]:
-    """Per output: how far the task's own native-precision run is from float64, as a tolerance factor."""
-    if s.ref64 is None:
-        return []
-    out = []
-    for n, r in zip(cmp.leaves(s.native), cmp.leaves(s.ref64)):
-        if isinstance(n, torch.Tensor) and n.is_floating_point() and isinstance(r, torch.Tensor) \
-                and r.shape == n.shape:
-            c = cmp.compare_tensor(n, n, r, cmp.tolerance_for(n.dtype, rtol, atol))
-            out.append(max(1.0, C.REFERENCE_ERROR_FACTOR * c.norm_error))
-        else:
-            out.append(1.0)
-    return out
-
-
-def _variant_name(variant: dict[str, Any] | None) -> str:
-    if not variant:
-        return "default"
-    return ",".join(f"{k}={v}" for k, v in variant.items())
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return a / b if b > 0 else None
-
-
-def _tail(text: str, n: int) -> str:
-    text = str(text).strip()
-    return text if len(text) <= n else "..." + text[-n:]
-
-
-def _import_sentence(error: str, check: Check) -> str:
-    if check == Check.COMPILE:
-        lines = [ln for ln in error.splitlines() if "error" in ln.lower()]
-        shown = "\n".join(lines[:12]) if lines else error
-        return "the candidate's extension did not compile: " + _tail(shown, C.COMPILER_OUTPUT_CHARS)
-    return "importing the candidate failed: " + _tail(error, 1200)
-
-
-def _failure_sentence(f: WorkerFailure) -> str:
-    what = {"crash": "the candidate's process crashed", "timeout": "the candidate hung",
-            "memory": "the candidate used too much memory", "protocol": "the candidate broke the protocol"}
-    return f"{what.get(f.kind, f.kind)}: {f.detail}"
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
-
-
-def _compiler_version(cuda: bool) -> str:
-    tool = "nvcc" if cuda else "c++"
-    exe = shutil.which(tool)
-    if not exe:
-        return f"{tool}: not found"
-    try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return exe
-    lines = out.splitlines()
-    return (lines[-1] if cuda else lines[0]) if lines else exe
-
-
-@contextmanager
-def _paused(w: Worker, other: Worker | None = None) -> Iterator[None]:
-    """SIGSTOP a worker's whole tree for the duration (SIGCONT after, whatever happens).
-
-    `other`, the side about to be measured, is continued first, in case the
-    stopped side had stopped it.
-    """
-    w.signal(signal.SIGSTOP)
-    if other is not None:
-        other.signal(signal.SIGCONT)
-    try:
-        yield
-    finally:
-        w.signal(signal.SIGCONT)

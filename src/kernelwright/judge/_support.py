@@ -1,0 +1,109 @@
+"""Small pieces of the judge's orchestration: the trusted record of an input set, messages, pauses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+
+from kernelwright import constants as C
+from kernelwright.judge import compare as cmp
+from kernelwright.judge.result import Check
+from kernelwright.sandbox.process import Worker, WorkerFailure
+
+
+@dataclass
+class InputSet:
+    """One input set as the judge holds it: never sent to the candidate with its answers."""
+
+    set_id: int
+    distribution: str
+    variant: str
+    nbytes: int
+    native: Any = None
+    ref64: Any = None
+    slack: list[float] = field(default_factory=list)
+
+
+
+def slack(s: InputSet, rtol: float | None, atol: float | None) -> list[float]:
+    """Per output: how far the task's own native-precision run is from float64, as a tolerance factor."""
+    if s.ref64 is None:
+        return []
+    out = []
+    for n, r in zip(cmp.leaves(s.native), cmp.leaves(s.ref64)):
+        if isinstance(n, torch.Tensor) and n.is_floating_point() and isinstance(r, torch.Tensor) \
+                and r.shape == n.shape:
+            c = cmp.compare_tensor(n, n, r, cmp.tolerance_for(n.dtype, rtol, atol))
+            out.append(max(1.0, C.REFERENCE_ERROR_FACTOR * c.norm_error))
+        else:
+            out.append(1.0)
+    return out
+
+
+def variant_name(variant: dict[str, Any] | None) -> str:
+    if not variant:
+        return "default"
+    return ",".join(f"{k}={v}" for k, v in variant.items())
+
+
+def ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def tail(text: str, n: int) -> str:
+    text = str(text).strip()
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def import_sentence(error: str, check: Check) -> str:
+    if check == Check.COMPILE:
+        lines = [ln for ln in error.splitlines() if "error" in ln.lower()]
+        shown = "\n".join(lines[:12]) if lines else error
+        return "the candidate's extension did not compile: " + tail(shown, C.COMPILER_OUTPUT_CHARS)
+    return "importing the candidate failed: " + tail(error, 1200)
+
+
+def failure_sentence(f: WorkerFailure) -> str:
+    what = {"crash": "the candidate's process crashed", "timeout": "the candidate hung",
+            "memory": "the candidate used too much memory", "protocol": "the candidate broke the protocol"}
+    return f"{what.get(f.kind, f.kind)}: {f.detail}"
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def compiler_version(cuda: bool) -> str:
+    tool = "nvcc" if cuda else "c++"
+    exe = shutil.which(tool)
+    if not exe:
+        return f"{tool}: not found"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return exe
+    lines = out.splitlines()
+    return (lines[-1] if cuda else lines[0]) if lines else exe
+
+
+@contextmanager
+def paused(w: Worker, other: Worker | None = None) -> Iterator[None]:
+    """SIGSTOP a worker's whole tree for the duration (SIGCONT after, whatever happens).
+
+    `other`, the side about to be measured, is continued first, in case the
+    stopped side had stopped it.
+    """
+    w.signal(signal.SIGSTOP)
+    if other is not None:
+        other.signal(signal.SIGCONT)
+    try:
+        yield
+    finally:
+        w.signal(signal.SIGCONT)
