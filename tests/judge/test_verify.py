@@ -39,3 +39,12 @@ def test_trials_option_and_extra_shapes(judge, tmp_path) -> None:
     shapes = [c.shape_variant for c in result.correctness]
     assert len(result.correctness) == 8 and "batch_size=3,dim=17" in shapes
     assert "scaled" not in {c.distribution for c in result.correctness}
+
+
+def test_timing_without_input_perturbation(judge, tmp_path) -> None:
+    """Tasks whose inputs must keep a structure (sorted, unique) can turn perturbation off."""
+    task = tmp_path / "task.py"
+    task.write_text((TASKS / "gelu_mul.py").read_text() + '\nKERNELWRIGHT = {"perturb_timing_inputs": False}\n')
+    result = judge(task, CANDIDATES / "gelu_mul_torch.py")
+    assert result.accepted, result.reasons
+    assert result.environment["task_metadata"]["perturb_timing_inputs"] is False

@@ -55,7 +55,7 @@ def _batch(worker: Worker, target: str, set_ids: list[int], snap: bool = False,
     return wall * 1e3, reply
 
 
-def calibrate(worker: Worker, set_id: int) -> Calibration:
+def calibrate(worker: Worker, set_id: int, perturb: bool = True) -> Calibration:
     """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians), and its noise.
 
     The no-op runs on a real input set with per-call perturbation, so the
@@ -64,8 +64,9 @@ def calibrate(worker: Worker, set_id: int) -> Calibration:
     small: list[float] = []
     large: list[float] = []
     for _ in range(C.CALIBRATION_REPEATS):
-        small.append(_batch(worker, "noop", [set_id], seed=secrets.randbits(62))[0])
-        large.append(_batch(worker, "noop", [set_id] * 16, seed=secrets.randbits(62))[0])
+        seeds = (secrets.randbits(62), secrets.randbits(62)) if perturb else (None, None)
+        small.append(_batch(worker, "noop", [set_id], seed=seeds[0])[0])
+        large.append(_batch(worker, "noop", [set_id] * 16, seed=seeds[1])[0])
     per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
     per_batch = max(0.0, statistics.median(small) - per_call)
     return Calibration(per_batch_ms=per_batch, per_call_ms=per_call,
@@ -87,7 +88,7 @@ class Measurement:
 
 def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int],
             timing_sets: list[int], check: Callable[[int, int, int], None] | None,
-            rng: random.Random, batches: int = C.TIMING_BATCHES) -> Measurement:
+            rng: random.Random, batches: int = C.TIMING_BATCHES, perturb: bool = True) -> Measurement:
     """Warm up; for a checked target, time single calls on unseen then on seen sets; then batches.
 
     The time reported is the worker's own per-call measurement (device events on
@@ -113,7 +114,7 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
     bounds: list[float] = []
 
     def run(set_ids: list[int], main: bool = True) -> float:
-        seed = secrets.randbits(62)
+        seed = secrets.randbits(62) if perturb else None
         wall, reply = _batch(worker, target, set_ids, check is not None, seed)
         if reply.get("not_plain"):
             raise TimingError("output_type", "a timed call returned something other than a plain "
@@ -132,7 +133,7 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
             j = reply.get("snapped")
             if not isinstance(j, int) or not 0 <= j < n:
                 raise TimingError("protocol", "the worker did not keep a timed output to check")
-            check(set_ids[j], seed, j)
+            check(set_ids[j], seed if seed is not None else -1, j)
         return trusted
 
     fresh = repeat = faster = None

@@ -342,7 +342,7 @@ class _Judgement:
         # neither inflate it nor be measured with a different yardstick.
         warm = [self._warm_set()]
         with S.paused(cand, ref):
-            self.cal = timing.calibrate(ref, warm[0])
+            self.cal = timing.calibrate(ref, warm[0], self.meta.perturb_timing_inputs)
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
 
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
@@ -356,14 +356,16 @@ class _Judgement:
 
         try:
             with S.paused(ref):
-                m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng)
+                m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng,
+                                       perturb=self.meta.perturb_timing_inputs)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
         for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
         with S.paused(cand, ref):
-            m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng)
+            m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng,
+                                       perturb=self.meta.perturb_timing_inputs)
             m_comp = self._compile_baseline(ref, warm, timing_sets)
             floor = self._floor(ref)
         self._check_timed_outputs(ref, checks)
@@ -382,12 +384,15 @@ class _Judgement:
     def _check_timed_outputs(self, ref: Worker, checks: list[tuple[int, int, int, Any, list[bytes]]]) -> None:
         """Compare each checked timed output with the reference of its perturbed inputs."""
         for set_id, seed, index, out_spec, blobs in checks:
-            reply, rblobs = self._ref_request(ref, {"op": "perturbed_reference", "set_id": set_id,
-                                                    "seed": seed, "index": index})
-            s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
-            if "ref64" in reply:
-                s.ref64 = decode(reply["ref64"], rblobs)
-            s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
+            if seed < 0:  # the task turned perturbation off: the set's own reference applies
+                s = self.sets[set_id]
+            else:
+                reply, rblobs = self._ref_request(ref, {"op": "perturbed_reference", "set_id": set_id,
+                                                        "seed": seed, "index": index})
+                s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
+                if "ref64" in reply:
+                    s.ref64 = decode(reply["ref64"], rblobs)
+                s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
             c = self._compare(out_spec, blobs, s, plain=True)
             if not c.passed:
                 raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
@@ -401,7 +406,8 @@ class _Judgement:
         if reply.get("status") != "ok":
             self.findings.append("torch.compile baseline failed: " + S.tail(reply.get("error", ""), 300))
             return None
-        return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng)
+        return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng,
+                                       perturb=self.meta.perturb_timing_inputs)
 
     def _floor(self, ref: Worker) -> float | None:
         s0 = self.sets[self._warm_set()]

@@ -37,6 +37,7 @@ class TaskMeta:
     distributions: tuple[str, ...] = DISTRIBUTIONS
     shapes: tuple[dict[str, Any], ...] = ()
     eval_mode: bool = False
+    perturb_timing_inputs: bool = True
     source: str = "defaults"
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,12 +45,13 @@ class TaskMeta:
         return {
             "rtol": self.rtol, "atol": self.atol, "mutates_inputs": list(self.mutates_inputs),
             "distributions": list(self.distributions), "shapes": [dict(s) for s in self.shapes],
-            "eval_mode": self.eval_mode, "source": self.source,
+            "eval_mode": self.eval_mode, "perturb_timing_inputs": self.perturb_timing_inputs,
+            "source": self.source,
         }
 
 
 _KEYS = {"rtol", "atol", "mutates_inputs", "distributions", "exclude_distributions",
-         "shapes", "eval_mode"}
+         "shapes", "eval_mode", "perturb_timing_inputs"}
 
 
 def read_metadata(path: Path, tree: ast.Module) -> TaskMeta:
@@ -101,6 +103,7 @@ def parse_metadata(raw: Any, origin: str) -> TaskMeta:
         rtol=_opt_float(raw, "rtol", origin), atol=_opt_float(raw, "atol", origin),
         mutates_inputs=tuple(mut), distributions=dists,
         shapes=tuple(dict(s) for s in shapes), eval_mode=bool(raw.get("eval_mode", False)),
+        perturb_timing_inputs=bool(raw.get("perturb_timing_inputs", True)),
         source=origin,
     )
     return meta
