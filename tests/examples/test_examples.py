@@ -33,3 +33,10 @@ def test_gpu_candidate_accepted(judge, name: str, form: str) -> None:
     assert result.accepted, result.reasons
     assert any(f.startswith("custom kernels ran") for f in result.findings), result.findings
     assert result.timing is not None and result.timing.candidate_ms.median > 0
+
+
+def test_shipped_cheat_is_rejected(judge) -> None:
+    result = judge(EXAMPLES / "elementwise" / "task.py", EXAMPLES / "cheats" / "cache_by_pointer.py")
+    assert not result.accepted
+    assert result.checks[0] in {"mismatch", "timed_output", "memoization"}, result.reasons
+    assert any("reads tensor addresses" in f for f in result.findings)

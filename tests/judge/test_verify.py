@@ -48,3 +48,12 @@ def test_timing_without_input_perturbation(judge, tmp_path) -> None:
     result = judge(task, CANDIDATES / "gelu_mul_torch.py")
     assert result.accepted, result.reasons
     assert result.environment["task_metadata"]["perturb_timing_inputs"] is False
+
+
+def test_kernelbench_style_scalar_output_task(judge) -> None:
+    """Two inputs, torch.distributions inputs, a 0-dim output: accepted; a wrong scalar is not."""
+    result = judge("hinge_loss", CANDIDATES / "hinge_loss_torch.py")
+    assert result.accepted, result.reasons
+    wrong = (CANDIDATES / "hinge_loss_torch.py").read_text().replace(".mean()", ".mean() * 1.001")
+    result = judge("hinge_loss", wrong, timing=False)
+    assert result.checks == ["mismatch"], result.reasons

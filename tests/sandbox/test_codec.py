@@ -44,3 +44,11 @@ def test_subclass_type_is_recorded() -> None:
     blobs: list[bytes] = []
     spec = encode(torch.ones(2).as_subclass(Sneaky), blobs)
     assert spec["type"].endswith("Sneaky")
+
+
+def test_zero_dim_tensor_round_trip() -> None:
+    """Loss tasks return 0-dim tensors."""
+    t = torch.tensor(3.25)
+    blobs: list[bytes] = []
+    back = decode(encode(t, blobs), blobs)
+    assert back.shape == () and back.item() == 3.25

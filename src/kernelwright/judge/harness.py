@@ -213,7 +213,7 @@ def fingerprint(tensors: Any) -> str:
             c = t.detach().to("cpu").contiguous()
             h.update(str((c.dtype, tuple(c.shape))).encode())
             if c.numel():
-                h.update(c.view(torch.uint8).numpy().tobytes())
+                h.update(c.reshape(-1).view(torch.uint8).numpy().tobytes())
         else:
             h.update(repr(t).encode())
     return h.hexdigest()

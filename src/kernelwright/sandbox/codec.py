@@ -38,7 +38,7 @@ def encode(obj: Any, blobs: list[bytes]) -> Any:
             raise CodecError(f"unsupported tensor dtype {t.dtype}")
         cpu = t.to("cpu", copy=False).contiguous()
         # A view, not a copy: the channel writes straight from the tensor's memory.
-        raw = memoryview(cpu.view(torch.uint8).numpy()).cast("B") if cpu.numel() else b""
+        raw = memoryview(cpu.reshape(-1).view(torch.uint8).numpy()).cast("B") if cpu.numel() else b""
         blobs.append(raw)
         return {
             "k": "tensor", "dtype": name, "shape": list(cpu.shape),
