@@ -9,6 +9,7 @@ channels. Reference outputs live here and nowhere else.
 from __future__ import annotations
 
 import platform
+import signal
 import random
 import secrets
 import time
@@ -187,15 +188,20 @@ class _Judgement:
         t0 = time.perf_counter()
         self._correctness(ref, cand)
         self._phase("correctness", t0)
-        if self.opts.timing:
-            t0 = time.perf_counter()
-            self._timing(ref, cand)
-            self._phase("timing", t0)
+        t0 = time.perf_counter()
+        m_cand, checks = self._time_candidate(ref, cand) if self.opts.timing else (None, [])
         # Integrity before profiling: importing the profiler re-wraps torch functions.
         reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
         self._integrity(reply.get("violations") if reply.get("status") == "ok"
                         else ["the integrity check itself failed"], "after the runs")
         self._profile(cand)
+        # The candidate's process is gone before any baseline is timed: work it
+        # left queued on the GPU dies with its context, and nothing it started
+        # can slow the reference down.
+        cand.close()
+        if m_cand is not None:
+            self._time_baselines(ref, m_cand, checks)
+            self._phase("timing", t0)
 
     # -- reference side ------------------------------------------------------
 
@@ -336,7 +342,8 @@ class _Judgement:
 
     # -- timing --------------------------------------------------------------
 
-    def _timing(self, ref: Worker, cand: Worker) -> None:
+    def _time_candidate(self, ref: Worker, cand: Worker) -> tuple[timing.Measurement, list[Any]]:
+        """Calibrate in the trusted worker, then time the candidate; return what to check later."""
         # The protocol's overhead is measured in the trusted worker (same harness,
         # same pipes) and subtracted from every side alike: the candidate can
         # neither inflate it nor be measured with a different yardstick.
@@ -344,7 +351,6 @@ class _Judgement:
         with S.paused(cand, ref):
             self.cal = timing.calibrate(ref, warm[0], self.meta.perturb_timing_inputs)
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
-
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
 
         def check(set_id: int, seed: int, index: int) -> None:
@@ -357,17 +363,23 @@ class _Judgement:
         try:
             with S.paused(ref):
                 m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng,
-                                       perturb=self.meta.perturb_timing_inputs)
+                                        perturb=self.meta.perturb_timing_inputs)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
         for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
-        with S.paused(cand, ref):
-            m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng,
-                                       perturb=self.meta.perturb_timing_inputs)
-            m_comp = self._compile_baseline(ref, warm, timing_sets)
-            floor = self._floor(ref)
+        return m_cand, checks
+
+    def _time_baselines(self, ref: Worker, m_cand: timing.Measurement, checks: list[Any]) -> None:
+        """Eager and compiled baselines, timed outputs, roofline; the candidate has exited."""
+        warm = [self._warm_set()]
+        timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
+        ref.signal(signal.SIGCONT)
+        m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng,
+                                 perturb=self.meta.perturb_timing_inputs)
+        m_comp = self._compile_baseline(ref, warm, timing_sets)
+        floor = self._floor(ref)
         self._check_timed_outputs(ref, checks)
         cand_ms = m_cand.stats.median
         self.timing = Timing(

@@ -203,14 +203,12 @@ class Worker:
             pass
 
     def close(self) -> None:
-        """Stop the worker (politely, then not) and remove its scratch directory."""
+        """Kill the worker's whole tree and remove its scratch directory (safe to call twice).
+
+        No polite exit request: a worker may be hostile and ignore it, and nothing
+        it holds needs flushing.
+        """
         self._stop_watch.set()
-        if self.proc.poll() is None and not self._failure:
-            try:
-                self._chan.send({"op": "exit"})
-                self.proc.wait(timeout=3)
-            except (ChannelError, subprocess.TimeoutExpired, OSError):
-                pass
         self.kill()
         self._chan.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
