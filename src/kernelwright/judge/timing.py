@@ -83,7 +83,8 @@ class Measurement:
     pairs_faster_when_seen: float | None  # share of sets whose second call ran < MEMO_RATIO x the first
     repeat_ms: float  # per call, main batches, judge's clock
     claimed_ms: float  # median per call that the worker reported (device events on CUDA)
-    bound_ms: float  # the least per-call time the judge's clock allows, noise taken off
+    bound_ms: float  # the least per-call time the judge's clock allows, noise taken off (median batch)
+    bound_min_ms: float  # the same for the batch that allowed the least
 
 
 def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int],
@@ -161,7 +162,8 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
     value = max(claimed, bound)
     stats = TimingStats(median=value, spread=_iqr(claims) / claimed if claimed > 0 else 0.0,
                         count=k * batches, batches=batches, reported_median=claimed, clock_bound=bound)
-    return Measurement(stats, fresh, repeat, faster, statistics.median(per_batch), claimed, bound)
+    return Measurement(stats, fresh, repeat, faster, statistics.median(per_batch), claimed, bound,
+                       min(bounds))
 
 
 def _iqr(values: list[float]) -> float:
@@ -176,11 +178,13 @@ def timer_disagreement(m: Measurement) -> str | None:
 
     The bound already has the calibration noise taken off, so an honest worker's
     claims sit at or above it; the reported time is never below it in any case.
+    It uses the least bound of all batches: a patched timer shrinks every batch's
+    claims, while a burst of load on the machine inflates only some batches' bounds.
     """
-    if m.claimed_ms < C.TIMER_AGREEMENT_RATIO * m.bound_ms and \
-            m.bound_ms - m.claimed_ms > C.TIMER_AGREEMENT_SLACK_MS:
+    if m.claimed_ms < C.TIMER_AGREEMENT_RATIO * m.bound_min_ms and \
+            m.bound_min_ms - m.claimed_ms > C.TIMER_AGREEMENT_SLACK_MS:
         return (f"the candidate's process claimed {m.claimed_ms:.4f} ms per call, but the judge's clock "
-                f"allows no less than {m.bound_ms:.4f} ms: its timers were tampered with or work ran "
+                f"allows no less than {m.bound_min_ms:.4f} ms: its timers were tampered with or work ran "
                 "outside the timed region")
     return None
 
