@@ -48,21 +48,25 @@ def slack(s: InputSet, rtol: float | None, atol: float | None) -> list[float]:
 
 
 def variant_name(variant: dict[str, Any] | None) -> str:
+    """A readable name for a shape variant: 'default' or 'batch_size=3,dim=17'."""
     if not variant:
         return "default"
     return ",".join(f"{k}={v}" for k, v in variant.items())
 
 
 def ratio(a: float, b: float) -> float | None:
+    """a / b, or None when b is not positive."""
     return a / b if b > 0 else None
 
 
 def tail(text: str, n: int) -> str:
+    """The last n characters of a message, marked when cut."""
     text = str(text).strip()
     return text if len(text) <= n else "..." + text[-n:]
 
 
 def import_sentence(error: str, check: Check) -> str:
+    """A reason for a candidate that failed to import or compile, with the compiler's error lines."""
     if check == Check.COMPILE:
         lines = [ln for ln in error.splitlines() if "error" in ln.lower()]
         shown = "\n".join(lines[:12]) if lines else error
@@ -71,16 +75,19 @@ def import_sentence(error: str, check: Check) -> str:
 
 
 def failure_sentence(f: WorkerFailure) -> str:
+    """A reason for a candidate worker that crashed, hung, ran out of memory or broke the protocol."""
     what = {"crash": "the candidate's process crashed", "timeout": "the candidate hung",
             "memory": "the candidate used too much memory", "protocol": "the candidate broke the protocol"}
     return f"{what.get(f.kind, f.kind)}: {f.detail}"
 
 
 def cpu_count() -> int:
+    """Cores this process may run on."""
     return len(os.sched_getaffinity(0))
 
 
 def compiler_version(cuda: bool) -> str:
+    """The C++ or CUDA compiler's version line, for the environment record."""
     tool = "nvcc" if cuda else "c++"
     exe = shutil.which(tool)
     if not exe:

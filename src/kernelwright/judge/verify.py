@@ -100,6 +100,7 @@ class _Judgement:
     # -- top level -----------------------------------------------------------
 
     def run(self) -> JudgeResult:
+        """Judge once; every candidate failure becomes a rejected verdict."""
         self.findings += scan.summarize(scan.scan_source(self.cand.source))
         if self.cand.problem:
             check = Check.SIGNATURE if "ModelNew" in self.cand.problem else Check.IMPORT
