@@ -180,7 +180,11 @@ class _Judgement:
         init = self._load_reference(ref, weight_seed)
         with ThreadPoolExecutor(1) as ex:
             fut = ex.submit(self._load_candidate, cand, init, weight_seed)
-            self._make_sets(ref)
+            try:
+                self._make_sets(ref)
+            except BaseException:
+                cand.kill()  # a bad task must not wait for the candidate's build to finish
+                raise
             t_ref = time.perf_counter() - t0
             fut.result()
         self.phases["reference"] = t_ref
