@@ -80,3 +80,35 @@ def test_human_summary() -> None:
     out = _verify(str(TASKS / "gelu_mul.py"), str(CANDIDATES / "gelu_mul_torch.py"), *FAST)
     assert out.returncode == 0
     assert "ACCEPTED" in out.stdout and "eager" in out.stdout
+
+
+def test_ctrl_c_leaves_no_worker_behind(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    cand = tmp_path / "slow.py"
+    cand.write_text((CANDIDATES / "gelu_mul_torch.py").read_text().replace(
+        "    def forward(self, x):\n", "    def forward(self, x):\n        import time; time.sleep(0.5)\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "kernelwright.cli.main", "verify", str(TASKS / "gelu_mul.py"),
+                             str(cand), *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    workers = _children(proc.pid)
+    assert workers, "the judge should be running its workers by now"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found

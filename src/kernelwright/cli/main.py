@@ -49,6 +49,10 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
     except (TaskError, InputError) as exc:
         _bad_input(str(exc), as_json)
         return
+    except KeyboardInterrupt:
+        # The judge's finally-blocks have already killed every worker tree.
+        click.echo("interrupted: no verdict", err=True)
+        sys.exit(130)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
     else:
