@@ -17,6 +17,7 @@ def main() -> None:
     role, rfd, wfd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     os.set_inheritable(rfd, False)
     os.set_inheritable(wfd, False)
+    from kernelwright.constants import WorkerExit
     from kernelwright.sandbox import limits
     from kernelwright.sandbox.channel import Channel, ChannelError
 
@@ -24,7 +25,7 @@ def main() -> None:
     while len(secret) < 32:
         chunk = os.read(rfd, 32 - len(secret))
         if not chunk:
-            os._exit(4)
+            os._exit(WorkerExit.HANDSHAKE_FAILED)
         secret += chunk
     problems = limits.harden_self()
     chan = Channel(rfd, wfd, secret)
@@ -35,16 +36,16 @@ def main() -> None:
     elif role == "candidate":
         from kernelwright.judge.worker_candidate import CandidateWorker as Role
     else:
-        os._exit(3)
+        os._exit(WorkerExit.PROTOCOL_ERROR)
     handler = Role(hardening_problems=problems)
 
     while True:
         try:
             header, blobs = chan.recv()
         except ChannelError:
-            os._exit(0)
+            os._exit(WorkerExit.OK)
         if header.get("op") == "exit":
-            os._exit(0)
+            os._exit(WorkerExit.OK)
         try:
             reply, rblobs = handler.handle(header, blobs)
             reply.setdefault("status", "ok")
@@ -56,7 +57,7 @@ def main() -> None:
         try:
             chan.send(reply, rblobs)
         except ChannelError:
-            os._exit(0)
+            os._exit(WorkerExit.OK)
 
 
 if __name__ == "__main__":

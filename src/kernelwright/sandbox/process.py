@@ -112,11 +112,8 @@ class Worker:
                 raise self._record(WorkerFailure(
                     "timeout", f"no complete answer within {timeout:.0f} s; the worker was killed")) from None
             raise self._fail_from(exc) from None
-        elapsed = time.perf_counter() - t0
-        if reply.get("status") == "error":
-            # The worker reported an error it caught: not a dead worker.
-            return reply, rblobs, elapsed
-        return reply, rblobs, elapsed
+        # A reply with status "error" is an exception the worker caught: the caller decides.
+        return reply, rblobs, time.perf_counter() - t0
 
     def _wait_readable(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
