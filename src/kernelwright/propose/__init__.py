@@ -1,0 +1,1 @@
+"""Proposers: LLM providers and LLM-free proposers that write candidate kernels."""
