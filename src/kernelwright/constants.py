@@ -107,3 +107,10 @@ COMPILER_OUTPUT_CHARS = 2000
 
 # The message channel refuses frames larger than this.
 MAX_FRAME_BYTES = 8 << 30
+
+# -- search and reporting -----------------------------------------------------
+# A kernel is reported as a speedup only when its fresh re-judgement is at least this
+# much faster than eager: within a few percent it is a tie, whatever the medians say.
+SPEEDUP_REPORT_MIN = 1.05
+FINALIST_REJUDGES = 3  # accepted kernels re-judged, fastest first, until one holds up
+REJUDGE_TIMEOUT_S = 1800.0

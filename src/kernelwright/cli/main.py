@@ -70,5 +70,14 @@ def _bad_input(message: str, as_json: bool) -> None:
     sys.exit(C.ExitCode.BAD_INPUT)
 
 
+def _register() -> None:
+    from kernelwright.cli.optimize import optimize, runs, show
+
+    for command in (optimize, runs, show):
+        main.add_command(command)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -107,17 +107,19 @@ class CeilingCache:
         return True
 
 
-def floor_ms(bytes_moved: int, flops: int, dtype: str, ceilings: dict[str, Any], cuda: bool) -> float | None:
-    """The least time the work can take, or None when nothing bounds it.
+def floor_ms(bytes_moved: int, flops: int, dtype: str, ceilings: dict[str, Any],
+             cuda: bool) -> tuple[float | None, float | None]:
+    """(bytes floor, FLOP floor) in ms: the least time to move the task's bytes, and to do
+    the reference's FLOPs; None where nothing bounds it.
 
-    On the CPU a working set smaller than the last-level cache can beat DRAM
-    bandwidth, so the bandwidth term only applies to large tasks there.
+    Only the bytes floor is a hard bound: a kernel may legitimately do far less
+    arithmetic than the reference (diag(A @ B) needs no matmul), never less traffic
+    than reading its inputs and writing its outputs. On the CPU a working set smaller
+    than the last-level cache can beat DRAM bandwidth, so the bytes floor only applies
+    to large tasks there.
     """
-    terms = []
     bw = ceilings.get("copy_bytes_per_s")
-    if bw and (cuda or bytes_moved >= C.CPU_ROOFLINE_MIN_BYTES):
-        terms.append(bytes_moved / bw * 1e3)
+    by_bytes = bytes_moved / bw * 1e3 if bw and (cuda or bytes_moved >= C.CPU_ROOFLINE_MIN_BYTES) else None
     rate = ceilings.get(f"matmul_flops_per_s_{dtype}") or ceilings.get("matmul_flops_per_s_float32")
-    if rate and flops:
-        terms.append(flops / rate * 1e3)
-    return max(terms) if terms else None
+    by_flops = flops / rate * 1e3 if rate and flops else None
+    return by_bytes, by_flops

@@ -384,7 +384,7 @@ class _Judgement:
         m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng,
                                  perturb=self.meta.perturb_timing_inputs)
         m_comp = self._compile_baseline(ref, warm, timing_sets)
-        floor = self._floor(ref)
+        floor, flop_floor = self._floor(ref)
         self._check_timed_outputs(ref, checks)
         cand_ms = m_cand.stats.median
         self.timing = Timing(
@@ -393,7 +393,11 @@ class _Judgement:
             speedup_vs_compile=S.ratio(m_comp.stats.median, cand_ms) if m_comp else None, floor_ms=floor)
         if floor is not None and cand_ms < C.ROOFLINE_SAFETY * floor:
             raise Rejected(Check.ROOFLINE, f"{cand_ms:.4f} ms per call is impossible on this device: "
-                           f"moving the task's bytes and doing its FLOPs takes at least {floor:.4f} ms")
+                           f"reading its inputs and writing its outputs takes at least {floor:.4f} ms")
+        if flop_floor is not None and cand_ms < C.ROOFLINE_SAFETY * flop_floor:
+            self.findings.append(f"faster than the reference's FLOPs allow on this device ({flop_floor:.4f} ms): "
+                                 "the kernel does less arithmetic than the reference (an algorithmic change); "
+                                 "verified, but worth a human look")
         sp = self.timing.speedup_vs_eager
         if sp is not None and sp > C.LARGE_SPEEDUP:
             self.findings.append(f"large speedup ({sp:.1f}x over eager): verified, but worth a human look")
@@ -426,7 +430,7 @@ class _Judgement:
         return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng,
                                        perturb=self.meta.perturb_timing_inputs)
 
-    def _floor(self, ref: Worker) -> float | None:
+    def _floor(self, ref: Worker) -> tuple[float | None, float | None]:
         s0 = self.sets[self._warm_set()]
         reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
         key = roofline.cache_key(self.env)

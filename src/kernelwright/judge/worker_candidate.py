@@ -54,6 +54,17 @@ class CandidateWorker(RoleBase):
                 "copied": copied, "state_keys": len(state),
                 "integrity": self.h.integrity.violations()}, []
 
+    def op_build(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Import only, so the candidate's extensions build into its cache; nothing is trusted."""
+        path = Path(header["filename"])
+        path.write_text(header["source"])
+        t0 = time.perf_counter()
+        try:
+            exec_module("kw_candidate", header["source"], str(path))
+        except BaseException as exc:
+            return {"status": "import_failed", "error": _short(exc), "import_s": time.perf_counter() - t0}, []
+        return {"import_s": time.perf_counter() - t0}, []
+
     def op_run(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
         """One correctness call on a copy of a staged set, with memory poisoned first."""
         assert self.h is not None

@@ -1,0 +1,1 @@
+"""Evolutionary search: population, archive retrieval, feedback, and the loop."""
