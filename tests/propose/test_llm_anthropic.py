@@ -10,6 +10,7 @@ import pytest
 from kernelwright.propose.llm import (
     AnthropicChat,
     ChatError,
+    ChatReply,
     RetryPolicy,
     concurrency_limit,
     set_concurrency_limit,
@@ -17,6 +18,8 @@ from kernelwright.propose.llm import (
 from kernelwright.propose.parse import extract_candidate
 from tests.propose.fake_llm_servers import FakeLLMServer, Reply
 
+# The SDK warns about its own list of retiring models; the prices under test are for these.
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 FAST = RetryPolicy(max_attempts=3, base_backoff_s=0.0, max_backoff_s=0.0)
 
 
@@ -25,7 +28,7 @@ def chat(server: FakeLLMServer, model: str = "claude-sonnet-4-5", **kwargs: obje
     return AnthropicChat(model, base_url=server.url, api_key="sk-ant-test", **kwargs)  # type: ignore[arg-type]
 
 
-def ask(model: AnthropicChat):  # noqa: ANN201
+def ask(model: AnthropicChat) -> ChatReply:
     return model.complete("be brief", "write a kernel", max_tokens=64, temperature=0.5)
 
 
@@ -103,7 +106,9 @@ def test_timeout_retried_then_chat_error(anthropic_server: FakeLLMServer) -> Non
 
 
 def test_truncation_reaches_the_parser(anthropic_server: FakeLLMServer) -> None:
-    anthropic_server.script([Reply(text="```python\nclass ModelNew:\n    def f(self):\n        return (1,", truncated=True)])
+    anthropic_server.script(
+        [Reply(text="```python\nclass ModelNew:\n    def f(self):\n        return (1,", truncated=True)]
+    )
     reply = ask(chat(anthropic_server))
     assert reply.finish_reason == "max_tokens"
     parsed = extract_candidate(reply.text, reply.finish_reason)

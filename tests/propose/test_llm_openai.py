@@ -9,6 +9,7 @@ import pytest
 
 from kernelwright.propose.llm import (
     ChatError,
+    ChatReply,
     OpenAIChat,
     RetryPolicy,
     concurrency_limit,
@@ -24,7 +25,7 @@ def chat(server: FakeLLMServer, model: str = "gpt-5", **kwargs: object) -> OpenA
     return OpenAIChat(model, base_url=server.url, api_key="sk-test", **kwargs)  # type: ignore[arg-type]
 
 
-def ask(model: OpenAIChat, temperature: float | None = None):  # noqa: ANN201
+def ask(model: OpenAIChat, temperature: float | None = None) -> ChatReply:
     return model.complete("be brief", "write a kernel", max_tokens=64, temperature=temperature)
 
 

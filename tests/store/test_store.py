@@ -18,8 +18,8 @@ from kernelwright.store import (
     UnknownRun,
     content_hash,
     default_store_path,
+    schema,
 )
-from kernelwright.store import schema
 
 TASK = "class Model: pass\n"
 
@@ -181,6 +181,12 @@ def test_verdict_for_source_spans_runs_of_one_task_and_device(store: Store) -> N
     assert found is not None and found.candidate_id == cid and found.speedup_vs_eager == 1.7
     assert store.verdict_for_source(key[0], "cuda", key[2]) is None
     assert store.verdict_for_source(content_hash("other task"), "cpu", key[2]) is None
+    # What a run does with a known source: copy the verdict instead of judging again.
+    again = add(store, later, "kernel")
+    store.record_verdict(again, verdict=found.verdict, reasons=found.reasons, speedup_vs_eager=1.7,
+                         speedup_vs_compile=None, candidate_ms=None, eager_ms=None, compile_ms=None,
+                         result_json=found.result_json, judge_seconds=0.0)
+    assert store.candidates(later)[0].verdict == "accepted"
     # A judge error says nothing about the source, so it is not reused.
     errored = add(store, later, "flaky")
     judged(store, errored, "error", None, checks=("crash",))

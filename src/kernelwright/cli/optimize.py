@@ -62,7 +62,9 @@ def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float 
     Exit 0: a kernel re-judged faster than eager was written. Exit 1: none was found.
     Exit 2: the task, a file or an option is wrong. Exit 130: interrupted (resume with --resume).
     """
+    from kernelwright.propose.llm.base import ChatError
     from kernelwright.search.run import OptimizeRequest, optimize_task
+    from kernelwright.store import StoreError
     from kernelwright.task import InputError, TaskError
 
     req = OptimizeRequest(task=Path(task), models=list(models), budget=budget, time_limit_s=time_limit,
@@ -73,7 +75,7 @@ def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float 
     try:
         with _store(store_path) as store:
             summary = optimize_task(req, store, console=None if as_json else console)
-    except (TaskError, InputError, ValueError) as exc:
+    except (TaskError, InputError, ValueError, ChatError, StoreError) as exc:
         _fail(str(exc), as_json)
         return
     except KeyboardInterrupt:

@@ -33,9 +33,9 @@ TARGET, REFERENCE = "ModelNew", "Model"
 
 _OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*\{?\.?([\w+#.-]*)")
 _CLOSE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*$")
-_DEFINES_TARGET = re.compile(rf"^[ \t]*(?:class[ \t]+{TARGET}\b|{TARGET}[ \t]*=)", re.M)
-_DEFINES_REFERENCE = re.compile(rf"^[ \t]*class[ \t]+{REFERENCE}\b", re.M)
-_CODE_START = re.compile(r"^(?:import \w|from [\w.]+ import |class \w|def \w|@\w)", re.M)
+_DEFINES_TARGET = re.compile(rf"^[ \t]*(?:class[ \t]+{TARGET}\b|{TARGET}[ \t]*=)", re.MULTILINE)
+_DEFINES_REFERENCE = re.compile(rf"^[ \t]*class[ \t]+{REFERENCE}\b", re.MULTILINE)
+_CODE_START = re.compile(r"^(?:import \w|from [\w.]+ import \w|class \w+ *[(:]|def \w+ *\(|@\w)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ def _drop_thinking(text: str) -> str:
 
 def _fenced_blocks(text: str) -> list[_Block]:
     blocks: list[_Block] = []
-    fence, lang, body = "", "", []  # fence == "" means outside a block
+    fence, lang = "", ""  # fence == "" means outside a block
+    body: list[str] = []
     for line in text.splitlines():
         if not fence:
             opened = _OPEN.match(line)
@@ -179,9 +180,8 @@ def _binds(body: list[ast.stmt], name: str) -> bool:
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 return True
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            if any((a.asname or a.name) == name for a in stmt.names):
-                return True
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == name for a in stmt.names):
+            return True
         nested = [getattr(stmt, f, []) for f in ("body", "orelse", "finalbody")]
         nested += [h.body for h in getattr(stmt, "handlers", [])]
         if isinstance(stmt, (ast.If, ast.Try, ast.With)) and any(_binds(b, name) for b in nested):

@@ -85,7 +85,7 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
         if res.get("verdict") == "accepted" and speed is not None and speed >= C.SPEEDUP_REPORT_MIN:
             (out_dir / "best.json").write_text(json.dumps(
                 {"run_id": run_id, "candidate_id": cand.id, "proposer": cand.proposer,
-                 "lineage": [c.candidate_id for c in store.lineage(cand.id)], "verdict": res},
+                 "lineage": [c.id for c in store.lineage(cand.id)], "verdict": res},
                 indent=1, allow_nan=False))
             cm = (timing.get("candidate_ms") or {}).get("median")
             return Crowning(BestKernel(cand.id, str(path), cand.proposer, float(speed),

@@ -300,7 +300,9 @@ class Search:
         except InputError as exc:
             result = _error_result("import", str(exc))
         except Exception as exc:  # noqa: BLE001 - a judge bug rejects this candidate, never the run
-            result = _error_result("judge_error", f"{type(exc).__name__}: {exc}")
+            # "error", not "rejected": the store never reuses an error verdict, so this
+            # source is judged again by a later run once the judge is fixed.
+            result = _error_result("judge_error", f"{type(exc).__name__}: {exc}", verdict="error")
         seconds = time.perf_counter() - t0
         fb = feedback(result)
         t = result.timing
@@ -345,10 +347,10 @@ def _stored_feedback(result_json: str | None) -> str:
         return ""
 
 
-def _error_result(check: str, detail: str) -> JudgeResult:
+def _error_result(check: str, detail: str, verdict: str = "rejected") -> JudgeResult:
     from kernelwright.judge.result import Reason
 
-    return JudgeResult("rejected", [Reason(check, detail)], [], None, [], {})
+    return JudgeResult(verdict, [Reason(check, detail)], [], None, [], {})
 
 
 def _config_json(cfg: SearchConfig, proposers: list[WeightedProposer]) -> dict[str, Any]:

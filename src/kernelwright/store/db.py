@@ -9,7 +9,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -152,14 +152,15 @@ class Store:
             conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, run_id))
         return candidate_id
 
-    def record_verdict(self, candidate_id: str, *, verdict: str, reasons: list[dict[str, Any]],
+    def record_verdict(self, candidate_id: str, *, verdict: str, reasons: Sequence[Mapping[str, Any]],
                        speedup_vs_eager: float | None, speedup_vs_compile: float | None,
                        candidate_ms: float | None, eager_ms: float | None, compile_ms: float | None,
                        result_json: str, judge_seconds: float | None) -> None:
         """Record the judge's verdict on a candidate with source; a candidate is judged once."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, not {verdict!r}")
-        first_check = str(reasons[0]["check"]) if reasons else None
+        plain = [dict(r) for r in reasons]  # a VerdictRecord's tuple of reasons is welcome too
+        first_check = str(plain[0]["check"]) if plain else None
         now = _now()
         with self._write() as conn:
             row = self._require_candidate(conn, candidate_id)
@@ -171,7 +172,7 @@ class Store:
                 "INSERT INTO verdicts (candidate_id, verdict, reasons, first_reason_check,"
                 " speedup_vs_eager, speedup_vs_compile, candidate_ms, eager_ms, compile_ms,"
                 " result_json, judged_at, judge_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (candidate_id, verdict, json.dumps(reasons), first_check, speedup_vs_eager,
+                (candidate_id, verdict, json.dumps(plain), first_check, speedup_vs_eager,
                  speedup_vs_compile, candidate_ms, eager_ms, compile_ms, result_json, now,
                  judge_seconds))
             conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, row["run_id"]))
@@ -279,7 +280,7 @@ class Store:
                 " WHERE v.verdict = 'accepted' AND r.device = ? AND r.task_hash IS NOT ?)"
                 " WHERE rank = 1 ORDER BY speedup_vs_eager DESC, task_hash LIMIT ?",
                 (device, exclude_task_hash, limit)).fetchall()
-        return [ArchiveEntry(**{k: row[k] for k in row.keys() if k != "rank"}) for row in rows]
+        return [ArchiveEntry(**{k: v for k, v in dict(row).items() if k != "rank"}) for row in rows]
 
     # -- lifetime -----------------------------------------------------------
 
@@ -323,8 +324,8 @@ class Store:
 
     def _require_candidate(self, conn: sqlite3.Connection, candidate_id: str,
                            run_id: str | None = None) -> sqlite3.Row:
-        row = conn.execute("SELECT id, run_id, source FROM candidates WHERE id = ?",
-                           (candidate_id,)).fetchone()
+        row: sqlite3.Row | None = conn.execute("SELECT id, run_id, source FROM candidates WHERE id = ?",
+                                               (candidate_id,)).fetchone()
         if row is None or (run_id is not None and row["run_id"] != run_id):
             where = "" if run_id is None else f" of run {run_id!r}"
             raise UnknownCandidate(f"no candidate {candidate_id!r}{where} in {self.path}")

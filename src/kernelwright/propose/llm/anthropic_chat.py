@@ -56,9 +56,7 @@ class AnthropicChat:
         self._where = base_url or "the Anthropic API"
         self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
 
-    def complete(
-        self, system: str, user: str, *, max_tokens: int, temperature: float | None
-    ) -> ChatReply:
+    def complete(self, system: str, user: str, *, max_tokens: int, temperature: float | None) -> ChatReply:
         """Send one system + user prompt; return the reply or raise ChatError (temperature unused)."""
         del temperature  # see the class docstring
         params: dict[str, Any] = {

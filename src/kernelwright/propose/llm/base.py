@@ -14,11 +14,13 @@ import email.utils
 import logging
 import math
 import random
+import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from kernelwright.propose.base import Usage
 
@@ -62,6 +64,7 @@ PRICES: dict[str, Price] = {
     "claude-haiku-4-5": Price(1.00, 5.00),
 }
 UNPRICED = Price(0.0, 0.0, priced=False)
+_DATE_SUFFIX = re.compile(r"-\d{4}-?\d{2}-?\d{2}")  # "-2024-08-06", "-20250929"
 
 log = logging.getLogger(__name__)
 _RNG = random.Random()
@@ -105,9 +108,7 @@ class ChatModel(Protocol):
 
     name: str
 
-    def complete(
-        self, system: str, user: str, *, max_tokens: int, temperature: float | None
-    ) -> ChatReply:
+    def complete(self, system: str, user: str, *, max_tokens: int, temperature: float | None) -> ChatReply:
         """Return one reply; raise ChatError when there is none."""
         ...
 
@@ -120,10 +121,9 @@ def price_of(model: str) -> Price:
     if model in PRICES:
         return PRICES[model]
     # Only a date may follow the base name: "gpt-5-nano" must not price as "gpt-5".
-    for base in sorted(PRICES, key=len, reverse=True):
-        rest = model[len(base) :]
-        if model.startswith(base) and rest.replace("-", "").isdigit() and rest.startswith("-"):
-            return PRICES[base]
+    for base, price in PRICES.items():
+        if model.startswith(base) and _DATE_SUFFIX.fullmatch(model[len(base) :]):
+            return price
     return UNPRICED
 
 
@@ -138,8 +138,15 @@ _warned_unpriced: set[str] = set()
 
 
 def make_reply(
-    *, text: str, finish_reason: str, requested: str, reported: str | None,
-    input_tokens: int, output_tokens: int, attempts: int, seconds: float,
+    *,
+    text: str,
+    finish_reason: str,
+    requested: str,
+    reported: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    attempts: int,
+    seconds: float,
 ) -> ChatReply:
     """A ChatReply with usage and cost filled in; warns once per model missing from PRICES.
 
@@ -154,8 +161,11 @@ def make_reply(
         _warned_unpriced.add(requested)
         log.warning("no price known for model %r; its cost is counted as 0", requested)
     usage = Usage(
-        calls=attempts, input_tokens=input_tokens, output_tokens=output_tokens,
-        cost_usd=cost, seconds=seconds,
+        calls=attempts,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost,
+        seconds=seconds,
     )
     return ChatReply(text=text, usage=usage, finish_reason=finish_reason, model=model, priced=priced)
 
@@ -255,9 +265,7 @@ def call_with_retries(
         if not failure.retryable:
             raise ChatError(f"{label}: {failure.message}.", usage) from error
         if attempt == policy.max_attempts:
-            raise ChatError(
-                f"{label} gave up after {attempt} attempts; the last: {failure.message}.", usage
-            ) from error
+            raise ChatError(f"{label} gave up after {attempt} attempts; the last: {failure.message}.", usage) from error
         wait = policy.delay(attempt, failure.retry_after_s)
         log.warning("%s attempt %d failed (%s); retrying in %.1f s", label, attempt, failure.message, wait)
         time.sleep(wait)

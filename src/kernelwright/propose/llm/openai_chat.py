@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from kernelwright.propose.base import Usage
 from kernelwright.propose.llm.base import (
     LOCAL_PLACEHOLDER_KEY,
     OPENAI_REASONING_PREFIXES,
@@ -57,9 +58,7 @@ class OpenAIChat:
         self._where = base_url or "the OpenAI API"
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
 
-    def complete(
-        self, system: str, user: str, *, max_tokens: int, temperature: float | None
-    ) -> ChatReply:
+    def complete(self, system: str, user: str, *, max_tokens: int, temperature: float | None) -> ChatReply:
         """Send one system + user prompt; return the reply or raise ChatError."""
         params = self._params(system, user, max_tokens, temperature)
         response, attempts, seconds = call_with_retries(
@@ -70,16 +69,17 @@ class OpenAIChat:
             classify=self._classify,
         )
         if not response.choices:
-            raise ChatError(f"{self.name}: {self._where} returned a reply with no choices.")
+            spent = Usage(calls=attempts, seconds=seconds)
+            raise ChatError(f"{self.name}: {self._where} returned a reply with no choices.", spent)
         choice = response.choices[0]
-        usage = response.usage
+        tokens = response.usage
         return make_reply(
             text=choice.message.content or "",
             finish_reason=choice.finish_reason or "unknown",
             requested=self.model,
             reported=response.model,
-            input_tokens=(usage.prompt_tokens or 0) if usage else 0,
-            output_tokens=(usage.completion_tokens or 0) if usage else 0,
+            input_tokens=(tokens.prompt_tokens or 0) if tokens else 0,
+            output_tokens=(tokens.completion_tokens or 0) if tokens else 0,
             attempts=attempts,
             seconds=seconds,
         )

@@ -13,7 +13,8 @@ itself contains "=" cannot be listed in an ensemble.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from kernelwright.propose.llm.anthropic_chat import AnthropicChat
 from kernelwright.propose.llm.base import ChatModel

@@ -41,9 +41,7 @@ class ScriptedChat:
         self._next = 0
         self._lock = threading.Lock()
 
-    def complete(
-        self, system: str, user: str, *, max_tokens: int, temperature: float | None
-    ) -> ChatReply:
+    def complete(self, system: str, user: str, *, max_tokens: int, temperature: float | None) -> ChatReply:
         """Return the next scripted reply, or raise ChatError for an error line or an exhausted script."""
         start = time.monotonic()
         with self._lock:
