@@ -87,7 +87,8 @@ class Search:
 
     def __init__(self, task_path: Path, task_source: str, task_name: str, proposers: list[WeightedProposer],
                  store: Any, config: SearchConfig, run_id: str | None = None,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None,
+                 judge: Callable[[Path, Path, VerifyOptions], JudgeResult] = verify_files) -> None:
         if not proposers:
             raise InputError("no proposer to search with")
         self.task_path, self.task_source, self.task_name = task_path, task_source, task_name
@@ -95,6 +96,7 @@ class Search:
         self.proposers, self.store, self.cfg = proposers, store, config
         self.rng = random.Random(config.seed if config.seed is not None else secrets.randbits(64))
         self.on_event = on_event or (lambda e: None)
+        self.judge = judge  # the real judge; benchmarks of the search policy pass a table lookup
         self.population = Population(config.islands)
         self.rejected: list[tuple[Parent, int]] = []  # (kernel, repairs tried) that may still be repaired
         self.idle: dict[str, int] = {}
@@ -104,12 +106,9 @@ class Search:
         self.usage = Usage()
         self.t0 = time.monotonic()
         self.stop_reason = ""
-        if run_id is None:
-            self.run_id = store.create_run(str(task_path), task_source, task_name, config.device,
-                                           _config_json(config, proposers))
-        else:
-            self.run_id = run_id
-            self._resume()
+        self.resuming = run_id is not None
+        self.run_id = run_id or store.create_run(str(task_path), task_source, task_name, config.device,
+                                                 _config_json(config, proposers))
         self.work = config.work_dir / self.run_id  # the files the judge was given, one per candidate
         self.work.mkdir(parents=True, exist_ok=True)
 
@@ -215,6 +214,8 @@ class Search:
         """Propose and judge until a budget runs out; returns the run id."""
         self.store.set_run_status(self.run_id, "running")
         try:
+            if self.resuming:
+                self._resume()
             with ThreadPoolExecutor(max(1, self.cfg.parallel), thread_name_prefix="kw-propose") as pool:
                 self._drive(pool)
         except BaseException:
@@ -294,7 +295,7 @@ class Search:
         path.write_text(source)
         t0 = time.perf_counter()
         try:
-            result = verify_files(self.task_path, path, self.cfg.judge)
+            result = self.judge(self.task_path, path, self.cfg.judge)
         except TaskError:
             raise  # the task itself is broken: no candidate can be judged
         except InputError as exc:

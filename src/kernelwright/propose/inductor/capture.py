@@ -1,7 +1,7 @@
 """Run torch.compile (Inductor) on a task in a child process and capture what it generated.
 
 The task is user code and Inductor may hang, crash or exhaust memory, so the work runs
-in `python -m kernelwright.propose.inductor.capture` with a timeout, its own process
+in a child Python process (`main` below) with a timeout, its own process
 group and a private TORCHINDUCTOR_CACHE_DIR, so that runs never share state. The parent
 (`capture`) only reads back a JSON file.
 
@@ -37,6 +37,10 @@ _DROPPED_DEFINES = frozenset({"TORCH_INDUCTOR_CPP_WRAPPER", "STANDALONE_TORCH_HE
                               "TORCH_INDUCTOR_PRECOMPILE_HEADERS"})
 _KEPT_FLAG_PREFIXES = ("-O", "-f", "-m", "-std=", "-D", "-U")
 _DROPPED_FLAGS = frozenset({"-fPIC", "-fpic", "-shared"})
+
+
+# `python -c` rather than `-m`: runpy would import this module twice (package, then __main__).
+_CHILD = "import sys; from kernelwright.propose.inductor.capture import main; sys.exit(main(sys.argv[1:]))"
 
 
 class InductorError(Exception):
@@ -90,8 +94,7 @@ def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: in
         task_path.write_text(task_source)
         out_path = root / "capture.json"
         env = _child_env(root)
-        cmd = [sys.executable, "-m", "kernelwright.propose.inductor.capture", str(task_path), device,
-               str(out_path), str(threads or _cpu_count())]
+        cmd = [sys.executable, "-c", _CHILD, str(task_path), device, str(out_path), str(threads or _cpu_count())]
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
@@ -176,7 +179,7 @@ def compile_flags(command: str | list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------
-# The child: everything below runs in `python -m kernelwright.propose.inductor.capture`.
+# The child: everything below runs in the child process started by `capture`.
 # --------------------------------------------------------------------------------------
 
 
@@ -227,6 +230,18 @@ def _make_inputs(task: Any, shape: dict[str, Any] | None, device: str) -> list[A
             else:
                 delattr(task, k)
     return [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
+
+
+def _with_defaults(model: Any, inputs: list[Any]) -> list[Any]:
+    """The forward's positional arguments with defaults filled in, as ModelNew.forward sees them."""
+    import inspect
+
+    try:
+        bound = inspect.signature(model.forward).bind(*inputs)
+    except (TypeError, ValueError):
+        return inputs
+    bound.apply_defaults()
+    return list(bound.args)
 
 
 def _input_specs(inputs: list[Any]) -> list[list[Any]]:
@@ -455,7 +470,7 @@ def _child(task_path: Path, device: str, threads: int) -> dict[str, Any]:
     cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
     variants: list[dict[str, Any]] = []
     for shape in shapes:
-        inputs = _make_inputs(task, shape, device)
+        inputs = _with_defaults(model, _make_inputs(task, shape, device))
         if any(v["inputs"] == _input_specs(inputs) for v in variants):
             continue
         variants.append(_capture_variant(len(variants), model, inputs, task, cache, device))
@@ -483,7 +498,3 @@ def main(argv: list[str]) -> int:
         result = {"ok": False, "failure": f"capturing Inductor's output failed ({_one_line(exc)})"}
     out_path.write_text(json.dumps(result))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,73 @@
+"""Parameter mutation: finds launch/tiling literals, moves them one step, keeps both sides consistent."""
+
+from __future__ import annotations
+
+import random
+
+from kernelwright.propose.base import Parent, ProposalRequest
+from kernelwright.propose.mutate import MutationProposer, find_tunables, mutate, neighbours
+
+TRITON = '''
+BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 32
+grid = (triton.cdiv(M, BLOCK_M),)
+kernel[grid](x, y, BLOCK_SIZE=1024, num_warps=4, num_stages=3)
+'''
+
+CUDA = '''
+#define TILE 16
+constexpr int kThreads = 256;
+const int vec_width = 4;
+src = """
+__global__ void k(float* x) { int i = threadIdx.x + blockIdx.x * kThreads; }
+"""
+k<<<blocks, kThreads>>>(x);
+'''
+
+
+def test_finds_python_triton_and_c_parameters():
+    names = {(t.name, t.value) for t in find_tunables(TRITON)}
+    assert names == {("BLOCK_M", 64), ("BLOCK_N", 64), ("BLOCK_K", 32), ("BLOCK_SIZE", 1024),
+                     ("num_warps", 4), ("num_stages", 3)}
+    assert {(t.name, t.value) for t in find_tunables(CUDA)} == {("TILE", 16), ("kThreads", 256),
+                                                                  ("vec_width", 4)}
+
+
+def test_ignores_unrelated_numbers():
+    assert find_tunables("n = 1024\nx = torch.randn(64, 64)\nscale = 2\n") == []
+
+
+def test_neighbours_respect_limits():
+    [warps] = [t for t in find_tunables("f(num_warps=32)")]
+    assert neighbours(warps) == [16]  # 64 warps is over the hardware's limit
+    [odd] = find_tunables("BLOCK = 96\n")
+    assert all(v != 96 and v > 0 for v in neighbours(odd))
+
+
+def test_mutate_changes_one_or_two_parameters_and_says_which():
+    rng = random.Random(0)
+    new, note = mutate(TRITON, rng)
+    assert new != TRITON and " -> " in note
+    changed = [(a.name, a.value, b.value) for a, b in zip(find_tunables(TRITON), find_tunables(new))
+               if a.value != b.value]
+    assert 1 <= len({c[0] for c in changed}) <= 2
+    for name, old, value in changed:
+        assert value in (old // 2, old * 2)
+
+
+def test_same_named_definitions_move_together():
+    src = "BLOCK = 128\ncode = '#define BLOCK 128'\n"
+    new, _ = mutate(src, random.Random(1))
+    values = {t.value for t in find_tunables(new)}
+    assert len(values) == 1 and values != {128}
+
+
+def test_proposer_needs_a_parent_and_tunables():
+    p = MutationProposer()
+    req = ProposalRequest("task", "t", "cpp", "cpu", "optimize")
+    assert p.propose(req).failure
+    req = ProposalRequest("task", "t", "cpp", "cpu", "optimize", parents=(Parent("c-1", "x = 1\n", "accepted"),))
+    assert "no launch or tiling parameter" in p.propose(req).failure
+    req = ProposalRequest("task", "t", "triton", "cuda", "optimize", parents=(Parent("c-2", TRITON, "accepted"),),
+                          seed=5)
+    prop = p.propose(req)
+    assert prop.source and prop.source != TRITON and prop.parent_ids == ("c-2",)
