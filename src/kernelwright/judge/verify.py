@@ -14,10 +14,10 @@ import random
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -146,6 +146,15 @@ class _Judgement:
     def _phase(self, name: str, t0: float) -> None:
         self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
 
+    @contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        """Account a sub-step of a phase (reported as phases_s["timing.<name>"] and so on)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phase(name, t0)
+
     # -- workers -------------------------------------------------------------
 
     def _start_workers(self) -> tuple[Worker, Worker]:
@@ -199,7 +208,8 @@ class _Judgement:
         reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
         self._integrity(reply.get("violations") if reply.get("status") == "ok"
                         else ["the integrity check itself failed"], "after the runs")
-        self._profile(cand)
+        with self._step("timing.profile"):
+            self._profile(cand)
         # The candidate's process is gone before any baseline is timed: work it
         # left queued on the GPU dies with its context, and nothing it started
         # can slow the reference down.
@@ -353,7 +363,7 @@ class _Judgement:
         # same pipes) and subtracted from every side alike: the candidate can
         # neither inflate it nor be measured with a different yardstick.
         warm = [self._warm_set()]
-        with S.paused(cand, ref):
+        with S.paused(cand, ref), self._step("timing.calibrate"):
             self.cal = timing.calibrate(ref, warm[0], self.meta.perturb_timing_inputs)
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
@@ -366,7 +376,7 @@ class _Judgement:
             checks.append((set_id, seed, index, reply.get("out"), blobs))
 
         try:
-            with S.paused(ref):
+            with S.paused(ref), self._step("timing.candidate"):
                 m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng,
                                         perturb=self.meta.perturb_timing_inputs)
         except timing.TimingError as exc:
@@ -381,11 +391,15 @@ class _Judgement:
         warm = [self._warm_set()]
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
         ref.signal(signal.SIGCONT)
-        m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng,
-                                 perturb=self.meta.perturb_timing_inputs)
-        m_comp = self._compile_baseline(ref, warm, timing_sets)
-        floor, flop_floor = self._floor(ref)
-        self._check_timed_outputs(ref, checks)
+        with self._step("timing.eager"):
+            m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng,
+                                     perturb=self.meta.perturb_timing_inputs)
+        with self._step("timing.compile"):
+            m_comp = self._compile_baseline(ref, warm, timing_sets)
+        with self._step("timing.floor"):
+            floor, flop_floor = self._floor(ref)
+        with self._step("timing.timed_outputs"):
+            self._check_timed_outputs(ref, checks)
         cand_ms = m_cand.stats.median
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=m_eager.stats, compile_ms=m_comp.stats if m_comp else None,
