@@ -15,7 +15,9 @@ import threading
 from pathlib import Path
 
 from kernelwright.propose.base import Proposal, ProposalRequest
-from kernelwright.propose.inductor.capture import InductorError, capture
+# Imported under another name: `capture` stays the submodule, as `import ....capture` expects.
+from kernelwright.propose.inductor.capture import InductorError
+from kernelwright.propose.inductor.capture import capture as run_capture
 from kernelwright.propose.inductor.standalone import Unsupported, build_candidate
 
 __all__ = ["InductorError", "InductorProposer", "Unsupported", "generate_candidate"]
@@ -24,11 +26,11 @@ __all__ = ["InductorError", "InductorProposer", "Unsupported", "generate_candida
 _TARGET_FOR_DEVICE = {"cpu": "cpp", "cuda": "triton"}
 
 
-def _read_task(task: str | Path) -> str:
-    """Task source from a path or from source text (text has a newline, a path does not)."""
+def _read_task(task: str | Path) -> tuple[str, Path | None]:
+    """(task source, its path) from a path or from source text (text has a newline, a path none)."""
     if isinstance(task, Path) or "\n" not in task:
-        return Path(task).read_text(encoding="utf-8")
-    return task
+        return Path(task).read_text(encoding="utf-8"), Path(task)
+    return task, None
 
 
 def generate_candidate(task: str | Path, device: str = "cpu", *, timeout_s: float = 300.0,
@@ -41,8 +43,9 @@ def generate_candidate(task: str | Path, device: str = "cpu", *, timeout_s: floa
     """
     if device not in _TARGET_FOR_DEVICE:
         raise InductorError(f"device {device!r} is not supported: use cpu or cuda")
-    source = _read_task(task)
-    return build_candidate(source, capture(source, device, timeout_s=timeout_s, threads=threads))
+    source, path = _read_task(task)
+    return build_candidate(source, run_capture(source, device, timeout_s=timeout_s, threads=threads,
+                                               task_path=path))
 
 
 class InductorProposer:

@@ -1,9 +1,9 @@
 """Run torch.compile (Inductor) on a task in a child process and capture what it generated.
 
 The task is user code and Inductor may hang, crash or exhaust memory, so the work runs
-in a child Python process (`main` below) with a timeout, its own process
-group and a private TORCHINDUCTOR_CACHE_DIR, so that runs never share state. The parent
-(`capture`) only reads back a JSON file.
+in a child Python process (`main` below) with a timeout, in its own session, with a
+private TORCHINDUCTOR_CACHE_DIR (and the FX graph cache off), so that runs never share
+state. The parent (`capture`) only reads back a JSON file.
 
 How the generated code is found, without relying on logging formats: a dynamo backend
 wraps Inductor's `compile_fx`; the wrapper module Inductor writes for the graph is the
@@ -14,8 +14,12 @@ The child then imports that wrapper itself, calls it with the mapped arguments a
 compares with eager: a mapping or output-structure error is found here, not by the
 judge. On CUDA, that call also runs Inductor's autotuner, whose chosen Triton configs
 (block sizes, warps, stages) are recorded. On the CPU, the compiler command Inductor
-ran for its C++ kernels is recorded, because the kernels are only valid with the same
-vector-ISA macro and flags.
+ran for its C++ kernels is recorded (the child wraps `subprocess.Popen`, and compiles
+run in-process with TORCHINDUCTOR_COMPILE_THREADS=1), because the kernels are only
+valid with the same vector-ISA macro (their loops step by the vector width) and flags.
+
+Each extra shape in the task's metadata gets its own compile: Inductor specialises to
+shapes (dynamic=False), and so does the candidate, which dispatches on input shapes.
 """
 
 from __future__ import annotations
@@ -86,15 +90,22 @@ class Capture:
     triton_helpers: str | None = None
 
 
-def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: int | None = None) -> Capture:
-    """Compile the task with Inductor in a child process; raise InductorError with a sentence."""
+def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: int | None = None,
+            task_path: Path | None = None) -> Capture:
+    """Compile the task with Inductor in a child process; raise InductorError with a sentence.
+
+    `task_path`, when the task is a file, is where its metadata is read from (a sidecar
+    TOML beside it may declare the extra shapes that each need their own kernels).
+    """
     with tempfile.TemporaryDirectory(prefix="kw-inductor-") as tmp:
         root = Path(tmp)
-        task_path = root / "task.py"
-        task_path.write_text(task_source)
+        copy = root / "task.py"
+        copy.write_text(task_source)
         out_path = root / "capture.json"
         env = _child_env(root)
-        cmd = [sys.executable, "-c", _CHILD, str(task_path), device, str(out_path), str(threads or _cpu_count())]
+        meta_path = task_path.resolve() if task_path is not None else copy
+        cmd = [sys.executable, "-c", _CHILD, str(copy), device, str(out_path), str(threads or _cpu_count()),
+               str(meta_path)]
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
@@ -102,8 +113,9 @@ def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: in
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise InductorError(f"torch.compile did not finish within {timeout_s:.0f} s") from None
-        finally:
-            _kill_group(proc)  # anything the child left behind (compile workers) goes too
+        except BaseException:  # Ctrl-C in the caller: no compile left running behind it
+            _kill_group(proc)
+            raise
         if not out_path.exists():
             tail = " ".join(err.decode(errors="replace").strip().splitlines()[-3:])[-300:]
             raise InductorError(f"the torch.compile process died (exit code {proc.returncode})"
@@ -129,8 +141,9 @@ def _child_env(root: Path) -> dict[str, str]:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the child's session (it and anything it started); call only while it is unreaped."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the child's own session: only what we started
+        os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
@@ -397,8 +410,8 @@ def _launch_configs(module: Any, wrapper: str) -> dict[str, dict[str, Any]]:
         options = list(getattr(kernel, "configs", None) or [])
         if launchers:
             cfg = launchers[0].config
-        elif len(options) == 1:
-            cfg = options[0]
+        elif len(options) == 1 or (options and os.environ.get("TRITON_INTERPRET") == "1"):
+            cfg = options[0]  # what Inductor launches without autotuning (and always when interpreting)
         else:
             raise _Failure(f"no single launch config could be read for Triton kernel {name}")
         meta = getattr(kernel, "inductor_meta", None) or {}
@@ -448,7 +461,7 @@ def _capture_variant(index: int, model: Any, inputs: list[Any], task: Any, cache
             "launch": _launch_configs(module, wrapper) if device == "cuda" else {}}
 
 
-def _child(task_path: Path, device: str, threads: int) -> dict[str, Any]:
+def _child(task_path: Path, device: str, threads: int, meta_path: Path) -> dict[str, Any]:
     log = _CompilerLog()
     log.install()
     import torch
@@ -458,7 +471,7 @@ def _child(task_path: Path, device: str, threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     try:
         task = _load_task(task_path)
-        shapes, eval_mode = _task_shapes(task_path)
+        shapes, eval_mode = _task_shapes(meta_path if meta_path.is_file() else task_path)
         torch.manual_seed(0)
         model = task.Model(*task.get_init_inputs())
     except Exception as exc:
@@ -488,10 +501,11 @@ def _child(task_path: Path, device: str, threads: int) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    """Child entry point: TASK DEVICE OUT_JSON THREADS; always writes OUT_JSON unless killed."""
-    task_path, device, out_path, threads = Path(argv[0]), argv[1], Path(argv[2]), int(argv[3])
+    """Child entry point: TASK DEVICE OUT_JSON THREADS META_PATH; writes OUT_JSON unless killed."""
+    task_path, device, out_path, threads, meta_path = (Path(argv[0]), argv[1], Path(argv[2]), int(argv[3]),
+                                                       Path(argv[4]))
     try:
-        result = _child(task_path, device, threads)
+        result = _child(task_path, device, threads, meta_path)
     except _Failure as f:
         result = {"ok": False, "failure": str(f)}
     except Exception as exc:  # anything else is still a sentence, never a traceback for the caller

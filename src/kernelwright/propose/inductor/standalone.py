@@ -21,6 +21,7 @@ import ast
 import builtins
 import hashlib
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,8 +142,7 @@ def _forward_params(model: ast.ClassDef) -> tuple[str, str]:
         raise Unsupported("the task's forward takes keyword-only arguments, which the judge never passes")
     names = [p.arg for p in a.posonlyargs + a.args][1:]
     items = [*names, *(["*" + a.vararg.arg] if a.vararg else [])]
-    inputs = ", ".join(items) + ("," if len(items) == 1 and not a.vararg else "")
-    return ast.unparse(a), inputs
+    return ast.unparse(a), "".join(f"{item}, " for item in items).rstrip()
 
 
 # ---------------------------------------------------------------- the wrapper module
@@ -638,10 +638,12 @@ def build_candidate(task_source: str, cap: Capture) -> str:
     if re.search(r"\bmath\.", generated):
         imports.insert(0, "import math")
     variants = "\n".join(f"    {_variant_key(v)}: _run_v{i}," for i, v in enumerate(cap.variants))
+    facts = dict(torch_version=cap.torch_version, device=cap.device, build=build_note,
+                 toolchain="a C++ compiler" if cap.device == "cpu" else "Triton",
+                 shapes="; ".join(_variant_key(v) for v in cap.variants))
+    doc = "\n\n".join(textwrap.fill(p.format(**facts), width=88) for p in T.DOCSTRING)
     source = "".join([
-        T.DOCSTRING.format(torch_version=cap.torch_version, device=cap.device, build=build_note,
-                           toolchain="a C++ compiler" if cap.device == "cpu" else "Triton",
-                           shapes="; ".join(_variant_key(v) for v in cap.variants)),
+        f'"""{doc}\n"""\n\n',
         *(line + "\n" for line in future),
         "\n".join(imports) + "\n",
         "\n# ---- the task's code, verbatim: Model defines the parameters ModelNew keeps ----\n\n",

@@ -4,15 +4,15 @@ Kept as Python string constants (not data files) so they ship with the package. 
 `{name}` is filled with `str.format`; literal braces in the emitted code are doubled.
 """
 
-DOCSTRING = '''"""ModelNew generated from the code torch.compile (Inductor) wrote for this task.
-
-Made by the Inductor proposer with torch {torch_version} on {device}, without an LLM. It is
-standalone: it needs torch and {toolchain}, never torch.compile, dynamo or Inductor. {build}
-The task's Model is embedded below so that ModelNew has the same parameters and
-buffers; forward hands them with the inputs to Inductor's `call` code, specialised to
-these inputs (shape, dtype): {shapes}.
-"""
-'''
+# Paragraphs of the candidate's module docstring; the writer wraps them to 88 columns.
+DOCSTRING = [
+    "ModelNew generated from the code torch.compile (Inductor) wrote for this task.",
+    "Made by the Inductor proposer with torch {torch_version} on {device}, without an LLM. It is "
+    "standalone: it needs torch and {toolchain}, never torch.compile, dynamo or Inductor. {build}",
+    "The task's Model is embedded below so that ModelNew has the same parameters and buffers; "
+    "forward hands them with the inputs to Inductor's `call` code, specialised to these inputs "
+    "(shape, dtype): {shapes}.",
+]
 
 CPU_BUILD = ("The C++ kernels are built once at import as a torch extension (load_inline, with "
              "the compiler flags Inductor used) and called as torch.ops.{namespace}.*.")
