@@ -71,3 +71,11 @@ def test_proposer_needs_a_parent_and_tunables():
                           seed=5)
     prop = p.propose(req)
     assert prop.source and prop.source != TRITON and prop.parent_ids == ("c-2",)
+
+
+def test_applicable_only_with_a_tunable_parent():
+    p = MutationProposer()
+    no = ProposalRequest("task", "t", "cpp", "cpu", "optimize", parents=(Parent("c-1", "x = 1\n", "accepted"),))
+    yes = ProposalRequest("task", "t", "cpp", "cpu", "optimize", parents=(Parent("c-2", TRITON, "accepted"),))
+    assert not p.applicable(no) and p.applicable(yes)
+    assert not p.applicable(ProposalRequest("task", "t", "cpp", "cpu", "optimize"))

@@ -130,6 +130,10 @@ class MutationProposer:
     def __init__(self) -> None:
         self._seen: set[str] = set()
 
+    def applicable(self, request: ProposalRequest) -> bool:
+        """Whether the first parent has a literal this proposer could move."""
+        return bool(request.parents) and any(neighbours(t) for t in find_tunables(request.parents[0].source))
+
     def propose(self, request: ProposalRequest) -> Proposal:
         """Mutate the first parent; a failure when it has no tunable literal left to move."""
         if not request.parents:
