@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
-#   bash scripts/gpu_validate.sh examples|exploits|bench|diag
+#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -24,4 +24,20 @@ case "$stage" in
       --pairs examples/elementwise/task.py:examples/elementwise/cuda_inline.py \
               examples/elementwise/task.py:examples/elementwise/triton_kernel.py \
               tests/fixtures/tasks/gelu_mul.py:tests/fixtures/candidates/gelu_mul_torch.py 2>&1 | tee "$OUT/latency.log" | tail -30 ;;
+  search)
+    # Issue 3 on the GPU: the Inductor proposer's Triton candidates, the NVRTC form, a short optimize run.
+    timeout 200 python3 -m pytest tests/propose/test_inductor.py -m gpu -q -rA --timeout=180 2>&1 \
+      | tee "$OUT/inductor.log" | tail -15
+    timeout 90 kernelwright verify examples/elementwise/task.py examples/elementwise/cuda_nvrtc.py --device cuda \
+      --json --no-compile-baseline > "$OUT/verify_nvrtc.json" 2> "$OUT/verify_nvrtc.err"
+    python3 -c "import json,sys; d=json.load(open('$OUT/verify_nvrtc.json')); t=d['timing'] or {};
+print('nvrtc', d['verdict'], [r['check'] for r in d['reasons']], 'speedup', t.get('speedup_vs_eager'),
+      {k: round(v, 2) for k, v in d['phases_s'].items()})" || tail -5 "$OUT/verify_nvrtc.err"
+    timeout 90 kernelwright verify examples/elementwise/task.py examples/elementwise/triton_kernel.py --device cuda \
+      --json --no-compile-baseline > "$OUT/verify_triton.json" 2>/dev/null
+    python3 -c "import json; d=json.load(open('$OUT/verify_triton.json'));
+print('triton phases', {k: round(v, 2) for k, v in d['phases_s'].items()})" || true
+    timeout 280 kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
+      --store "$OUT/kw.db" --out "$OUT/opt" > "$OUT/optimize.json" 2> "$OUT/optimize.err"
+    echo "optimize exit $?"; cat "$OUT/optimize.json"; tail -3 "$OUT/optimize.err" ;;
 esac

@@ -79,3 +79,8 @@ def test_applicable_only_with_a_tunable_parent():
     yes = ProposalRequest("task", "t", "cpp", "cpu", "optimize", parents=(Parent("c-2", TRITON, "accepted"),))
     assert not p.applicable(no) and p.applicable(yes)
     assert not p.applicable(ProposalRequest("task", "t", "cpp", "cpu", "optimize"))
+
+
+def test_constexpr_derived_from_the_shape_is_not_a_knob():
+    src = "def k(x, XBLOCK: tl.constexpr):\n    R0_BLOCK: tl.constexpr = 1024\n\nXBLOCK = 8\n"
+    assert [(t.name, t.value) for t in find_tunables(src)] == [("XBLOCK", 8)]

@@ -68,7 +68,14 @@ def find_tunables(source: str) -> list[Tunable]:
             if value <= 0 or value > 1 << 16:
                 continue
             found.setdefault(m.start("v"), Tunable(m.group("n"), value, m.start("v"), m.end("v")))
-    return [found[k] for k in sorted(found)]
+    # `R0_BLOCK: tl.constexpr = 1024` inside a Triton kernel is derived from the row length
+    # (Inductor's persistent reductions): shrinking it breaks the kernel, so it is not a knob.
+    return [found[k] for k in sorted(found) if not _derived(source, found[k])]
+
+
+def _derived(source: str, t: Tunable) -> bool:
+    line_start = source.rfind("\n", 0, t.start) + 1
+    return "tl.constexpr" in source[line_start:t.start] and "=" in source[line_start:t.start]
 
 
 def _limits(name: str) -> tuple[int, int]:
