@@ -37,6 +37,9 @@ print('nvrtc', d['verdict'], [r['check'] for r in d['reasons']], 'speedup', t.ge
       --json --no-compile-baseline > "$OUT/verify_triton.json" 2>/dev/null
     python3 -c "import json; d=json.load(open('$OUT/verify_triton.json'));
 print('triton phases', {k: round(v, 2) for k, v in d['phases_s'].items()})" || true
+    timeout 120 python3 -c "from pathlib import Path; from kernelwright.search import ncu;
+print('ncu available', ncu.available()); print(ncu.profile(Path('examples/elementwise/task.py'),
+      Path('examples/elementwise/cuda_nvrtc.py')) or 'no ncu summary')" 2>&1 | tail -3
     timeout 280 kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
       --store "$OUT/kw.db" --out "$OUT/opt" > "$OUT/optimize.json" 2> "$OUT/optimize.err"
     echo "optimize exit $?"; cat "$OUT/optimize.json"; tail -3 "$OUT/optimize.err" ;;

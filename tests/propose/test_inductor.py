@@ -295,9 +295,9 @@ def test_a_hanging_task_times_out_and_is_not_cached() -> None:
     assert proposer._cache == {}  # a timeout may be transient: the next request tries again
 
 
-def test_a_target_inductor_does_not_write_is_a_failure() -> None:
-    proposal = InductorProposer().propose(_request(SOFTMAX_TASK, device="cpu", target="cuda"))
-    assert proposal.source is None and "not target 'cuda'" in (proposal.failure or "")
+def test_an_unknown_device_is_a_failure() -> None:
+    proposal = InductorProposer().propose(_request(SOFTMAX_TASK, device="mps", target="cpp"))
+    assert proposal.source is None and "'mps'" in (proposal.failure or "")
 
 
 # --- slow: real candidates on the CPU, judged ------------------------------------------

@@ -48,8 +48,30 @@ def short(name: str) -> str:
     return base if len(base) <= 70 else base[:67] + "..."
 
 
+def time_by_kernel(rows: list[dict[str, Any]], cuda: bool, top: int = 5) -> str:
+    """"time by kernel: a 62% (12.3 us), b 30% ..." for one profiled call ('' when nothing timed).
+
+    The numbers come from the candidate's process: feedback for proposers, never evidence.
+    """
+    kind = "kernel" if cuda else "op"
+    timed = [r for r in rows if r.get("kind") == kind and float(r.get("self_us", 0)) > 0
+             and (cuda or r.get("name") not in _CPU_TRIVIAL)]
+    total = sum(float(r["self_us"]) for r in timed)
+    if total <= 0:
+        return ""
+    timed.sort(key=lambda r: -float(r["self_us"]))
+    parts = [f"{short(r['name'])} {100 * float(r['self_us']) / total:.0f}% ({float(r['self_us']):.1f} us)"
+             for r in timed[:top]]
+    return "time by kernel in one call: " + ", ".join(parts)
+
+
 def findings(rows: list[dict[str, Any]], cuda: bool) -> list[str]:
     """Human findings about what ran."""
+    timed = time_by_kernel(rows, cuda)
+    return _ran(rows, cuda) + ([timed] if timed else [])
+
+
+def _ran(rows: list[dict[str, Any]], cuda: bool) -> list[str]:
     custom, library = classify(rows, cuda)
     if cuda:
         if not custom:

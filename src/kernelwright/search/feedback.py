@@ -50,7 +50,7 @@ def _timing_lines(result: JudgeResult) -> list[str]:
 
 def _profile_lines(result: JudgeResult) -> list[str]:
     keep = ("custom kernels ran", "no custom kernel", "PyTorch/library kernels", "PyTorch compute ops",
-            "no PyTorch compute op")
+            "no PyTorch compute op", "time by kernel", "ncu:")
     return [f for f in result.findings if f.startswith(keep)]
 
 

@@ -28,7 +28,9 @@ from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.result import JudgeResult
 from kernelwright.judge.verify import VerifyOptions, verify_files
 from kernelwright.propose.base import Parent, Proposal, ProposalRequest, Proposer, Usage
+from kernelwright.sandbox import buildcache
 from kernelwright.search import archive as arch
+from kernelwright.search import ncu
 from kernelwright.search.feedback import feedback
 from kernelwright.search.population import Member, Population
 from kernelwright.store import content_hash
@@ -66,6 +68,7 @@ class SearchConfig:
     device_facts: str = ""
     judge: VerifyOptions = field(default_factory=VerifyOptions)
     prebuild: bool = True
+    ncu: bool = True  # add Nsight Compute's summary to accepted kernels' feedback where ncu exists
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,10 @@ class Search:
             result = _error_result("judge_error", f"{type(exc).__name__}: {exc}", verdict="error")
         seconds = time.perf_counter() - t0
         fb = feedback(result)
+        if result.accepted and self.cfg.device == "cuda" and self.cfg.ncu and ncu.available():
+            # Nsight Compute says whether the kernel is memory- or compute-bound: feedback only.
+            summary = ncu.profile(self.task_path, path, buildcache.build_dir(source, self.cfg.device))
+            fb = f"{fb}\n{summary}" if summary else fb
         t = result.timing
         self.store.record_verdict(
             cid, verdict=result.verdict, reasons=[{"check": r.check, "detail": r.detail} for r in result.reasons],
