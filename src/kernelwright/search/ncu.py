@@ -56,9 +56,13 @@ def summarize(csv_text: str, top: int = 4) -> str:
     return ("ncu: " + "; ".join(parts)) if parts else ""
 
 
+LAST_ERROR: list[str] = []  # why the last profile() gave nothing (for diagnostics)
+
+
 def profile(task_path: Path, candidate_path: Path, build_dir: Path | None = None,
             timeout_s: float = NCU_TIMEOUT_S) -> str:
     """The SpeedOfLight summary of a candidate's kernels, or '' when ncu is missing or fails."""
+    LAST_ERROR.clear()
     exe = shutil.which("ncu")
     if exe is None:
         return ""
@@ -70,7 +74,7 @@ def profile(task_path: Path, candidate_path: Path, build_dir: Path | None = None
            "--target-processes", "all", sys.executable, "-m", "kernelwright.search._ncu_driver",
            str(task_path), str(candidate_path)]
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=scratch, start_new_session=True, stdin=subprocess.DEVNULL,
                                 preexec_fn=lambda: limits.apply_rlimits(config))
     except OSError:
@@ -80,7 +84,11 @@ def profile(task_path: Path, candidate_path: Path, build_dir: Path | None = None
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
+        LAST_ERROR.append(f"ncu took over {timeout_s:g} s")
         return ""
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return summarize(out) if proc.returncode == 0 else ""
+    summary = summarize(out) if proc.returncode == 0 else ""
+    if not summary:
+        LAST_ERROR.append(f"ncu exit {proc.returncode}: " + out[-1500:])
+    return summary
