@@ -72,7 +72,7 @@ def profile(task_path: Path, candidate_path: Path, build_dir: Path | None = None
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     cmd = [exe, "--section", "SpeedOfLight", "--csv", "--launch-count", str(NCU_LAUNCHES),
            "--target-processes", "all", sys.executable, "-m", "kernelwright.search._ncu_driver",
-           str(task_path), str(candidate_path)]
+           str(Path(task_path).resolve()), str(Path(candidate_path).resolve())]  # cwd is a scratch dir
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=scratch, start_new_session=True, stdin=subprocess.DEVNULL,
