@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from kernelwright.propose.llm.base import (
-    LOCAL_PLACEHOLDER_KEY,
     REQUEST_TIMEOUT_S,
     AttemptFailure,
     ChatError,
@@ -15,6 +13,7 @@ from kernelwright.propose.llm.base import (
     call_with_retries,
     classify_sdk_error,
     make_reply,
+    resolve_endpoint,
 )
 
 PROVIDER = "anthropic"
@@ -44,8 +43,7 @@ class AnthropicChat:
     ) -> None:
         import anthropic  # lazy: only runs that use Anthropic pay for importing the SDK
 
-        base_url = base_url or os.environ.get(BASE_URL_ENV) or None
-        api_key = api_key or os.environ.get(KEY_ENV) or (LOCAL_PLACEHOLDER_KEY if base_url else None)
+        api_key, base_url = resolve_endpoint(api_key, base_url, KEY_ENV, BASE_URL_ENV)
         if not api_key:
             raise ChatError(f"no Anthropic API key: set {KEY_ENV} (or pass api_key).")
         self.name = f"{PROVIDER}:{model}"

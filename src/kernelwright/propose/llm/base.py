@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import os
 import random
 import re
 import threading
@@ -332,3 +333,15 @@ def _server_message(body: object) -> str:
             text = " ".join(message.split()).rstrip(".")
             return ": " + text[:SERVER_MESSAGE_CHARS]
     return ""
+
+
+def resolve_endpoint(api_key: str | None, base_url: str | None, key_env: str,
+                     base_url_env: str) -> tuple[str | None, str | None]:
+    """(key, base_url) from the arguments, else the environment; a local server needs no key.
+
+    A base_url with no key gets LOCAL_PLACEHOLDER_KEY, because the SDKs refuse to start
+    without one while vLLM, Ollama and llama.cpp ignore it. The key is None when none is set.
+    """
+    base_url = base_url or os.environ.get(base_url_env) or None
+    api_key = api_key or os.environ.get(key_env) or (LOCAL_PLACEHOLDER_KEY if base_url else None)
+    return api_key, base_url

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from kernelwright.propose.base import Usage
 from kernelwright.propose.llm.base import (
-    LOCAL_PLACEHOLDER_KEY,
     OPENAI_REASONING_PREFIXES,
     REQUEST_TIMEOUT_S,
     AttemptFailure,
@@ -17,6 +15,7 @@ from kernelwright.propose.llm.base import (
     call_with_retries,
     classify_sdk_error,
     make_reply,
+    resolve_endpoint,
 )
 
 PROVIDER = "openai"
@@ -44,8 +43,7 @@ class OpenAIChat:
     ) -> None:
         import openai  # lazy: only runs that use OpenAI pay for importing the SDK
 
-        base_url = base_url or os.environ.get(BASE_URL_ENV) or None
-        api_key = api_key or os.environ.get(KEY_ENV) or (LOCAL_PLACEHOLDER_KEY if base_url else None)
+        api_key, base_url = resolve_endpoint(api_key, base_url, KEY_ENV, BASE_URL_ENV)
         if not api_key:
             raise ChatError(
                 f"no OpenAI API key: set {KEY_ENV}, or {BASE_URL_ENV} to use a local OpenAI-compatible server."
