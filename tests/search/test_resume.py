@@ -69,3 +69,29 @@ def test_resume_after_kill_9_loses_nothing_and_repeats_no_judging(tmp_path):
     judged_for_real = [c.source_hash for c in cands if (c.judge_seconds or 0) > 0]
     assert len(judged_for_real) == len(set(judged_for_real))  # no source judged twice
     assert all(c.verdict for c in cands if c.source)
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_marks_the_run_interrupted_and_leaves_no_worker(tmp_path):
+    script = tmp_path / "replies.jsonl"
+    script.write_text("\n".join(json.dumps({"text": K.reply(code)}) for code in (K.WRONG, K.SLOW, K.FAST)) + "\n")
+    db = tmp_path / "kw.db"
+    workers_before = _workers()
+    proc = _optimize(tmp_path, script)
+    deadline = time.monotonic() + 300
+    while len(_judged(db)) < 1 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside the next judgement
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err
+    with Store(db) as store:
+        assert store.get_run(store.list_runs()[0].id).status == "interrupted"
+    time.sleep(1.0)
+    assert _workers() <= workers_before  # the judge's workers died with the run
+
+
+def _workers() -> int:
+    out = subprocess.run(["pgrep", "-f", "kernelwright.sandbox._entry"], capture_output=True, text=True)
+    return len(out.stdout.split())

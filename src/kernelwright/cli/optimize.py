@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,12 @@ def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float 
         _fail(str(exc), as_json)
         return
     except KeyboardInterrupt:
-        click.echo("interrupted: the run is in the store; continue it with --resume", err=True)
-        sys.exit(130)
+        # The judge has killed its workers and the store holds every finished result; exit
+        # now rather than wait for proposer threads stuck in LLM calls.
+        click.echo("interrupted: the run is in the store; continue it with --resume RUN", err=True)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(130)
     if as_json:
         sys.stdout.write(json.dumps(summary, allow_nan=False) + "\n")
     else:

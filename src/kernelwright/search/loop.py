@@ -221,14 +221,18 @@ class Search:
     def run(self) -> str:
         """Propose and judge until a budget runs out; returns the run id."""
         self.store.set_run_status(self.run_id, "running")
+        pool = ThreadPoolExecutor(max(1, self.cfg.parallel), thread_name_prefix="kw-propose")
         try:
             if self.resuming:
                 self._resume()
-            with ThreadPoolExecutor(max(1, self.cfg.parallel), thread_name_prefix="kw-propose") as pool:
-                self._drive(pool)
+            self._drive(pool)
         except BaseException:
+            # Ctrl-C must not wait for LLM calls in flight; what they return is lost, what
+            # was stored stays, and --resume carries on from there.
+            pool.shutdown(wait=False, cancel_futures=True)
             self.store.set_run_status(self.run_id, "interrupted", self._best_id())
             raise
+        pool.shutdown(wait=True)
         self.store.set_run_status(self.run_id, "finished", self._best_id())
         self.on_event(Event("stopped", note=self.stop_reason))
         return self.run_id
