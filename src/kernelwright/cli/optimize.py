@@ -42,8 +42,9 @@ def _fail(message: str, as_json: bool) -> None:
 @click.option("--max-tokens", type=click.IntRange(1, None), default=None, help="Stop after N LLM tokens.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Where to judge (default: cuda when available, else cpu).")
-@click.option("--target", type=click.Choice(["cuda", "triton", "cpp"]), default=None,
-              help="Kernel language to ask LLMs for (default: cuda on a GPU, cpp on the CPU).")
+@click.option("--target", type=click.Choice(["nvrtc", "triton", "cuda_inline", "c", "cpp_inline", "cuda", "cpp"]),
+              default=None, help="Candidate form LLMs are asked for (default: nvrtc on a GPU, c on the CPU; "
+                                 "cuda and cpp mean cuda_inline and cpp_inline).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where best.py goes (default: kernelwright-out/RUN_ID).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")

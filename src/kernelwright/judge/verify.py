@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import torch
 
 from kernelwright import constants as C
+from kernelwright import forms
 from kernelwright.judge import compare as cmp
 from kernelwright.judge import _support as S
 from kernelwright.judge import kernels, roofline, scan, timing
@@ -101,6 +102,8 @@ class _Judgement:
 
     def run(self) -> JudgeResult:
         """Judge once; every candidate failure becomes a rejected verdict."""
+        form = forms.detect(self.cand.source)
+        self.findings.append(f"form: {form.language if form else 'plain PyTorch or unrecognised'}")
         self.findings += scan.summarize(scan.scan_source(self.cand.source))
         if self.cand.problem:
             check = Check.SIGNATURE if "ModelNew" in self.cand.problem else Check.IMPORT

@@ -12,7 +12,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-TARGETS = ("cuda", "triton", "cpp")  # CUDA C++, Triton, C++ for the CPU
 STAGES = ("translate", "repair", "optimize", "crossover")
 
 
@@ -52,7 +51,7 @@ class ProposalRequest:
 
     task_source: str
     task_name: str
-    target: str  # one of TARGETS
+    target: str  # a form name from kernelwright.forms (nvrtc, triton, c, cuda_inline, cpp_inline)
     device: str  # "cpu" | "cuda"
     stage: str  # one of STAGES
     device_facts: str = ""

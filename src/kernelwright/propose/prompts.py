@@ -1,4 +1,4 @@
-"""Prompts as templates: one jinja2 file per stage, plus target rules in one table.
+"""Prompts as templates: one jinja2 file per stage; target rules and skeletons from `kernelwright.forms`.
 
 Templates live in `kernelwright/propose/templates/`; nothing else in the package
 builds prompt text, so a prompt change is a template change.
@@ -10,20 +10,8 @@ from functools import lru_cache
 
 import jinja2
 
+from kernelwright import forms
 from kernelwright.propose.base import ProposalRequest
-
-TARGETS: dict[str, tuple[str, str]] = {
-    # target -> (name used in prose, the form the kernel must take)
-    "cuda": ("CUDA C++", "Write the kernels in CUDA C++ and build them with "
-             "torch.utils.cpp_extension.load_inline (cuda_sources for the kernels, cpp_sources for the "
-             "declarations); launch them on the current CUDA stream (at::cuda::getCurrentCUDAStream())."),
-    "triton": ("Triton", "Write the kernels in Triton (@triton.jit) and launch them from forward with an "
-               "explicit grid; keep block sizes and num_warps as visible constants."),
-    "cpp": ("C++ (CPU)", "Write the kernels in C++ for the CPU and build them with "
-            "torch.utils.cpp_extension.load_inline (functions=[...]); use all cores with OpenMP only "
-            "through at::parallel_for, and keep the same thread count as PyTorch."),
-}
-
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
@@ -33,16 +21,17 @@ def _env() -> jinja2.Environment:
 
 
 def target_name(target: str) -> str:
-    """'CUDA C++', 'Triton' or 'C++ (CPU)'."""
-    return TARGETS[target][0]
+    """How prompts name a target form ('CUDA C++ compiled by NVRTC', 'Triton', ...)."""
+    return forms.get(target).language
 
 
 def render(request: ProposalRequest) -> tuple[str, str]:
     """(system prompt, user prompt) for a request's stage."""
-    name, rules = TARGETS[request.target]
+    form = forms.get(request.target)
+    name = form.language
     device_name = "an NVIDIA GPU" if request.device == "cuda" else "the CPU"
-    system = _env().get_template("system.j2").render(target_name=name, target_rules=rules,
-                                                     device_name=device_name)
+    system = _env().get_template("system.j2").render(target_name=name, target_rules=form.rules,
+                                                     device_name=device_name, skeleton=form.skeleton().strip())
     parents = list(request.parents)
     user = _env().get_template(f"{request.stage}.j2").render(
         task_source=request.task_source.strip(), target_name=name, device_facts=request.device_facts,

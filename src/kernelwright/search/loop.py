@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from kernelwright import forms
 from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.result import JudgeResult
 from kernelwright.judge.verify import VerifyOptions, verify_files
@@ -39,7 +40,6 @@ from kernelwright.task.metadata import TaskError
 
 REPAIRS_PER_KERNEL = 2  # repair attempts on one rejected kernel before translating afresh
 MAX_IDLE_FAILURES = 6  # consecutive source-less proposals from one proposer before it is benched
-NEEDS_BUILD = ("load_inline", "cpp_extension", "load(")  # sources whose import compiles something
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,8 @@ class Search:
             self.on_event(Event("no_source", cid, proposal.proposer, request.stage, note=proposal.failure or ""))
             return None
         self.on_event(Event("proposed", cid, proposal.proposer, request.stage, note=proposal.note))
-        if self.cfg.prebuild and any(k in proposal.source for k in NEEDS_BUILD) \
+        form = forms.detect(proposal.source)
+        if self.cfg.prebuild and form is not None and not form.fast \
                 and self.store.verdict_for_source(self.task_hash, self.cfg.device,
                                                   content_hash(proposal.source)) is None:
             prebuild(proposal.source, f"{cid}.py", self.cfg.device)

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernelwright import forms
 from kernelwright.judge.verify import VerifyOptions, resolve_device
 from kernelwright.propose.registry import build_proposers, default_specs
 from kernelwright.search import device_facts
 from kernelwright.search.finalize import crown
 from kernelwright.search.loop import Search, SearchConfig, WeightedProposer
 from kernelwright.task.loader import InputError, load_task
-
-TARGET_BY_DEVICE = {"cuda": "cuda", "cpu": "cpp"}
-
 
 @dataclass(frozen=True)
 class OptimizeRequest:
@@ -46,9 +44,11 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None) -> dict
     """
     task = load_task(req.task)
     device = resolve_device(req.device)
-    target = req.target or TARGET_BY_DEVICE[device]
-    if device == "cpu" and target != "cpp":
-        raise InputError(f"target {target} needs a GPU; on the CPU use --target cpp")
+    form = forms.get(req.target or forms.DEFAULT_TARGET[device])
+    if form.device != device:
+        usable = ", ".join(f.name for f in forms.for_device(device))
+        raise InputError(f"target {form.name} runs on {form.device}, not {device}; on {device} use one of: {usable}")
+    target = form.name
     run_id = req.resume
     if run_id is not None:
         run = store.get_run(run_id)
