@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
-#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search
+#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -43,4 +43,11 @@ print('ncu available', ncu.available()); print(ncu.profile(Path('examples/elemen
     timeout 280 kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
       --store "$OUT/kw.db" --out "$OUT/opt" > "$OUT/optimize.json" 2> "$OUT/optimize.err"
     echo "optimize exit $?"; cat "$OUT/optimize.json"; tail -3 "$OUT/optimize.err" ;;
+  forms)
+    # Issue 4 on the GPU: build time of each form, the skeletons judged, judge latency of the fast forms.
+    timeout 200 python3 benchmarks/form_build_times.py --device cuda --repeats 1 2>&1 | tee "$OUT/forms_build.log" | tail -8
+    timeout 200 python3 -m pytest tests/forms -m gpu -q -rA --timeout=180 2>&1 | tee "$OUT/forms_tests.log" | tail -6
+    timeout 190 python3 benchmarks/judge_latency.py --device cuda --repeats 1 --json "$OUT/latency_forms.json" \
+      --pairs examples/elementwise/task.py:examples/elementwise/cuda_nvrtc.py \
+              examples/elementwise/task.py:examples/elementwise/triton_kernel.py 2>&1 | tee "$OUT/latency_forms.log" | tail -8 ;;
 esac
