@@ -400,7 +400,7 @@ class _Judgement:
         with self._step("timing.compile"):
             m_comp = self._compile_baseline(ref, warm, timing_sets)
         with self._step("timing.floor"):
-            floor, flop_floor = self._floor(ref)
+            floor, flop_floor = self._floor(ref, S.ratio(m_eager.stats.median, m_cand.stats.median))
         with self._step("timing.timed_outputs"):
             self._check_timed_outputs(ref, checks)
         cand_ms = m_cand.stats.median
@@ -447,19 +447,24 @@ class _Judgement:
         return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng,
                                        perturb=self.meta.perturb_timing_inputs)
 
-    def _floor(self, ref: Worker) -> tuple[float | None, float | None]:
+    def _floor(self, ref: Worker, speedup: float | None) -> tuple[float | None, float | None]:
+        """(bytes floor, FLOP floor) in ms. Counting FLOPs costs seconds (the FLOP counter's
+        imports) and only feeds a finding, so it runs only for clearly faster candidates."""
         s0 = self.sets[self._warm_set()]
-        reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
         key = roofline.cache_key(self.env)
         ceilings = self.ceilings.get(key)
         if ceilings is None:
             ceilings, _ = self._ref_request(ref, {"op": "ceilings"}, timeout=600)
             ceilings = {k: v for k, v in ceilings.items() if not k.startswith("_") and k != "status"}
             self.ceilings.put(key, ceilings)
+        flops = 0
+        if speedup is not None and speedup >= C.FLOP_CHECK_MIN_SPEEDUP:
+            reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
+            flops = int(reply.get("flops", 0))
         out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
         moved = s0.nbytes + input_bytes(out_leaves)
         dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
-        return roofline.floor_ms(moved, int(reply.get("flops", 0)), dtype, ceilings, self.cuda)
+        return roofline.floor_ms(moved, flops, dtype, ceilings, self.cuda)
 
     def _warm_set(self) -> int:
         """The set used for warm-up, FLOP counting and profiling: the first default-shape trial."""
