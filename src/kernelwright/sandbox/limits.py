@@ -147,11 +147,38 @@ def become_subreaper() -> None:
 
 
 def protect_self() -> None:
-    """Mark the judge non-dumpable: a worker cannot read its memory via /proc."""
+    """Mark the judge non-dumpable (a worker cannot read its memory via /proc) and blank the
+    environment block that /proc/<judge>/environ shows (API keys live there)."""
+    scrub_environ_block()
     try:
         ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     except OSError:
         pass
+
+
+def scrub_environ_block() -> bool:
+    """Overwrite this process's original environment block with zeros; True if it worked.
+
+    The kernel serves /proc/<pid>/environ from that block of the process's own memory,
+    to any process of the same user, whatever its dumpable flag says. Setting every
+    variable again first makes libc keep its own copies (setenv allocates), so getenv,
+    os.environ and child processes still see the whole environment afterwards.
+    """
+    try:
+        for key, value in list(os.environ.items()):
+            os.environ[key] = value  # setenv: libc's environ now points at fresh copies
+        with open("/proc/self/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        # Fields 50 and 51 of stat (1-based, counting pid and comm) are env_start and env_end.
+        start, end = int(fields[47]), int(fields[48])
+        if not 0 < start < end or end - start > 1 << 24:
+            return False
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            mem.write(b"\0" * (end - start))
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _proc_table() -> dict[int, tuple[int, int, int]]:
