@@ -86,6 +86,24 @@ def apply_rlimits(config: "SandboxConfig") -> None:
         # The CUDA driver reserves huge virtual ranges, so address-space limits
         # only apply to CPU workers; the RSS watchdog covers both.
         _set(resource.RLIMIT_AS, config.memory_bytes * 2)
+    pin_cores(config.threads)
+
+
+def pin_cores(threads: int | None) -> None:
+    """Confine this process (and all it starts) to `threads` cores, the same ones for every side.
+
+    The judge gives every side the same thread count, but a C library or a raw thread can
+    ignore torch's setting (omp_set_num_threads, std::thread): pinned, extra threads share
+    the same cores and buy nothing.
+    """
+    if not threads:
+        return
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+        if len(allowed) > threads:
+            os.sched_setaffinity(0, allowed[:threads])
+    except (AttributeError, OSError):
+        pass
 
 
 def _set(which: int, value: int) -> None:
