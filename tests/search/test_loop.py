@@ -83,6 +83,14 @@ def test_repeated_source_is_judged_once(tmp_path, store):
     cands = store.candidates(summary["run_id"])
     assert [c.verdict for c in cands] == ["rejected"] * 3
     assert sum(1 for c in cands if (c.judge_seconds or 0) > 0) == 1
+    assert summary["target"] == "c"  # the fast-building form is the default on the CPU
+    assert "ctypes" in script_prompt(tmp_path)  # and the prompt carries its skeleton
+
+
+def script_prompt(tmp_path: Path) -> str:
+    """The first prompt the search sent, from the store."""
+    with Store(tmp_path / "kw.db") as s:
+        return s.candidates(s.list_runs()[0].id)[0].prompt or ""
 
 
 def test_bad_model_spec_is_a_clear_error(tmp_path, store):
