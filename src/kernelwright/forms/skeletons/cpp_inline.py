@@ -1,6 +1,5 @@
 """relu(x) + y as a C++ torch extension for the CPU (load_inline; about 20 s to build)."""
 
-import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
 

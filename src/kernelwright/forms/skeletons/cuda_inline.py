@@ -3,7 +3,6 @@
 binding lives in the C++ source. Use this form only when a kernel needs what NVRTC
 lacks (CUTLASS, cuBLAS, host-side templates)."""
 
-import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
 

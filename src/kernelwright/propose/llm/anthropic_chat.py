@@ -5,15 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from kernelwright.propose.llm.base import (
-    REQUEST_TIMEOUT_S,
-    AttemptFailure,
-    ChatError,
     ChatReply,
-    RetryPolicy,
+    SDKChat,
     call_with_retries,
-    classify_sdk_error,
     make_reply,
-    resolve_endpoint,
 )
 
 PROVIDER = "anthropic"
@@ -21,7 +16,7 @@ KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 
 
-class AnthropicChat:
+class AnthropicChat(SDKChat):
     """A ChatModel over the official `anthropic` SDK's messages API.
 
     The key and server come from the arguments, else ANTHROPIC_API_KEY and
@@ -32,27 +27,15 @@ class AnthropicChat:
     parameter with HTTP 400, even at its default value.
     """
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout_s: float = REQUEST_TIMEOUT_S,
-        retry: RetryPolicy | None = None,
-    ) -> None:
+    PROVIDER, KEY_ENV, BASE_URL_ENV = PROVIDER, KEY_ENV, BASE_URL_ENV
+    DEFAULT_WHERE = "the Anthropic API"
+    MISSING_KEY = f"no Anthropic API key: set {KEY_ENV} (or pass api_key)."
+
+    def _client_for(self, api_key: str, base_url: str | None) -> tuple[Any, Any]:
         import anthropic  # lazy: only runs that use Anthropic pay for importing the SDK
 
-        api_key, base_url = resolve_endpoint(api_key, base_url, KEY_ENV, BASE_URL_ENV)
-        if not api_key:
-            raise ChatError(f"no Anthropic API key: set {KEY_ENV} (or pass api_key).")
-        self.name = f"{PROVIDER}:{model}"
-        self.model = model
-        self.timeout_s = timeout_s
-        self.retry = retry or RetryPolicy()
-        self._sdk = anthropic
-        self._where = base_url or "the Anthropic API"
-        self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+        return anthropic, anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=self.timeout_s,
+                                              max_retries=0)
 
     def complete(self, system: str, user: str, *, max_tokens: int, temperature: float | None) -> ChatReply:
         """Send one system + user prompt; return the reply or raise ChatError (temperature unused)."""
@@ -84,6 +67,3 @@ class AnthropicChat:
             attempts=attempts,
             seconds=seconds,
         )
-
-    def _classify(self, exc: Exception) -> AttemptFailure | None:
-        return classify_sdk_error(exc, self._sdk, key_env=KEY_ENV, where=self._where, timeout_s=self.timeout_s)

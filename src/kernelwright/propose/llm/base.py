@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from kernelwright.propose.base import Usage
 
@@ -345,3 +345,34 @@ def resolve_endpoint(api_key: str | None, base_url: str | None, key_env: str,
     base_url = base_url or os.environ.get(base_url_env) or None
     api_key = api_key or os.environ.get(key_env) or (LOCAL_PLACEHOLDER_KEY if base_url else None)
     return api_key, base_url
+
+
+class SDKChat:
+    """What the SDK-backed chat models share: endpoint and key resolution, retry policy, and
+    turning SDK exceptions into retry decisions. Subclasses set PROVIDER, KEY_ENV,
+    BASE_URL_ENV and DEFAULT_WHERE, and build their client in `_client_for`."""
+
+    PROVIDER = ""
+    KEY_ENV = ""
+    BASE_URL_ENV = ""
+    DEFAULT_WHERE = ""
+    MISSING_KEY = ""
+
+    def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
+                 timeout_s: float = REQUEST_TIMEOUT_S, retry: RetryPolicy | None = None) -> None:
+        api_key, base_url = resolve_endpoint(api_key, base_url, self.KEY_ENV, self.BASE_URL_ENV)
+        if not api_key:
+            raise ChatError(self.MISSING_KEY)
+        self.name = f"{self.PROVIDER}:{model}"
+        self.model = model
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._where = base_url or self.DEFAULT_WHERE
+        self._sdk, self._client = self._client_for(api_key, base_url)
+
+    def _client_for(self, api_key: str, base_url: str | None) -> tuple[Any, Any]:
+        """(the SDK module, a client with the SDK's own retries off); imported lazily."""
+        raise NotImplementedError
+
+    def _classify(self, exc: Exception) -> AttemptFailure | None:
+        return classify_sdk_error(exc, self._sdk, key_env=self.KEY_ENV, where=self._where, timeout_s=self.timeout_s)

@@ -7,15 +7,11 @@ from typing import Any
 from kernelwright.propose.base import Usage
 from kernelwright.propose.llm.base import (
     OPENAI_REASONING_PREFIXES,
-    REQUEST_TIMEOUT_S,
-    AttemptFailure,
     ChatError,
     ChatReply,
-    RetryPolicy,
+    SDKChat,
     call_with_retries,
-    classify_sdk_error,
     make_reply,
-    resolve_endpoint,
 )
 
 PROVIDER = "openai"
@@ -23,7 +19,7 @@ KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 
 
-class OpenAIChat:
+class OpenAIChat(SDKChat):
     """A ChatModel over the official `openai` SDK's chat completions API.
 
     The key and server come from the arguments, else OPENAI_API_KEY and
@@ -32,29 +28,14 @@ class OpenAIChat:
     attempt is counted in the reply's usage.
     """
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout_s: float = REQUEST_TIMEOUT_S,
-        retry: RetryPolicy | None = None,
-    ) -> None:
+    PROVIDER, KEY_ENV, BASE_URL_ENV = PROVIDER, KEY_ENV, BASE_URL_ENV
+    DEFAULT_WHERE = "the OpenAI API"
+    MISSING_KEY = f"no OpenAI API key: set {KEY_ENV}, or {BASE_URL_ENV} to use a local OpenAI-compatible server."
+
+    def _client_for(self, api_key: str, base_url: str | None) -> tuple[Any, Any]:
         import openai  # lazy: only runs that use OpenAI pay for importing the SDK
 
-        api_key, base_url = resolve_endpoint(api_key, base_url, KEY_ENV, BASE_URL_ENV)
-        if not api_key:
-            raise ChatError(
-                f"no OpenAI API key: set {KEY_ENV}, or {BASE_URL_ENV} to use a local OpenAI-compatible server."
-            )
-        self.name = f"{PROVIDER}:{model}"
-        self.model = model
-        self.timeout_s = timeout_s
-        self.retry = retry or RetryPolicy()
-        self._sdk = openai
-        self._where = base_url or "the OpenAI API"
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+        return openai, openai.OpenAI(api_key=api_key, base_url=base_url, timeout=self.timeout_s, max_retries=0)
 
     def complete(self, system: str, user: str, *, max_tokens: int, temperature: float | None) -> ChatReply:
         """Send one system + user prompt; return the reply or raise ChatError."""
@@ -96,6 +77,3 @@ class OpenAIChat:
             if temperature is not None:
                 params["temperature"] = temperature
         return params
-
-    def _classify(self, exc: Exception) -> AttemptFailure | None:
-        return classify_sdk_error(exc, self._sdk, key_env=KEY_ENV, where=self._where, timeout_s=self.timeout_s)
