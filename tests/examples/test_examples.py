@@ -22,8 +22,22 @@ def test_cpu_cpp_candidate_accepted(judge, name: str) -> None:
     assert any("no PyTorch compute op ran" in f for f in result.findings), result.findings
 
 
+@pytest.mark.parametrize("name", [n for n in TASKS if (EXAMPLES / n / "cpu_c.py").exists()])
+def test_cpu_c_candidate_accepted(judge, name: str) -> None:
+    # The fast-building form: plain C through ctypes, built in well under a second.
+    result = judge(EXAMPLES / name / "task.py", EXAMPLES / name / "cpu_c.py", timing=name == "elementwise")
+    assert result.accepted, result.reasons
+    assert "form: C for the CPU, called through ctypes" in result.findings
+    assert any("no PyTorch compute op ran" in f for f in result.findings), result.findings
+
+
+def test_fast_forms_cover_the_examples() -> None:
+    assert {n for n in TASKS if (EXAMPLES / n / "cpu_c.py").exists()} >= {"elementwise", "softmax", "rowsum",
+                                                                            "layernorm"}
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("form", ["cuda_inline", "triton_kernel"])
+@pytest.mark.parametrize("form", ["cuda_inline", "cuda_nvrtc", "triton_kernel"])
 @pytest.mark.parametrize("name", TASKS)
 def test_gpu_candidate_accepted(judge, name: str, form: str) -> None:
     path = EXAMPLES / name / f"{form}.py"
