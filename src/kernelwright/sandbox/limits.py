@@ -238,6 +238,27 @@ def group_rss_bytes(root: int) -> int:
     return sum(table[p][2] for p in pids if p in table) * page
 
 
+def widest_affinity(root: int) -> int:
+    """The most CPUs any thread of a worker's group or descendants may run on (0 if unreadable).
+
+    Read from /proc by the judge: a candidate can widen its own affinity
+    (sched_setaffinity needs no privilege), so pinning alone does not bind it.
+    """
+    table = _proc_table()
+    widest = 0
+    for pid in _descendants(root, table) | {p for p, (_, g, _) in table.items() if g == root} | {root}:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                widest = max(widest, len(os.sched_getaffinity(int(tid))))
+            except OSError:
+                continue
+    return widest
+
+
 # Workers alive in this judge process; anything else re-parented to us is an orphan.
 LIVE_WORKERS: set[int] = set()
 

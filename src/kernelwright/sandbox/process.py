@@ -67,6 +67,7 @@ class Worker:
         self._log_path = self.scratch / "worker.log"
         self._failure: WorkerFailure | None = None
         self._killed_for: str | None = None
+        self.affinity_violation: str | None = None  # set by the watchdog: the tree left its cores
         self.tag = secrets.token_hex(8)
         env = limits.scrubbed_env(self.scratch, config, self.tag)
         log = open(self._log_path, "wb")
@@ -184,6 +185,16 @@ class Worker:
                 self._killed_for = "memory"
                 self.kill()
                 return
+            self._watch_affinity()
+
+    def _watch_affinity(self) -> None:
+        # Sampled while the worker runs (timed calls included), from outside its process.
+        budget = self.config.threads
+        if budget and self.affinity_violation is None and len(os.sched_getaffinity(0)) > budget:
+            widest = limits.widest_affinity(self.proc.pid)
+            if widest > budget:
+                self.affinity_violation = (f"a thread of the worker was allowed on {widest} CPUs, "
+                                           f"over its budget of {budget}")
 
     def signal(self, sig: int) -> None:
         """Signal the worker's whole tree: its group, descendants and orphans it left to the judge."""
