@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import click
 
 from kernelwright import constants as C
+from kernelwright.cli.render import exit_bad_input
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +47,7 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
     try:
         result = verify_files(task, candidate, opts)
     except (TaskError, InputError) as exc:
-        _bad_input(str(exc), as_json)
+        exit_bad_input(str(exc), as_json, verdict="error")
         return
     except KeyboardInterrupt:
         # The judge's finally-blocks have already killed every worker tree.
@@ -60,14 +60,6 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
 
         print_verdict(result)
     sys.exit(C.ExitCode.ACCEPTED if result.accepted else C.ExitCode.REJECTED)
-
-
-def _bad_input(message: str, as_json: bool) -> None:
-    if as_json:
-        payload: dict[str, Any] = {"verdict": "error", "error": message}
-        sys.stdout.write(json.dumps(payload) + "\n")
-    click.echo(f"error: {message}", err=True)
-    sys.exit(C.ExitCode.BAD_INPUT)
 
 
 def _register() -> None:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kernelwright import constants as C
+from kernelwright.cli.render import exit_bad_input
 
 def _store(path: str | None) -> Any:
     from kernelwright.store import Store, default_store_path
@@ -20,13 +21,6 @@ def _store(path: str | None) -> Any:
     p = Path(path) if path else default_store_path()
     p.parent.mkdir(parents=True, exist_ok=True)
     return Store(p)
-
-
-def _fail(message: str, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps({"error": message}) + "\n")
-    click.echo(f"error: {message}", err=True)
-    sys.exit(C.ExitCode.BAD_INPUT)
 
 
 @click.command()
@@ -78,7 +72,7 @@ def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float 
         with _store(store_path) as store:
             summary = optimize_task(req, store, console=None if as_json else console)
     except (TaskError, InputError, ValueError, ChatError, StoreError) as exc:
-        _fail(str(exc), as_json)
+        exit_bad_input(str(exc), as_json)
         return
     except KeyboardInterrupt:
         # The judge has killed its workers and the store holds every finished result; exit
@@ -152,7 +146,7 @@ def show(run_id: str, store_path: str | None, as_json: bool) -> None:
         try:
             run = store.get_run(run_id)
         except UnknownRun as exc:
-            _fail(str(exc), as_json)
+            exit_bad_input(str(exc), as_json)
             return
         best = store.best(run_id)
         lineage = store.lineage(best.id) if best else []

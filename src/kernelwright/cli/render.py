@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
+import click
 from rich.console import Console
 from rich.table import Table
 
+from kernelwright import constants as C
 from kernelwright.judge.result import JudgeResult, TimingStats
 
 
@@ -42,3 +48,11 @@ def print_verdict(result: JudgeResult, console: Console | None = None) -> None:
 
 def _x(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
+
+
+def exit_bad_input(message: str, as_json: bool, **payload: Any) -> None:
+    """Exit 2 with one sentence on stderr and, with --json, one object ({..., "error": message})."""
+    if as_json:
+        sys.stdout.write(json.dumps({**payload, "error": message}) + "\n")
+    click.echo(f"error: {message}", err=True)
+    sys.exit(C.ExitCode.BAD_INPUT)

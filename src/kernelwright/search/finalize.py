@@ -65,8 +65,10 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
     """Re-judge the fastest accepted kernels; write the first that holds up to out_dir/best.py."""
     accepted = [c for c in store.candidates(run_id) if c.verdict == "accepted" and c.source]
     accepted.sort(key=lambda c: -(c.speedup_vs_eager or 0.0))
-    seen: set[str] = set()
-    finalists = [c for c in accepted if not (c.source in seen or seen.add(c.source))][:C.FINALIST_REJUDGES]
+    by_source = {}
+    for c in accepted:  # fastest first, so the first record of each source is kept
+        by_source.setdefault(c.source, c)
+    finalists = list(by_source.values())[:C.FINALIST_REJUDGES]
     out_dir.mkdir(parents=True, exist_ok=True)
     log: list[dict[str, Any]] = []
     for cand in finalists:

@@ -164,15 +164,15 @@ class Search:
     def _plan(self) -> tuple[WeightedProposer, ProposalRequest, int] | None:
         """Pick a stage, a proposer and parents; None when no proposer can go on."""
         for stage in self._stages():
-            if not self._eligible(stage):
+            eligible = self._eligible(stage)
+            if not eligible:
                 continue
             request, island = self._request(stage)
             if request is None:
                 continue
             # A proposer that can tell it has nothing for this request (mutation of a kernel
             # with no tunable literal) is skipped rather than spending a proposal on a failure.
-            choices = [wp for wp in self._eligible(stage)
-                       if getattr(wp.proposer, "applicable", lambda r: True)(request)]
+            choices = [wp for wp in eligible if getattr(wp.proposer, "applicable", lambda r: True)(request)]
             if choices:
                 wp = self.rng.choices(choices, weights=[c.weight for c in choices])[0]
                 return wp, request, island

@@ -37,14 +37,19 @@ class Population:
     def __len__(self) -> int:
         return sum(len(i) for i in self.islands)
 
-    def add(self, member: Member) -> None:
-        """Keep the member if it is among its island's fastest; migrate now and then."""
+    def add(self, member: Member, migrant: bool = False) -> None:
+        """Keep the member if it is among its island's fastest; migrate now and then.
+
+        Migrants do not count toward the next migration.
+        """
         island = self.islands[member.island % len(self.islands)]
         if any(m.source == member.source for m in island):
             return
         island.append(member)
         island.sort(key=lambda m: -m.speedup)
         del island[self.size:]
+        if migrant:
+            return
         self._added += 1
         if self._added % MIGRATE_EVERY == 0:
             self._migrate()
@@ -55,12 +60,7 @@ class Population:
         for m in bests:
             target = (m.island + 1) % n
             if target != m.island % n:
-                self.add_quiet(Member(m.candidate_id, m.source, m.speedup, target, m.feedback))
-
-    def add_quiet(self, member: Member) -> None:
-        """Add without counting toward migration (migrants themselves)."""
-        self._added -= 1
-        self.add(member)
+                self.add(Member(m.candidate_id, m.source, m.speedup, target, m.feedback), migrant=True)
 
     def best(self) -> Member | None:
         """The fastest kernel of all islands."""

@@ -16,6 +16,7 @@ from kernelwright.propose.registry import build_proposers, default_specs
 from kernelwright.search import device_facts
 from kernelwright.search.finalize import crown
 from kernelwright.search.loop import Search, SearchConfig, WeightedProposer
+from kernelwright.store import content_hash
 from kernelwright.task.loader import InputError, load_task
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None) -> dict
     run_id = req.resume
     if run_id is not None:
         run = store.get_run(run_id)
-        if run.task_hash != _hash(task.source):
+        if run.task_hash != content_hash(task.source):
             raise InputError(f"run {run_id} optimized a different task ({run.task_path}); give that task")
         if run.device != device:
             raise InputError(f"run {run_id} ran on {run.device}; resume it with --device {run.device}")
@@ -92,12 +93,6 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None) -> dict
         "device": device,
         "target": target,
     }
-
-
-def _hash(source: str) -> str:
-    from kernelwright.store import content_hash
-
-    return content_hash(source)
 
 
 def _work_root() -> Path:
