@@ -1,11 +1,19 @@
-"""Wall time per verdict, split by phase, for a new and an already-built candidate.
+"""Wall time per verdict, split by phase: each candidate form new and cached, cold and pre-started.
 
     python benchmarks/judge_latency.py [--device cpu|cuda] [--repeats N] [--pairs TASK:CANDIDATE ...]
+                                       [--json FILE]
 
-"new": an empty build cache (the candidate compiles); "cached": the same
-candidate again with its build kept. Device ceilings are measured once up front
-and shared by every run, so neither row pays for them. Prints one row per
-candidate and state with the median of each phase, and which phase dominates.
+States, each on its own build cache:
+  new           an empty build cache (the candidate compiles) and workers started for it:
+                what one `kernelwright verify` costs;
+  cached        the same candidate again with its build kept;
+  new+pool      an empty build cache, with the worker pair pre-started (judge.pairs): what
+                each verdict of a search costs, where the next pair starts while the
+                previous verdict wraps up;
+  cached+pool   both.
+Device ceilings are measured once up front and shared by every run, so no row pays for
+them. Prints one row per candidate and state with the median of each phase, and which
+phase dominates; by default one candidate per form for each shipped example.
 """
 
 from __future__ import annotations
@@ -23,27 +31,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from kernelwright.judge.verify import VerifyOptions, verify_files  # noqa: E402
+from kernelwright.judge.pairs import PairPool  # noqa: E402
+from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files  # noqa: E402
 
 PHASES = ("start", "compile", "correctness", "timing")
+STATES = ("new", "cached", "new+pool", "cached+pool")
+FORM_FILES = {"cpu": ["cpu_c.py", "cpu_cpp.py"],
+              "cuda": ["cuda_nvrtc.py", "triton_kernel.py", "cuda_inline.py"]}
 
 
 def default_pairs(device: str) -> list[tuple[str, str]]:
-    """Shipped examples for the device: C++ on the CPU; CUDA C++ and Triton on a GPU."""
-    forms = ["cpu_cpp.py"] if device == "cpu" else ["cuda_inline.py", "triton_kernel.py"]
+    """Every shipped example candidate for the device, one per form and task."""
     pairs = []
     for task in sorted((ROOT / "examples").glob("*/task.py")):
-        for form in forms:
+        for form in FORM_FILES[device]:
             cand = task.parent / form
             if cand.exists():
                 pairs.append((str(task), str(cand)))
     return pairs
 
 
-def one_run(task: str, cand: str, device: str, cache: Path) -> dict[str, float]:
+def options(device: str) -> VerifyOptions:
+    """What the search judges with."""
+    return VerifyOptions(device=device, compile_baseline=False)
+
+
+def one_run(task: str, cand: str, device: str, cache: Path, pool: PairPool | None = None) -> dict[str, float]:
+    """One verdict on `cache`; with `pool`, its workers were started (and finished starting) before."""
     os.environ["KERNELWRIGHT_CACHE"] = str(cache)
+    if pool is not None:
+        pool.refill(pair_spec(options(device), device))
+        pool.wait_ready()
     t0 = time.perf_counter()
-    result = verify_files(task, cand, VerifyOptions(device=device, compile_baseline=False))
+    result = verify_files(task, cand, options(device), pool=pool)
     wall = time.perf_counter() - t0
     # Every phase and sub-step the judge reports (timing.candidate, timing.eager, ...), so the
     # JSON shows what dominates inside a phase too.
@@ -58,7 +78,7 @@ def one_run(task: str, cand: str, device: str, cache: Path) -> dict[str, float]:
 
 def main() -> None:
     """Measure and print the table."""
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--pairs", nargs="*", default=None, help="TASK:CANDIDATE pairs")
@@ -74,26 +94,30 @@ def main() -> None:
     # Measure ceilings once, outside every timed row.
     one_run(*pairs[0], device, ceilings)
     rows = []
-    for task, cand in pairs:
-        name = f"{Path(cand).parent.name}/{Path(cand).stem}"
-        new_runs, cached_runs = [], []
-        for r in range(args.repeats):
-            cache = base / f"{name.replace('/', '_')}_{r}"
-            cache.mkdir(parents=True)
-            shutil.copy(ceilings / "ceilings.json", cache / "ceilings.json")
-            new_runs.append(one_run(task, cand, device, cache))
-            cached_runs.append(one_run(task, cand, device, cache))
-        for state, runs in (("new", new_runs), ("cached", cached_runs)):
-            med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in set().union(*runs)}
-            dominant = max(PHASES, key=lambda p: med[p])
-            rows.append({"candidate": name, "state": state, **med, "dominant": dominant})
+    with PairPool() as pool:
+        for task, cand in pairs:
+            name = f"{Path(cand).parent.name}/{Path(cand).stem}"
+            runs: dict[str, list[dict[str, float]]] = {s: [] for s in STATES}
+            for r in range(args.repeats):
+                for pooled in (False, True):
+                    cache = base / f"{name.replace('/', '_')}_{r}_{int(pooled)}"
+                    cache.mkdir(parents=True)
+                    shutil.copy(ceilings / "ceilings.json", cache / "ceilings.json")
+                    suffix = "+pool" if pooled else ""
+                    use = pool if pooled else None
+                    runs["new" + suffix].append(one_run(task, cand, device, cache, use))
+                    runs["cached" + suffix].append(one_run(task, cand, device, cache, use))
+            for state in STATES:
+                med = {k: statistics.median(r.get(k, 0.0) for r in runs[state]) for k in set().union(*runs[state])}
+                dominant = max(PHASES, key=lambda p: med[p])
+                rows.append({"candidate": name, "state": state, **med, "dominant": dominant})
     print(f"\njudge latency on {device} ({args.repeats} repeat(s), median seconds):")
-    head = f"{'candidate':<34}{'state':<8}" + "".join(f"{p:>12}" for p in PHASES) + f"{'total':>10}  dominant"
+    head = f"{'candidate':<34}{'state':<13}" + "".join(f"{p:>12}" for p in PHASES) + f"{'total':>10}  dominant"
     print(head)
     for r in rows:
-        print(f"{r['candidate']:<34}{r['state']:<8}" + "".join(f"{r[p]:>12.2f}" for p in PHASES)
+        print(f"{r['candidate']:<34}{r['state']:<13}" + "".join(f"{r[p]:>12.2f}" for p in PHASES)
               + f"{r['total']:>10.2f}  {r['dominant']}" + ("" if r["accepted"] else "  (rejected)"))
-    for state in ("new", "cached"):
+    for state in STATES:
         totals = [r["total"] for r in rows if r["state"] == state]
         print(f"median total, {state}: {statistics.median(totals):.2f} s over {len(totals)} candidates")
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from kernelwright.judge.compare import compare_tensor, compare_tree, relative_change, tolerance_for, zeros_would_pass
@@ -82,3 +83,23 @@ def test_relative_change() -> None:
     a = torch.randn(50)
     assert relative_change(a, a) == 0.0
     assert relative_change(a, a + 1) > 0.1
+
+
+def test_all_finite_fast_path_agrees_with_the_masked_path() -> None:
+    """The no-NaN shortcut and the masked general path give the same numbers and verdict."""
+    from kernelwright.judge.compare import compare_tensor, tolerance_for
+
+    g = torch.Generator().manual_seed(0)
+    native = torch.randn(4096, generator=g)
+    ref = native.double() + 1e-9 * torch.randn(4096, generator=g, dtype=torch.float64)
+    for noise in (1e-7, 1e-3):
+        out = native + noise * torch.randn(4096, generator=g)
+        fast = compare_tensor(out, native, ref, tolerance_for(native.dtype))
+        # One matching NaN sends the same data down the masked path.
+        nan = torch.tensor([float("nan")])
+        masked = compare_tensor(torch.cat([out, nan]), torch.cat([native, nan]),
+                                torch.cat([ref, nan.double()]), tolerance_for(native.dtype))
+        assert fast.passed == masked.passed == (noise < 1e-5)
+        for a, b in ((fast.max_abs_error, masked.max_abs_error), (fast.scale, masked.scale),
+                     (fast.norm_error, masked.norm_error)):
+            assert a == pytest.approx(b, rel=1e-12)

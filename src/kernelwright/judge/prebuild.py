@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from kernelwright import constants as C
-from kernelwright.sandbox import buildcache
+from kernelwright.sandbox import buildcache, quiet
 from kernelwright.sandbox.process import SandboxConfig, Worker, WorkerFailure
 
 
@@ -37,7 +37,8 @@ def prebuild(source: str, filename: str, device: str,
     except OSError as exc:
         return PrebuildResult(False, time.perf_counter() - t0, f"could not start a worker: {exc}")
     try:
-        with buildcache.exclusive(bdir):
+        # A compiler must not compete with a candidate being timed in the meantime.
+        with buildcache.exclusive(bdir), quiet.background(worker):
             reply, _, _ = worker.request({"op": "build", "source": source, "filename": filename}, None, timeout_s)
         ok = reply.get("status") not in ("import_failed", "error")
         return PrebuildResult(ok, time.perf_counter() - t0, "" if ok else str(reply.get("error", ""))[-2000:])

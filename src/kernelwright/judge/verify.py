@@ -15,7 +15,7 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,10 +28,11 @@ from kernelwright.judge import _support as S
 from kernelwright.judge import kernels, roofline, scan, timing
 from kernelwright.judge._support import InputSet
 from kernelwright.judge.inputs import fresh_seed, input_bytes
+from kernelwright.judge.pairs import PairPool, PairSpec, start_pair
 from kernelwright.judge.result import Check, JudgeResult, Reason, Timing, TrialResult
-from kernelwright.sandbox import buildcache, limits
+from kernelwright.sandbox import buildcache, limits, quiet
 from kernelwright.sandbox.codec import decode, describe
-from kernelwright.sandbox.process import SandboxConfig, Worker, WorkerFailure
+from kernelwright.sandbox.process import Worker, WorkerFailure
 from kernelwright.task.loader import CandidateSource, InputError, TaskSource, load_candidate, load_task
 from kernelwright.task.metadata import TaskError
 
@@ -71,22 +72,32 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def pair_spec(options: VerifyOptions, device: str) -> PairSpec:
+    """The workers a verdict with these options needs (what a PairPool must hold for it)."""
+    threads = options.threads or (None if device == "cuda" else max(1, S.cpu_count()))
+    return PairSpec(device, threads, options.memory_bytes)
+
+
 def verify_files(task_path: str | Path, candidate_path: str | Path,
-                 options: VerifyOptions | None = None) -> JudgeResult:
+                 options: VerifyOptions | None = None, pool: PairPool | None = None) -> JudgeResult:
     """Judge the candidate file against the task file.
 
+    With `pool`, the verdict takes its workers from it when a pair is ready and
+    starts the next pair once its timed calls are over (see judge.pairs).
     Raises TaskError or InputError (exit code 2) for a bad task, file or option;
     every problem of the candidate is a rejected verdict instead.
     """
     options = options or VerifyOptions()
     task = load_task(task_path)
     candidate = load_candidate(candidate_path, task)
-    return _Judgement(task, candidate, options, resolve_device(options.device)).run()
+    return _Judgement(task, candidate, options, resolve_device(options.device), pool).run()
 
 
 class _Judgement:
-    def __init__(self, task: TaskSource, cand: CandidateSource, opts: VerifyOptions, device: str) -> None:
+    def __init__(self, task: TaskSource, cand: CandidateSource, opts: VerifyOptions, device: str,
+                 pool: PairPool | None = None) -> None:
         self.task, self.cand, self.opts, self.device = task, cand, opts, device
+        self.pool = pool
         self.cuda = device == "cuda"
         self.meta = task.meta
         self.findings: list[str] = []
@@ -133,6 +144,9 @@ class _Judgement:
             for w in (cand, ref):
                 if w is not None:
                     w.close()
+            if self.pool is not None:
+                # Nothing of this verdict is timed any more: the next pair may start.
+                self.pool.refill(pair_spec(self.opts, self.device))
             if self.ceilings.restore_if_changed():
                 self.findings.append("something changed the device-ceilings cache during this judgement; "
                                      "it was put back")
@@ -162,29 +176,18 @@ class _Judgement:
 
     def _start_workers(self) -> tuple[Worker, Worker]:
         t0 = time.perf_counter()
-        threads = self.opts.threads or (None if self.cuda else max(1, S.cpu_count()))
-        base = dict(memory_bytes=self.opts.memory_bytes, threads=threads, cuda=self.cuda)
         self.build_dir = buildcache.build_dir(self.cand.source, self.device) if self.opts.build_cache else None
-        ref = Worker("reference", SandboxConfig(**base, drop_capabilities=False))
-        try:
-            cand = Worker("candidate", SandboxConfig(
-                **base, build_cache_dir=str(self.build_dir) if self.build_dir else None))
-        except BaseException:
-            ref.close()
-            raise
-        setup = {"op": "setup", "device": self.device, "threads": threads}
-        with ThreadPoolExecutor(2) as ex:
-            fr = ex.submit(ref.request, setup, None, C.WORKER_START_TIMEOUT_S)
-            fc = ex.submit(cand.request, setup, None, C.WORKER_START_TIMEOUT_S)
-            reply_ref, _, _ = fr.result()
-            reply_cand, _, _ = fc.result()
-        for reply in (reply_ref, reply_cand):
-            if reply.get("status") != "ok":
-                raise TaskError(f"a worker could not start: {reply.get('error')}")
-        self.env.update(reply_ref["environment"])
-        self.findings += [f"sandbox: {p}" for p in reply_cand.get("hardening", [])]
+        pooled = pair_spec(self.opts, self.device)
+        pair = self.pool.take(pooled) if self.pool is not None else None
+        if pair is None:
+            pair = start_pair(replace(pooled, build_cache_dir=str(self.build_dir) if self.build_dir else None))
+        else:
+            self.findings.append(f"workers: pre-started ({pair.start_s:.1f} s to start, "
+                                 "before this verdict and outside any timing)")
+        self.env.update(pair.environment)
+        self.findings += [f"sandbox: {p}" for p in pair.hardening]
         self._phase("start", t0)
-        return ref, cand
+        return pair.ref, pair.cand
 
     def _judge(self, ref: Worker, cand: Worker) -> None:
         t0 = time.perf_counter()
@@ -206,6 +209,10 @@ class _Judgement:
         self._correctness(ref, cand)
         self._phase("correctness", t0)
         t0 = time.perf_counter()
+        with quiet.quiet():  # background builds stand still while anything is timed
+            self._timing_phase(ref, cand, t0)
+
+    def _timing_phase(self, ref: Worker, cand: Worker, t0: float) -> None:
         m_cand, checks = self._time_candidate(ref, cand) if self.opts.timing else (None, [])
         # Integrity before profiling: importing the profiler re-wraps torch functions.
         reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
@@ -249,12 +256,22 @@ class _Judgement:
 
     def _make_sets(self, ref: Worker) -> None:
         budget = C.TIMING_INPUT_BYTES_CAP
+        timing_refs = 0
         for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
             if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
                 continue
+            # Timed calls run on perturbed inputs, each checked against a reference made for
+            # exactly those inputs, so a timing set's own outputs are needed only once (for
+            # the degenerate-task check) or when the task turns perturbation off.
+            want_ref = not is_timing or not self.meta.perturb_timing_inputs or timing_refs == 0
+            timing_refs += is_timing and want_ref
             reply, blobs = self._ref_request(ref, {
                 "op": "make_set", "set_id": set_id, "seed": fresh_seed(), "distribution": dist,
-                "variant": variant})
+                "variant": variant, "reference": want_ref})
+            if not want_ref:
+                self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]))
+                budget -= int(reply["nbytes"])
+                continue
             s = InputSet(set_id, dist, "timing" if is_timing else S.variant_name(variant),
                      int(reply["nbytes"]), decode(reply["native"], blobs))
             if "ref64" in reply:
@@ -270,7 +287,7 @@ class _Judgement:
             self.sets[set_id] = s
 
     def _check_degenerate(self) -> None:
-        trials = [s for s in self.sets.values() if s.variant in ("default", "timing")]
+        trials = [s for s in self.sets.values() if s.variant in ("default", "timing") and s.native is not None]
         warnings = []
         if trials and all(cmp.zeros_would_pass(s.native, s.ref64, self.meta.rtol, self.meta.atol)
                           for s in trials):
@@ -287,6 +304,7 @@ class _Judgement:
     def _load_candidate(self, cand: Worker, init: tuple[dict[str, Any], list[bytes]], weight_seed: int) -> None:
         reply0, blobs = init
         header = {"op": "load", "source": self.cand.source, "filename": self.cand.path.name,
+                  "build_dir": str(self.build_dir) if self.build_dir else None,
                   "init_inputs": reply0["init_inputs"], "state": reply0["state"],
                   "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}
         lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()

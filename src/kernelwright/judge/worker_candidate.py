@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import torch
 
 from kernelwright.judge import inputs as I
 from kernelwright.judge.worker_common import Reply, RoleBase, exec_module
-from kernelwright.sandbox import codec
+from kernelwright.sandbox import codec, limits
 
 
 class CandidateWorker(RoleBase):
@@ -21,6 +22,8 @@ class CandidateWorker(RoleBase):
         assert self.h is not None
         init = codec.decode(header["init_inputs"], blobs)
         state = codec.decode(header["state"], blobs)
+        if header.get("build_dir"):
+            _use_build_dir(header["build_dir"])
         path = Path(header["filename"])
         path.write_text(header["source"])  # so tracebacks and inspect can show lines
         t0 = time.perf_counter()
@@ -82,6 +85,13 @@ class CandidateWorker(RoleBase):
         assert self.h is not None
         with torch.no_grad():
             return {"rows": self.h.profile(self.model, int(header["set_id"]))}, []
+
+
+def _use_build_dir(build: str) -> None:
+    """Point the build caches at the candidate's content-keyed directory: a pre-started worker
+    learns it only now. Compilers read these when they build, which has not happened yet (the
+    driver's CUDA_CACHE_PATH was read at start-up, so that one cache stays per-worker)."""
+    os.environ.update(limits.build_env(Path(build)))
 
 
 def _copy_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> int:

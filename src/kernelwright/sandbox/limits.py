@@ -54,11 +54,8 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONUNBUFFERED="1",
         PYTHONHASHSEED="random",
-        TORCH_EXTENSIONS_DIR=str(build / "torch_extensions"),
-        TRITON_CACHE_DIR=str(build / "triton"),
-        TORCHINDUCTOR_CACHE_DIR=str(build / "inductor"),
-        CUDA_CACHE_PATH=str(build / "nv"),
     )
+    env.update(build_env(build))
     # The same allocator behaviour in every worker: glibc's dynamic mmap threshold
     # otherwise depends on what a process happened to allocate before (a worker
     # that received large input buffers then trims and re-faults its heap on every
@@ -75,6 +72,12 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
         env["KERNELWRIGHT_DROP_CAPS"] = "1"
     env["KERNELWRIGHT_WORKER_TAG"] = tag
     return env
+
+
+def build_env(build: Path) -> dict[str, str]:
+    """Where every compiler a candidate may use keeps its cache: all under one directory."""
+    return {"TORCH_EXTENSIONS_DIR": str(build / "torch_extensions"), "TRITON_CACHE_DIR": str(build / "triton"),
+            "TORCHINDUCTOR_CACHE_DIR": str(build / "inductor"), "CUDA_CACHE_PATH": str(build / "nv")}
 
 
 def apply_rlimits(config: "SandboxConfig") -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kernelwright import forms
+from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.result import JudgeResult
 from kernelwright.judge.verify import VerifyOptions, verify_files
@@ -100,6 +101,7 @@ class Search:
         self.rng = random.Random(config.seed if config.seed is not None else secrets.randbits(64))
         self.on_event = on_event or (lambda e: None)
         self.judge = judge  # the real judge; benchmarks of the search policy pass a table lookup
+        self.pairs: PairPool | None = None
         self.population = Population(config.islands)
         self.rejected: list[tuple[Parent, int]] = []  # (kernel, repairs tried) that may still be repaired
         self.idle: dict[str, int] = {}
@@ -222,6 +224,8 @@ class Search:
         """Propose and judge until a budget runs out; returns the run id."""
         self.store.set_run_status(self.run_id, "running")
         pool = ThreadPoolExecutor(max(1, self.cfg.parallel), thread_name_prefix="kw-propose")
+        # The real judge starts each verdict's workers while the previous verdict wraps up.
+        self.pairs = PairPool() if self.judge is verify_files else None
         try:
             if self.resuming:
                 self._resume()
@@ -232,6 +236,9 @@ class Search:
             pool.shutdown(wait=False, cancel_futures=True)
             self.store.set_run_status(self.run_id, "interrupted", self._best_id())
             raise
+        finally:
+            if self.pairs is not None:
+                self.pairs.close()
         pool.shutdown(wait=True)
         self.store.set_run_status(self.run_id, "finished", self._best_id())
         self.on_event(Event("stopped", note=self.stop_reason))
@@ -308,7 +315,8 @@ class Search:
         path.write_text(source)
         t0 = time.perf_counter()
         try:
-            result = self.judge(self.task_path, path, self.cfg.judge)
+            result = (verify_files(self.task_path, path, self.cfg.judge, pool=self.pairs) if self.pairs is not None
+                      else self.judge(self.task_path, path, self.cfg.judge))
         except TaskError:
             raise  # the task itself is broken: no candidate can be judged
         except InputError as exc:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelwright.sandbox import quiet
+
 # Macros that only make sense for Inductor's own wrapper builds; the candidate builds the
 # kernels as a torch extension, where they would change what torch's headers declare.
 _DROPPED_DEFINES = frozenset({"TORCH_INDUCTOR_CPP_WRAPPER", "STANDALONE_TORCH_HEADER",
@@ -109,7 +111,8 @@ def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: in
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
-            _, err = proc.communicate(timeout=timeout_s)
+            with quiet.background(quiet.ProcessGroup(proc.pid)):  # stands still while the judge times
+                _, err = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise InductorError(f"torch.compile did not finish within {timeout_s:.0f} s") from None

@@ -1,0 +1,62 @@
+"""Pre-started worker pairs: one verdict each, built into the candidate's own cache, never stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kernelwright import constants as C
+from kernelwright import forms
+from kernelwright.judge.pairs import PairPool, PairSpec
+from kernelwright.judge.verify import VerifyOptions, verify_files
+from kernelwright.sandbox import buildcache
+from tests.conftest import TASKS
+
+SPEC = PairSpec("cpu", 1, C.WORKER_MEMORY_BYTES)
+OPTS = VerifyOptions(device="cpu", threads=1, compile_baseline=False)
+
+
+def test_pool_hands_out_a_started_pair_once_and_only_for_its_spec() -> None:
+    with PairPool() as pool:
+        assert pool.take(SPEC) is None  # nothing started yet: the caller starts its own
+        pool.refill(SPEC)
+        pair = pool.take(SPEC)
+        try:
+            assert pair is not None and pair.alive() and pair.environment and pair.start_s > 0
+            assert pool.take(SPEC) is None  # handed out once
+        finally:
+            pair.close()
+        pool.refill(SPEC)
+        assert pool.take(PairSpec("cpu", 2, C.WORKER_MEMORY_BYTES)) is None  # another spec: discarded
+        pool.refill(SPEC)
+        dead = pool.take(SPEC)
+        dead.cand.kill()
+        assert not dead.alive()
+        dead.close()
+
+
+def test_a_pooled_verdict_builds_into_the_candidates_cache_and_the_next_gets_new_workers(tmp_path) -> None:
+    source = forms.FORMS["c"].skeleton()
+    cand = tmp_path / "cand.py"
+    cand.write_text(source)
+    seen: list[tuple[int, int]] = []
+    with PairPool() as pool:
+        real_take = pool.take
+
+        def take(spec: PairSpec):
+            pair = real_take(spec)
+            if pair is not None:
+                seen.append((pair.ref.proc.pid, pair.cand.proc.pid))
+            return pair
+
+        pool.take = take  # type: ignore[method-assign]
+        pool.refill(SPEC)
+        first = verify_files(TASKS / "relu_add.py", cand, OPTS, pool=pool)
+        second = verify_files(TASKS / "relu_add.py", cand, OPTS, pool=pool)
+    for result in (first, second):
+        assert result.accepted, result.reasons
+        assert any(f.startswith("workers: pre-started") for f in result.findings)
+    # Two verdicts, two distinct pairs: no worker ever serves a second candidate.
+    assert len(seen) == 2 and not set(seen[0]) & set(seen[1])
+    # The pre-started candidate worker learned its content-keyed build directory at load.
+    built = list(Path(buildcache.build_dir(source, "cpu")).rglob("*.so"))
+    assert built, "the C library was not built into the candidate's build directory"
