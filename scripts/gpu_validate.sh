@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
-#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms
+#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|latency
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -50,4 +50,16 @@ print('ncu available', ncu.available()); print(ncu.profile(Path('examples/elemen
     timeout 190 python3 benchmarks/judge_latency.py --device cuda --repeats 1 --json "$OUT/latency_forms.json" \
       --pairs examples/elementwise/task.py:examples/elementwise/cuda_nvrtc.py \
               examples/elementwise/task.py:examples/elementwise/triton_kernel.py 2>&1 | tee "$OUT/latency_forms.log" | tail -8 ;;
+  gputests)
+    # Issue 4 on the GPU: pooled verdicts, the skeletons, the NVRTC examples (64-bit sizes, matmul).
+    timeout 560 python3 -m pytest tests/judge/test_pairs.py tests/forms tests/examples -m gpu -k "not cuda_inline" \
+      -q -rA --timeout=240 2>&1 | tee "$OUT/gpu_tests.log" | tail -30 ;;
+  latency)
+    # Issue 4 on the GPU: every fast form new/cached, cold/pre-started (load_inline once: ~45 s builds).
+    pairs=""
+    for t in elementwise softmax layernorm rowsum matmul_epilogue; do pairs="$pairs examples/$t/task.py:examples/$t/cuda_nvrtc.py"; done
+    for t in elementwise softmax; do pairs="$pairs examples/$t/task.py:examples/$t/triton_kernel.py"; done
+    timeout 560 python3 benchmarks/judge_latency.py --device cuda --repeats 1 --json "$OUT/latency.json" \
+      --pairs $pairs examples/elementwise/task.py:examples/elementwise/cuda_inline.py 2>&1 \
+      | tee "$OUT/latency.log" | tail -60 ;;
 esac

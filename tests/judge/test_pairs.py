@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kernelwright import constants as C
 from kernelwright import forms
 from kernelwright.judge.pairs import PairPool, PairSpec
-from kernelwright.judge.verify import VerifyOptions, verify_files
+from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files
 from kernelwright.sandbox import buildcache
 from tests.conftest import TASKS
 
@@ -60,3 +62,29 @@ def test_a_pooled_verdict_builds_into_the_candidates_cache_and_the_next_gets_new
     # The pre-started candidate worker learned its content-keyed build directory at load.
     built = list(Path(buildcache.build_dir(source, "cpu")).rglob("*.so"))
     assert built, "the C library was not built into the candidate's build directory"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["nvrtc", "triton"])
+def test_a_pooled_gpu_verdict_uses_the_started_cuda_context(tmp_path, name) -> None:
+    """The pair's CUDA context exists before the candidate is known; its kernels still build and run."""
+    cand = tmp_path / "cand.py"
+    cand.write_text(forms.FORMS[name].skeleton())
+    opts = VerifyOptions(device="cuda", compile_baseline=False)
+    with PairPool() as pool:
+        pool.refill(pair_spec(opts, "cuda"))
+        result = verify_files(TASKS / "relu_add.py", cand, opts, pool=pool)
+    assert result.accepted, result.reasons
+    assert any(f.startswith("workers: pre-started") for f in result.findings)
+    assert any(f.startswith("custom kernels ran") for f in result.findings), result.findings
+
+
+def test_closing_the_pool_halfway_through_a_start_kills_the_workers_at_once() -> None:
+    pool = PairPool()
+    pool.refill(SPEC)
+    pids = [w.proc.pid for w in (pool._pending[1].ref, pool._pending[1].cand)]
+    pool.close()  # the pair is still importing torch: no wait for it
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    pool.refill(SPEC)  # closed: nothing new starts
+    assert pool.take(SPEC) is None

@@ -49,6 +49,7 @@ class Pair:
     environment: dict[str, Any] = field(default_factory=dict)
     hardening: list[str] = field(default_factory=list)
     start_s: float = 0.0
+    spawned_at: float = 0.0
 
     def alive(self) -> bool:
         """Both workers still running and unfailed."""
@@ -60,14 +61,8 @@ class Pair:
             w.close()
 
 
-def start_pair(spec: PairSpec, background: bool = False) -> Pair:
-    """Spawn both workers and wait for their setup replies; TaskError if either cannot start.
-
-    `background`: the start is background work (sandbox.quiet), stopped while anything
-    else in this process is being timed.
-    """
-
-    t0 = time.perf_counter()
+def spawn_pair(spec: PairSpec) -> Pair:
+    """Spawn both workers (milliseconds); they start up in parallel until `finish_start`."""
     cuda = spec.device == "cuda"
     base = dict(memory_bytes=spec.memory_bytes, threads=spec.threads, cuda=cuda)
     ref = Worker("reference", SandboxConfig(**base, drop_capabilities=False))
@@ -76,15 +71,23 @@ def start_pair(spec: PairSpec, background: bool = False) -> Pair:
     except BaseException:
         ref.close()
         raise
-    pair = Pair(ref, cand)
+    return Pair(ref, cand, spawned_at=time.perf_counter())
+
+
+def finish_start(pair: Pair, spec: PairSpec, background: bool = False) -> Pair:
+    """Wait for both workers' setup replies; TaskError if either cannot start (the pair is closed).
+
+    `background`: the start is background work (sandbox.quiet), stopped while anything
+    else in this process is being timed.
+    """
     try:
         setup = {"op": "setup", "device": spec.device, "threads": spec.threads}
         with ExitStack() as stack, ThreadPoolExecutor(2) as ex:
             if background:
-                stack.enter_context(quiet.background(ref))
-                stack.enter_context(quiet.background(cand))
-            fr = ex.submit(ref.request, setup, None, C.WORKER_START_TIMEOUT_S)
-            fc = ex.submit(cand.request, setup, None, C.WORKER_START_TIMEOUT_S)
+                stack.enter_context(quiet.background(pair.ref))
+                stack.enter_context(quiet.background(pair.cand))
+            fr = ex.submit(pair.ref.request, setup, None, C.WORKER_START_TIMEOUT_S)
+            fc = ex.submit(pair.cand.request, setup, None, C.WORKER_START_TIMEOUT_S)
             reply_ref, _, _ = fr.result()
             reply_cand, _, _ = fc.result()
         for reply in (reply_ref, reply_cand):
@@ -95,8 +98,13 @@ def start_pair(spec: PairSpec, background: bool = False) -> Pair:
         raise
     pair.environment = dict(reply_ref["environment"])
     pair.hardening = list(reply_cand.get("hardening", []))
-    pair.start_s = time.perf_counter() - t0
+    pair.start_s = time.perf_counter() - pair.spawned_at
     return pair
+
+
+def start_pair(spec: PairSpec) -> Pair:
+    """Spawn a pair and wait until it has started."""
+    return finish_start(spawn_pair(spec), spec)
 
 
 class PairPool:
@@ -108,16 +116,24 @@ class PairPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: tuple[PairSpec, Future[Pair]] | None = None
+        self._pending: tuple[PairSpec, Pair, Future[Pair]] | None = None
         self._ex = ThreadPoolExecutor(1, thread_name_prefix="kw-pair")
         self.closed = False
 
     def refill(self, spec: PairSpec) -> None:
-        """Start a pair for `spec` in the background, unless one is already on its way."""
+        """Spawn a pair for `spec` and let it start in the background, unless one is pending.
+
+        The workers are spawned here, by the calling thread (they die with it), so that
+        `close` can kill them at once, even halfway through starting.
+        """
         with self._lock:
             if self.closed or self._pending is not None:
                 return
-            self._pending = (spec, self._ex.submit(start_pair, spec, True))
+            try:
+                pair = spawn_pair(spec)
+            except OSError:
+                return  # no pair now: the next verdict starts its own and reports why
+            self._pending = (spec, pair, self._ex.submit(finish_start, pair, spec, True))
 
     def wait_ready(self, timeout: float = C.WORKER_START_TIMEOUT_S) -> bool:
         """Block until the pending pair has started (or failed); False if none is pending."""
@@ -126,7 +142,7 @@ class PairPool:
         if pending is None:
             return False
         try:
-            pending[1].result(timeout=timeout)
+            pending[2].result(timeout=timeout)
         except Exception:  # noqa: BLE001 - take() discards it and the verdict starts its own
             return False
         return True
@@ -141,7 +157,7 @@ class PairPool:
             pending, self._pending = self._pending, None
         if pending is None:
             return None
-        their_spec, fut = pending
+        their_spec, _, fut = pending
         try:
             pair = fut.result()
         except Exception:  # noqa: BLE001 - the caller starts a fresh pair and reports that failure
@@ -157,9 +173,13 @@ class PairPool:
             self.closed = True
             pending, self._pending = self._pending, None
         if pending is not None:
-            # Not waiting for a start in progress (Ctrl-C must be prompt): the pair is
-            # closed as soon as it is up.
-            pending[1].add_done_callback(_close_started)
+            _, pair, fut = pending
+            # Kill the processes now, even halfway through starting (Ctrl-C must be prompt).
+            # Exactly one party then closes the pair's descriptors: the starting thread when
+            # the start fails, this callback when it succeeded; never one still being read.
+            pair.ref.kill()
+            pair.cand.kill()
+            fut.add_done_callback(_close_if_started)
         self._ex.shutdown(wait=False)
 
     def __enter__(self) -> "PairPool":
@@ -169,6 +189,6 @@ class PairPool:
         self.close()
 
 
-def _close_started(fut: "Future[Pair]") -> None:
+def _close_if_started(fut: "Future[Pair]") -> None:
     if fut.exception() is None:
         fut.result().close()

@@ -92,8 +92,11 @@ class Channel:
         return _read_exact(self._r, n, self._deadline)
 
     def close(self) -> None:
-        """Close both descriptors."""
-        for fd in (self._r, self._w):
+        """Close both descriptors, once: a second close could hit numbers reused since."""
+        fds, (self._r, self._w) = (self._r, self._w), (-1, -1)
+        for fd in fds:
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:

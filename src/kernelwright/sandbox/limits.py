@@ -30,10 +30,13 @@ _KEEP_ENV = (
 # let a root worker read the judge's memory through /proc/PID/mem.
 _DROP_CAPS = (2, 16, 17, 19, 21, 22, 25, 27)  # DAC_READ_SEARCH, SYS_MODULE, SYS_RAWIO,
 # SYS_PTRACE, SYS_ADMIN, SYS_BOOT, SYS_TIME, MKNOD
+_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_CAPBSET_DROP = 24
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
+# Resolved once in the parent: a child between fork and exec must not dlopen.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[str, str]:
@@ -90,6 +93,10 @@ def apply_rlimits(config: "SandboxConfig") -> None:
         # only apply to CPU workers; the RSS watchdog covers both.
         _set(resource.RLIMIT_AS, config.memory_bytes * 2)
     pin_cores(config.threads)
+    # Killed with the judge, even when stopped (a judge killed during a quiet period would
+    # otherwise leave its background workers stopped for ever). The signal follows the
+    # death of the spawning thread: workers are spawned by the thread that closes them.
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def pin_cores(threads: int | None) -> None:
