@@ -10,6 +10,12 @@ _KERNELS = r"""// No headers under NVRTC: minus infinity from its bit pattern.
 
 #define THREADS 256
 
+// torch's launcher passes every Python int as a 32-bit C int, so each size comes in as two
+// ints (low word, high word) and is joined back into 64 bits here.
+__device__ __forceinline__ long long join64(int lo, int hi) {
+    return (long long)(((unsigned long long)(unsigned int)hi << 32) | (unsigned int)lo);
+}
+
 // Sum over the block, returned to every thread. Safe to call repeatedly: the first barrier
 // waits until every thread has read the previous call's total.
 __device__ double block_sum(double v) {
@@ -46,30 +52,43 @@ __device__ float block_max(float v) {
     return total;
 }
 
-extern "C" __global__ void softmax_rows(const float* __restrict__ x, float* __restrict__ out, int rows, int cols) {
-    const long long base = (long long)blockIdx.x * cols;
-    const float* in = x + base;
-    float* o = out + base;
-    float m = NEG_INF;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, in[c]);
-    m = block_max(m);
-    double s = 0.0;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        const float e = expf(in[c] - m);
-        o[c] = e;
-        s += e;
+// One block per row; when rows exceed the grid, each block strides over the rows (uniformly, so
+// every thread of a block reaches the same barriers).
+extern "C" __global__ void softmax_rows(const float* __restrict__ x, float* __restrict__ out,
+                                        int rows_lo, int rows_hi, int cols_lo, int cols_hi) {
+    const long long rows = join64(rows_lo, rows_hi), cols = join64(cols_lo, cols_hi);
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* in = x + r * cols;
+        float* o = out + r * cols;
+        float m = NEG_INF;
+        for (long long c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, in[c]);
+        m = block_max(m);
+        double s = 0.0;
+        for (long long c = threadIdx.x; c < cols; c += blockDim.x) {
+            const float e = expf(in[c] - m);
+            o[c] = e;
+            s += e;
+        }
+        const float inv = (float)(1.0 / block_sum(s));
+        for (long long c = threadIdx.x; c < cols; c += blockDim.x) o[c] *= inv;
     }
-    const float inv = (float)(1.0 / block_sum(s));
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) o[c] *= inv;
 }
 """
 
 THREADS = 256
+MAX_BLOCKS = 2**31 - 1  # gridDim.x limit; past it, blocks stride over the rows
 _compiled = {}
 
 
+def _i64(v):
+    # A 64-bit int as the two 32-bit kernel arguments join64 takes: (low word, high word), both
+    # within int32 range (torch's launcher passes each Python int as a C int, each float as a double).
+    lo = v & 0xFFFFFFFF
+    return [lo - (1 << 32) if lo >= 1 << 31 else lo, v >> 32]
+
+
 def _kernel(name):
-    # NVRTC compiles for the current device on first use; ints go in as 32-bit C int, floats as double.
+    # NVRTC compiles for the current device on first use.
     if name not in _compiled:
         _compiled[name] = torch.cuda._compile_kernel(_KERNELS, name)
     return _compiled[name]
@@ -86,5 +105,6 @@ class ModelNew(nn.Module):
         rows, cols = x.shape
         out = torch.empty_like(x)
         if rows:
-            _kernel("softmax_rows")(grid=(rows, 1, 1), block=(THREADS, 1, 1), args=[x, out, rows, cols])
+            _kernel("softmax_rows")(grid=(min(rows, MAX_BLOCKS), 1, 1), block=(THREADS, 1, 1),
+                                    args=[x, out, *_i64(rows), *_i64(cols)])
         return out

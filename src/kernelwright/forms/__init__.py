@@ -41,9 +41,14 @@ FORMS: dict[str, Form] = {f.name: f for f in (
     Form("nvrtc", "cuda", "CUDA C++ compiled by NVRTC", "NVRTC at first call, about 0.1 s", True,
          "Write each kernel as extern \"C\" __global__ CUDA C++ in a Python string (no torch or host "
          "headers), compile it with torch.cuda._compile_kernel(source, name) once and cache the result, "
-         "and launch it from forward with kernel(grid=..., block=..., args=[tensors and ints], "
-         "shared_mem=...) on the current stream. Python ints are passed as 32-bit C int and floats as "
-         "double; allocate outputs with torch.empty*.",
+         "and launch it from forward with kernel(grid=..., block=..., args=[tensors, ints, floats], "
+         "shared_mem=...) on the current stream. The launcher passes a tensor as its data pointer, a "
+         "Python int as a 32-bit C int (wrapped silently past 2**31) and a Python float as a C double: "
+         "declare float arguments as double, and pass every size or count as two int parameters, "
+         "its low and high 32-bit words (args=[..., *_i64(n)], joined in the kernel by join64 into a "
+         "long long, both as in the skeleton); never declare a long long, int64_t or size_t parameter. "
+         "Index with 64-bit integers wherever a product of sizes can reach 2**31. Allocate outputs "
+         "with torch.empty*.",
          (r"torch\.cuda\._compile_kernel", r"torch\.cuda\.compile_kernel")),
     Form("triton", "cuda", "Triton", "Triton's JIT at first launch, a few seconds", True,
          "Write the kernels in Triton (@triton.jit) and launch them from forward with an explicit grid; "
