@@ -439,21 +439,32 @@ class _Judgement:
             self.findings.append(f"large speedup ({sp:.1f}x over eager): verified, but worth a human look")
 
     def _check_timed_outputs(self, ref: Worker, checks: list[tuple[int, int, int, Any, list[bytes]]]) -> None:
-        """Compare each checked timed output with the reference of its perturbed inputs."""
-        for set_id, seed, index, out_spec, blobs in checks:
+        """Compare each checked timed output with the reference of its perturbed inputs.
+
+        The reference worker makes the next check's reference while this process compares
+        the current one (one ahead at most, so large outputs are never all held at once).
+        """
+        def reference_for(set_id: int, seed: int, index: int) -> InputSet:
             if seed < 0:  # the task turned perturbation off: the set's own reference applies
-                s = self.sets[set_id]
-            else:
-                reply, rblobs = self._ref_request(ref, {"op": "perturbed_reference", "set_id": set_id,
-                                                        "seed": seed, "index": index})
-                s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
-                if "ref64" in reply:
-                    s.ref64 = decode(reply["ref64"], rblobs)
-                s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
-            c = self._compare(out_spec, blobs, s, plain=True)
-            if not c.passed:
-                raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
-                               f"differ between checked and timed calls): {c.detail}")
+                return self.sets[set_id]
+            reply, rblobs = self._ref_request(ref, {"op": "perturbed_reference", "set_id": set_id,
+                                                    "seed": seed, "index": index})
+            s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
+            if "ref64" in reply:
+                s.ref64 = decode(reply["ref64"], rblobs)
+            s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
+            return s
+
+        with ThreadPoolExecutor(1, thread_name_prefix="kw-ref") as ex:
+            ahead = ex.submit(reference_for, *checks[0][:3]) if checks else None
+            for i, (_, _, _, out_spec, blobs) in enumerate(checks):
+                assert ahead is not None  # submitted for every check before it is reached
+                s = ahead.result()
+                ahead = ex.submit(reference_for, *checks[i + 1][:3]) if i + 1 < len(checks) else None
+                c = self._compare(out_spec, blobs, s, plain=True)
+                if not c.passed:
+                    raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
+                                   f"differ between checked and timed calls): {c.detail}")
 
     def _compile_baseline(self, ref: Worker, warm: list[int], timing_sets: list[int]) -> timing.Measurement | None:
         if not self.opts.compile_baseline:
