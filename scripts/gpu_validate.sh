@@ -59,7 +59,8 @@ print('ncu available', ncu.available()); print(ncu.profile(Path('examples/elemen
     pairs=""
     for t in elementwise softmax layernorm rowsum matmul_epilogue; do pairs="$pairs examples/$t/task.py:examples/$t/cuda_nvrtc.py"; done
     for t in elementwise softmax; do pairs="$pairs examples/$t/task.py:examples/$t/triton_kernel.py"; done
+    [ -n "${SKIP_INLINE:-}" ] || pairs="$pairs examples/elementwise/task.py:examples/elementwise/cuda_inline.py"
     timeout 560 python3 benchmarks/judge_latency.py --device cuda --repeats 1 --json "$OUT/latency.json" \
-      --pairs $pairs examples/elementwise/task.py:examples/elementwise/cuda_inline.py 2>&1 \
+      --pairs $pairs 2>&1 \
       | tee "$OUT/latency.log" | tail -60 ;;
 esac
