@@ -8,6 +8,7 @@ channels. Reference outputs live here and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import signal
 import random
@@ -70,6 +71,9 @@ def resolve_device(device: str | None) -> str:
     if device not in ("cpu", "cuda"):
         raise InputError(f"unknown device {device!r}: use cpu or cuda")
     return device
+
+
+_FLOPS: dict[tuple[str, str], int] = {}  # (task source hash, device) -> FLOPs of one call
 
 
 def pair_spec(options: VerifyOptions, device: str) -> PairSpec:
@@ -489,8 +493,13 @@ class _Judgement:
             self.ceilings.put(key, ceilings)
         flops = 0
         if speedup is not None and speedup >= C.FLOP_CHECK_MIN_SPEEDUP:
-            reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
-            flops = int(reply.get("flops", 0))
+            # A property of the task at its default shapes, not of the candidate: counted once
+            # per task and device in this process (a search judges one task many times).
+            key = (hashlib.sha256(self.task.source.encode()).hexdigest(), self.device)
+            if key not in _FLOPS:
+                reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
+                _FLOPS[key] = int(reply.get("flops", 0))
+            flops = _FLOPS[key]
         out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
         moved = s0.nbytes + input_bytes(out_leaves)
         dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
