@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import secrets
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -48,23 +49,30 @@ def transform(x: Any, distribution: str) -> Any:
     raise ValueError(f"unknown distribution {distribution!r}")
 
 
-def make_inputs(get_inputs: Callable[[], Any], module_globals: dict[str, Any], seed: int,
-                distribution: str, variant: dict[str, Any] | None) -> list[Any]:
-    """Call the task's get_inputs under a seed, with module globals overridden for a shape variant."""
+@contextmanager
+def shape_globals(module_globals: dict[str, Any], variant: dict[str, Any] | None) -> Iterator[None]:
+    """Override a task's module globals (batch_size, dim, ...) for one shape variant, then restore."""
     saved: dict[str, Any] = {}
     missing = object()
     try:
         for key, value in (variant or {}).items():
             saved[key] = module_globals.get(key, missing)
             module_globals[key] = value
-        seed_everything(seed)
-        inputs = get_inputs()
+        yield
     finally:
         for key, value in saved.items():
             if value is missing:
                 module_globals.pop(key, None)
             else:
                 module_globals[key] = value
+
+
+def make_inputs(get_inputs: Callable[[], Any], module_globals: dict[str, Any], seed: int,
+                distribution: str, variant: dict[str, Any] | None) -> list[Any]:
+    """Call the task's get_inputs under a seed, with module globals overridden for a shape variant."""
+    with shape_globals(module_globals, variant):
+        seed_everything(seed)
+        inputs = get_inputs()
     if not isinstance(inputs, (list, tuple)):
         raise TypeError(f"get_inputs() must return a list or tuple, not {type(inputs).__name__}")
     return [transform(x, distribution) for x in inputs]
