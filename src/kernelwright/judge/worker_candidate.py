@@ -11,7 +11,7 @@ import torch
 
 from kernelwright.judge import inputs as I
 from kernelwright.judge.worker_common import Reply, RoleBase, exec_module
-from kernelwright.sandbox import codec, limits
+from kernelwright.sandbox import codec, limits, pch
 
 
 class CandidateWorker(RoleBase):
@@ -26,6 +26,7 @@ class CandidateWorker(RoleBase):
             _use_build_dir(header["build_dir"])
         path = Path(header["filename"])
         path.write_text(header["source"])  # so tracebacks and inspect can show lines
+        _share_torch_header(header["source"])
         t0 = time.perf_counter()
         try:
             module = exec_module("kw_candidate", header["source"], str(path))
@@ -61,6 +62,7 @@ class CandidateWorker(RoleBase):
         """Import only, so the candidate's extensions build into its cache; nothing is trusted."""
         path = Path(header["filename"])
         path.write_text(header["source"])
+        _share_torch_header(header["source"])
         t0 = time.perf_counter()
         try:
             exec_module("kw_candidate", header["source"], str(path))
@@ -85,6 +87,13 @@ class CandidateWorker(RoleBase):
         assert self.h is not None
         with torch.no_grad():
             return {"rows": self.h.profile(self.model, int(header["set_id"]))}, []
+
+
+def _share_torch_header(source: str) -> None:
+    """Let a load_inline C++ build reuse the precompiled torch header (only if it builds one)."""
+    root = os.environ.get(pch.ENV)
+    if root and "load_inline" in source:
+        pch.install(root)
 
 
 def _use_build_dir(build: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import kernelwright
+from kernelwright.paths import cache_dir
 
 if TYPE_CHECKING:
     from kernelwright.sandbox.process import SandboxConfig
@@ -59,6 +60,8 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
         PYTHONHASHSEED="random",
     )
     env.update(build_env(build))
+    # One precompiled torch/extension.h per toolchain and flags, for every candidate (pch.py).
+    env["KERNELWRIGHT_PCH_DIR"] = str(cache_dir() / "pch")
     # The same allocator behaviour in every worker: glibc's dynamic mmap threshold
     # otherwise depends on what a process happened to allocate before (a worker
     # that received large input buffers then trims and re-faults its heap on every

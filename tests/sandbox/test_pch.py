@@ -1,0 +1,74 @@
+"""The shared precompiled torch header for load_inline C++ builds (sandbox.pch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernelwright import forms
+from kernelwright.sandbox import buildcache, pch
+from tests.conftest import TASKS
+
+
+def _calls(monkeypatch) -> list[dict]:
+    """Install the wrapper over a recording stand-in for torch's load_inline."""
+    import torch.utils.cpp_extension as ext
+
+    seen: list[dict] = []
+
+    def fake_load_inline(name, cpp_sources, cuda_sources=None, sycl_sources=None, functions=None,
+                         extra_cflags=None, extra_cuda_cflags=None, extra_sycl_cflags=None, extra_ldflags=None,
+                         extra_include_paths=None, build_directory=None, verbose=False, with_cuda=None,
+                         with_sycl=None, is_python_module=True, with_pytorch_error_handling=True,
+                         keep_intermediates=True, use_pch=False, no_implicit_headers=False):
+        seen.append({"name": name, "cuda_sources": cuda_sources, "extra_include_paths": extra_include_paths,
+                     "extra_cflags": extra_cflags})
+
+    monkeypatch.setattr(ext, "load_inline", fake_load_inline)
+    monkeypatch.setattr(pch, "ensure", lambda root, flags: "/pch/dir")
+    pch.install("/unused")
+    return seen
+
+
+def test_plain_cpp_builds_get_the_header_directory_first(monkeypatch) -> None:
+    import torch.utils.cpp_extension as ext
+
+    seen = _calls(monkeypatch)
+    ext.load_inline("a", "int f();", extra_cflags=["-O3"], extra_include_paths=["/mine"])
+    ext.load_inline("b", "int f();", None, None, ["f"])  # positional arguments survive the rewrite
+    assert seen[0]["extra_include_paths"] == ["/pch/dir", "/mine"] and seen[0]["extra_cflags"] == ["-O3"]
+    assert seen[1]["extra_include_paths"] == ["/pch/dir"] and seen[1]["name"] == "b"
+
+
+def test_cuda_builds_are_left_alone(monkeypatch) -> None:
+    import torch.utils.cpp_extension as ext
+
+    seen = _calls(monkeypatch)
+    ext.load_inline("c", "int f();", "__global__ void k() {}")
+    ext.load_inline("d", "int f();", cuda_sources="__global__ void k() {}", extra_include_paths=["/mine"])
+    assert seen[0]["extra_include_paths"] is None and seen[1]["extra_include_paths"] == ["/mine"]
+
+
+def test_a_header_the_compiler_refused_is_never_built_again(tmp_path, monkeypatch) -> None:
+    flags = ["-O3", "-DSOMETHING"]
+    calls = []
+    monkeypatch.setattr(pch, "_build", lambda stage, f: calls.append(f) or False)
+    assert pch.ensure(tmp_path, flags) is None
+    assert pch.ensure(tmp_path, flags) is None
+    assert len(calls) == 1 and list(tmp_path.glob("*.unusable"))
+
+
+@pytest.mark.slow
+def test_a_judged_cpp_candidate_compiles_against_the_shared_header(judge, tmp_path) -> None:
+    """End to end: the candidate's own build names the precompiled header's directory, and the
+    compiler accepted that header (the probe built it rather than marking it unusable)."""
+    source = forms.FORMS["cpp_inline"].skeleton() + "\n# a source of its own: a build of its own\n"
+    result = judge(TASKS / "relu_add.py", source, timing=False)
+    assert result.accepted, result.reasons
+    ninja = list(Path(buildcache.build_dir(source, "cpu")).rglob("build.ninja"))
+    assert ninja, "no load_inline build happened"
+    text = ninja[0].read_text()
+    assert "/pch/" in text, "the build did not get the shared header's include directory"
+    pch_dir = Path(text.split("-I", 1)[1].split()[0])
+    assert (pch_dir / "torch" / "extension.h.gch").exists()
