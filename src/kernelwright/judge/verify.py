@@ -15,7 +15,7 @@ import random
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -332,26 +332,43 @@ class _Judgement:
         if violations:
             raise Rejected(Check.TAMPER, f"{when}: " + "; ".join(str(v) for v in violations[:6]))
 
-    def _stage(self, ref: Worker, cand: Worker, s: InputSet, keep_in_ref: bool) -> None:
-        """Relay one input set from the reference worker to the candidate, one set in memory at a time."""
-        reply, blobs = self._ref_request(ref, {"op": "inputs", "set_id": s.set_id, "drop": not keep_in_ref})
-        reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": reply["inputs"]}, blobs,
-                                   timeout=self.opts.call_timeout_s)
-        if reply.get("status") != "ok":
-            raise Rejected(Check.CRASH, "staging inputs failed: " + S.tail(reply.get("error", ""), 400))
+    def _relay(self, ref: Worker, cand: Worker, plan: list[tuple[InputSet, bool]]) -> Iterator[InputSet]:
+        """Stage each (set, keep it in the reference) in order, yielding each once the candidate has it.
+
+        The reference sends the next set's inputs while the candidate takes (and runs) the
+        current one, so at most two sets are in the judge's memory at a time.
+        """
+        def fetch(s: InputSet, keep_in_ref: bool) -> tuple[dict[str, Any], list[bytes]]:
+            return self._ref_request(ref, {"op": "inputs", "set_id": s.set_id, "drop": not keep_in_ref})
+
+        with ThreadPoolExecutor(1, thread_name_prefix="kw-relay") as ex:
+            ahead = ex.submit(fetch, *plan[0]) if plan else None
+            for i, (s, _) in enumerate(plan):
+                assert ahead is not None  # submitted for every set before it is reached
+                reply, blobs = ahead.result()
+                ahead = ex.submit(fetch, *plan[i + 1]) if i + 1 < len(plan) else None
+                reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": reply["inputs"]}, blobs,
+                                           timeout=self.opts.call_timeout_s)
+                if reply.get("status") != "ok":
+                    raise Rejected(Check.CRASH, "staging inputs failed: " + S.tail(reply.get("error", ""), 400))
+                yield s
 
     def _correctness(self, ref: Worker, cand: Worker) -> None:
         # The reference keeps what baselines need (the warm-up set, timing sets);
         # the candidate keeps the warm-up set and timing sets; trial sets are
         # dropped after use so large tasks fit in memory.
         warm = self._warm_set()
-        for s in self.sets.values():
-            if s.variant == "timing":
-                self._stage(ref, cand, s, keep_in_ref=True)
+        timing_sets = [s for s in self.sets.values() if s.variant == "timing"]
         trial_sets = [s for s in self.sets.values() if s.variant != "timing"]
         self.rng.shuffle(trial_sets)
-        for i, s in enumerate(trial_sets):
-            self._stage(ref, cand, s, keep_in_ref=s.set_id == warm)
+        plan = [(s, True) for s in timing_sets] + [(s, s.set_id == warm) for s in trial_sets]
+        # closing(): a rejection mid-way must wait for the fetch in flight before the judge
+        # goes on to close the workers, never leave it reading a closed pipe.
+        with closing(self._relay(ref, cand, plan)) as relayed:
+            self._run_trials(cand, (s for s in relayed if s.variant != "timing"), warm)
+
+    def _run_trials(self, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
+        for i, s in enumerate(trials):
             reply, blobs, _ = cand.request({"op": "run", "set_id": s.set_id, "drop": s.set_id != warm},
                                            timeout=self.opts.call_timeout_s)
             if reply.get("status") != "ok":
