@@ -60,8 +60,9 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
         PYTHONHASHSEED="random",
     )
     env.update(build_env(build))
-    # One precompiled torch/extension.h per toolchain and flags, for every candidate (pch.py).
-    env["KERNELWRIGHT_PCH_DIR"] = str(cache_dir() / "pch")
+    # One precompiled torch/extension.h per toolchain and flags, for every candidate (pch.py);
+    # the variable, when the judge's own environment sets it, moves it out of the cache.
+    env["KERNELWRIGHT_PCH_DIR"] = os.environ.get("KERNELWRIGHT_PCH_DIR") or str(cache_dir() / "pch")
     # The same allocator behaviour in every worker: glibc's dynamic mmap threshold
     # otherwise depends on what a process happened to allocate before (a worker
     # that received large input buffers then trims and re-faults its heap on every
