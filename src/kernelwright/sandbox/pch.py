@@ -47,24 +47,17 @@ def install(root: str | Path) -> None:
     @functools.wraps(original)
     def load_inline(*args: Any, **kwargs: Any) -> Any:
         try:
-            bound = signature.bind_partial(*args, **kwargs).arguments
-            include = _include_for(Path(root), bound)
+            call = dict(signature.bind_partial(*args, **kwargs).arguments)
+            include = _include_for(Path(root), call)
         except Exception:  # noqa: BLE001 - a missing header only costs time
             include = None
-        if include is not None:
-            kwargs = _with_include(signature, args, kwargs, include)
-            args = ()
-        return original(*args, **kwargs)
+        if include is None:
+            return original(*args, **kwargs)
+        call["extra_include_paths"] = [include, *(call.get("extra_include_paths") or [])]
+        return original(**call)
 
     load_inline.__wrapped_by_kernelwright__ = True  # type: ignore[attr-defined]
     ext.load_inline = load_inline
-
-
-def _with_include(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any],
-                  include: str) -> dict[str, Any]:
-    call = dict(signature.bind_partial(*args, **kwargs).arguments)
-    call["extra_include_paths"] = [include, *(call.get("extra_include_paths") or [])]
-    return call
 
 
 def _include_for(root: Path, call: dict[str, Any]) -> str | None:
