@@ -222,7 +222,8 @@ class _Judgement:
         reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
         self._integrity(reply.get("violations") if reply.get("status") == "ok"
                         else ["the integrity check itself failed"], "after the runs")
-        self._integrity([cand.affinity_violation] if cand.affinity_violation else [], "while running")
+        violation = cand.check_affinity()
+        self._integrity([violation] if violation else [], "while running")
         with self._step("timing.profile"):
             self._profile(cand)
         # The candidate's process is gone before any baseline is timed: work it

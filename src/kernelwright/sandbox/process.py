@@ -187,6 +187,16 @@ class Worker:
                 return
             self._watch_affinity()
 
+    def check_affinity(self) -> str | None:
+        """Sample the tree's allowed CPUs now; the violation seen so far, if any.
+
+        The watchdog samples every 0.1 s; the judge samples once more before it reads the
+        result, so a widening that persists is caught even in a verdict shorter than that.
+        """
+        if self.proc.poll() is None:
+            self._watch_affinity()
+        return self.affinity_violation
+
     def _watch_affinity(self) -> None:
         # Sampled while the worker runs (timed calls included), from outside its process.
         budget = self.config.threads
