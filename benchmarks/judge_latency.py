@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from kernelwright.judge.pairs import PairPool  # noqa: E402
+from kernelwright.sandbox.process import Worker  # noqa: E402
 from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files  # noqa: E402
 
 PHASES = ("start", "compile", "correctness", "timing")
@@ -57,12 +58,36 @@ def options(device: str) -> VerifyOptions:
     return VerifyOptions(device=device, compile_baseline=False)
 
 
+_OPS: dict[str, list[float]] = {}  # "role:op[:target]" -> [requests, seconds] in the current run
+
+
+def _count_requests() -> None:
+    """Account every judge-to-worker request by role and op, to show where a verdict waits.
+
+    Wraps Worker.request in this (trusted, benchmark) process only; workers are untouched.
+    """
+    inner = Worker.request
+
+    def request(self: Worker, header: dict, blobs: list | None = None, timeout: float = 600.0):  # type: ignore[type-arg]
+        t0 = time.perf_counter()
+        try:
+            return inner(self, header, blobs, timeout)
+        finally:
+            key = f"{self.role}:{header.get('op')}" + (f":{header['target']}" if "target" in header else "")
+            acc = _OPS.setdefault(key, [0, 0.0])
+            acc[0] += 1
+            acc[1] += time.perf_counter() - t0
+
+    Worker.request = request  # type: ignore[method-assign]
+
+
 def one_run(task: str, cand: str, device: str, cache: Path, pool: PairPool | None = None) -> dict[str, float]:
     """One verdict on `cache`; with `pool`, its workers were started (and finished starting) before."""
     os.environ["KERNELWRIGHT_CACHE"] = str(cache)
     if pool is not None:
         pool.refill(pair_spec(options(device), device))
         pool.wait_ready()
+    _OPS.clear()
     t0 = time.perf_counter()
     result = verify_files(task, cand, options(device), pool=pool)
     wall = time.perf_counter() - t0
@@ -70,6 +95,8 @@ def one_run(task: str, cand: str, device: str, cache: Path, pool: PairPool | Non
     # JSON shows what dominates inside a phase too.
     row = {p: result.phases_s.get(p, 0.0) for p in set(PHASES) | set(result.phases_s)}
     row["total"] = wall
+    row.update({f"op.{k}.n": v[0] for k, v in _OPS.items()})
+    row.update({f"op.{k}.s": v[1] for k, v in _OPS.items()})
     row["accepted"] = float(result.accepted)
     if not result.accepted:
         print(f"  note: {Path(cand).parent.name}/{Path(cand).name} rejected: "
@@ -84,7 +111,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--pairs", nargs="*", default=None, help="TASK:CANDIDATE pairs")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
+    ap.add_argument("--ops", action="store_true", help="also print requests per worker op (count, seconds)")
     args = ap.parse_args()
+    _count_requests()
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -124,6 +153,11 @@ def main() -> None:
     for r in rows:
         print(f"{r['candidate']:<34}{r['state']:<13}" + "".join(f"{r[p]:>12.2f}" for p in PHASES)
               + f"{r['total']:>10.2f}  {r['dominant']}" + ("" if r["accepted"] else "  (rejected)"))
+    if args.ops:
+        for r in rows:
+            ops = sorted({k[3:-2] for k in r if k.startswith("op.")}, key=lambda k: -r[f"op.{k}.s"])
+            print(f"{r['candidate']} {r['state']}: " + ", ".join(
+                f"{k} {int(r[f'op.{k}.n'])}x {r[f'op.{k}.s']:.2f}s" for k in ops if r[f"op.{k}.s"] >= 0.01))
     for state in STATES:
         totals = [r["total"] for r in rows if r["state"] == state]
         print(f"median total, {state}: {statistics.median(totals):.2f} s over {len(totals)} candidates")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
-#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|latency
+#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|latency
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -54,6 +54,14 @@ print('ncu available', ncu.available()); print(ncu.profile(Path('examples/elemen
     # Issue 4 on the GPU: pooled verdicts, the skeletons, the NVRTC examples (64-bit sizes, matmul).
     timeout 560 python3 -m pytest tests/judge/test_pairs.py tests/forms tests/examples -m gpu -k "not cuda_inline" \
       -q -rA --timeout=240 2>&1 | tee "$OUT/gpu_tests.log" | tail -30 ;;
+  profile)
+    # Where a pooled verdict waits on the H100 (requests per worker op), and the GPU form cheats.
+    timeout 240 python3 -m pytest tests/exploits/test_form_cheats.py -m gpu -q -rA --timeout=200 2>&1 \
+      | tee "$OUT/form_cheats.log" | tail -8
+    timeout 300 python3 benchmarks/judge_latency.py --device cuda --repeats 1 --ops --json "$OUT/profile.json" \
+      --pairs examples/elementwise/task.py:examples/elementwise/cuda_nvrtc.py \
+              examples/softmax/task.py:examples/softmax/cuda_nvrtc.py \
+              examples/softmax/task.py:examples/softmax/triton_kernel.py 2>&1 | tee "$OUT/profile.log" | tail -24 ;;
   latency)
     # Issue 4 on the GPU: every fast form new/cached, cold/pre-started (load_inline once: ~45 s builds).
     pairs=""
