@@ -7,7 +7,9 @@ For every form that runs on the device, a fresh process imports that form's skel
 the kernel source (so no cache of any kind can help), builds ModelNew and calls it once
 on the toy task's inputs: "new" is import plus first call, which is where NVRTC and
 Triton compile. Then the same again with the build kept ("cached"). Prints medians and
-each form's new-build time as a fraction of the load_inline form's.
+each form's new-build time as a fraction of the load_inline form's. The load_inline forms
+get a second row, "+pch", built as the judge builds them: with the shared precompiled
+torch header (`kernelwright.sandbox.pch`), made once before the table.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from kernelwright import forms  # noqa: E402
 TASK = ROOT / "tests" / "fixtures" / "tasks" / "relu_add.py"
 
 _CHILD = r'''
-import json, sys, time, types
+import json, os, sys, time, types
 t0 = time.perf_counter()
 import torch
 t_torch = time.perf_counter()
+if os.environ.get("KERNELWRIGHT_PCH_DIR"):
+    from kernelwright.sandbox import pch
+    pch.install(os.environ["KERNELWRIGHT_PCH_DIR"])
 def load(path, name):
     m = types.ModuleType(name); m.__file__ = path; sys.modules[name] = m
     exec(compile(open(path).read(), path, "exec"), m.__dict__); return m
@@ -63,8 +68,12 @@ def salted(form: forms.Form) -> str:
     return src.replace(marker, salt + marker, 1)
 
 
-def run_once(path: Path, device: str, build: Path) -> dict[str, float]:
-    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(build), TRITON_CACHE_DIR=str(build / "triton"))
+def run_once(path: Path, device: str, build: Path, pch_dir: Path | None = None) -> dict[str, float]:
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(build), TRITON_CACHE_DIR=str(build / "triton"),
+               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    env.pop("KERNELWRIGHT_PCH_DIR", None)
+    if pch_dir is not None:
+        env["KERNELWRIGHT_PCH_DIR"] = str(pch_dir)
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(TASK), str(path), device], env=env,
                           capture_output=True, text=True, timeout=1200)
     if proc.returncode != 0:
@@ -83,18 +92,28 @@ def main() -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     work = Path(tempfile.mkdtemp(prefix="kw-forms-"))
     rows = {}
+    pch_dir = work / "pch"
+    variants = [(f, None) for f in forms.for_device(device)]
     for form in forms.for_device(device):
+        if "load_inline" in form.skeleton():
+            # The header is built once per toolchain and flags, before any row is timed.
+            warm = work / f"pch_warm_{form.name}.py"
+            warm.write_text(salted(form))
+            run_once(warm, device, work / f"build_pch_warm_{form.name}", pch_dir)
+            variants.append((form, pch_dir))
+    for form, use_pch in variants:
+        name = form.name + ("+pch" if use_pch else "")
         new, cached = [], []
         for r in range(args.repeats):
-            path = work / f"{form.name}_{r}.py"
+            path = work / f"{name}_{r}.py"
             path.write_text(salted(form))
-            build = work / f"build_{form.name}_{r}"
-            first = run_once(path, device, build)
-            again = run_once(path, device, build)
-            assert first["ok"] and again["ok"], (form.name, first, again)
+            build = work / f"build_{name}_{r}"
+            first = run_once(path, device, build, use_pch)
+            again = run_once(path, device, build, use_pch)
+            assert first["ok"] and again["ok"], (name, first, again)
             new.append(first["import"] + first["first_call"])
             cached.append(again["import"] + again["first_call"])
-        rows[form.name] = (statistics.median(new), statistics.median(cached))
+        rows[name] = (statistics.median(new), statistics.median(cached))
     slow = next((rows[f.name][0] for f in forms.for_device(device) if not f.fast), None)
     print(f"candidate build on {device}, median of {args.repeats} (seconds: import + first call, torch import excluded)")
     print(f"{'form':<14}{'new':>10}{'cached':>10}{'new / load_inline':>20}")

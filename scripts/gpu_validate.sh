@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
-#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|latency
+#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -62,6 +62,19 @@ print('ncu available', ncu.available()); print(ncu.profile(Path('examples/elemen
       --pairs examples/elementwise/task.py:examples/elementwise/cuda_nvrtc.py \
               examples/softmax/task.py:examples/softmax/cuda_nvrtc.py \
               examples/softmax/task.py:examples/softmax/triton_kernel.py 2>&1 | tee "$OUT/profile.log" | tail -24 ;;
+  fast)
+    # Issue 4 on the GPU after the cheaper verdict: judge latency of every fast form, requests per op.
+    pairs=""
+    for t in elementwise softmax layernorm rowsum matmul_epilogue; do pairs="$pairs examples/$t/task.py:examples/$t/cuda_nvrtc.py"; done
+    for t in elementwise softmax; do pairs="$pairs examples/$t/task.py:examples/$t/triton_kernel.py"; done
+    timeout 540 python3 benchmarks/judge_latency.py --device cuda --repeats 1 --ops --json "$OUT/latency.json" \
+      --pairs $pairs 2>&1 | tee "$OUT/latency.log" | grep -v "^  note" | tail -45 ;;
+  builds)
+    # Build time by form (load_inline with and without the shared header), the CUDA header test,
+    # the GPU form cheats and the pooled/skeleton/example GPU tests.
+    timeout 230 python3 benchmarks/form_build_times.py --device cuda --repeats 1 2>&1 | tee "$OUT/forms_build.log" | tail -9
+    timeout 330 python3 -m pytest tests/sandbox/test_pch.py tests/exploits/test_form_cheats.py tests/judge/test_pairs.py \
+      tests/forms -m gpu -q -rA --timeout=200 2>&1 | tee "$OUT/gpu_tests.log" | tail -16 ;;
   latency)
     # Issue 4 on the GPU: every fast form new/cached, cold/pre-started (load_inline once: ~45 s builds).
     pairs=""

@@ -65,10 +65,15 @@ MIN_TRIALS = 5
 
 # Timing protocol.
 TIMING_TARGET_BATCH_S = 0.02  # each trusted-clock batch lasts at least this long
-TIMING_MAX_CALLS_PER_BATCH = 200
+# Past a few dozen calls a batch's clock bound gains nothing: the protocol's own per-call
+# cost (L2 flush, perturbation, synchronize) dominates a fast kernel's batch anyway.
+TIMING_MAX_CALLS_PER_BATCH = 64
 TIMING_BATCHES = 12
 TIMING_WARMUP_CALLS = 3
-TIMING_INPUT_SETS = 12  # rotated input sets, distinct from the correctness sets
+# Rotated input sets, distinct from the correctness sets. Every timed call's inputs are
+# perturbed anyway (nothing can be cached across calls); the sets feed the fresh-versus-seen
+# memoization check and keep a call's inputs out of the cache the last one left.
+TIMING_INPUT_SETS = 6
 TIMING_INPUT_BYTES_CAP = 1 << 30  # rotate fewer sets when inputs are large
 CALIBRATION_REPEATS = 7
 # A reported time this far below the judge's own clock is a patched timer.
@@ -79,6 +84,10 @@ MEMO_RATIO = 0.5
 MEMO_CONSISTENCY = 0.85  # share of timing sets that must show it
 MEMO_MIN_GAP_MS = 0.005
 SINGLE_CALL_CHECK_RATE = 0.125  # share of single-call timings whose output is checked
+# A timed output is compared with the native-precision reference of its perturbed inputs (no
+# float64 run: the trials have settled precision), so its tolerance factor is the trial's slack
+# times this: the native reference's own error may add to the candidate's.
+TIMED_OUTPUT_SLACK = 2.0
 L2_FLUSH_BYTES = 256 << 20
 
 # Roofline: a time under this fraction of the physical floor is impossible.

@@ -41,13 +41,31 @@ def test_plain_cpp_builds_get_the_header_directory_first(monkeypatch) -> None:
     assert seen[1]["extra_include_paths"] == ["/pch/dir"] and seen[1]["name"] == "b"
 
 
-def test_cuda_builds_are_left_alone(monkeypatch) -> None:
+def test_cuda_builds_get_a_header_for_their_cpp_sources_with_cuda_include_paths(monkeypatch) -> None:
     import torch.utils.cpp_extension as ext
 
     seen = _calls(monkeypatch)
+    devices: list[str] = []
+    monkeypatch.setattr(pch, "header_flags", lambda cflags, paths, device="cpu": devices.append(device) or [])
     ext.load_inline("c", "int f();", "__global__ void k() {}")
-    ext.load_inline("d", "int f();", cuda_sources="__global__ void k() {}", extra_include_paths=["/mine"])
-    assert seen[0]["extra_include_paths"] is None and seen[1]["extra_include_paths"] == ["/mine"]
+    ext.load_inline("d", "int f();", cuda_sources="__global__ void k() {}", extra_include_paths=["/mine"],
+                    no_implicit_headers=True)
+    ext.load_inline("e", "int f();", with_cuda=False)
+    assert seen[0]["extra_include_paths"] == ["/pch/dir"] and seen[1]["extra_include_paths"] == ["/pch/dir", "/mine"]
+    assert devices == ["cuda", "cuda", "cpu"]
+
+
+def test_a_failure_to_place_the_header_leaves_the_build_as_it_was(monkeypatch) -> None:
+    import torch.utils.cpp_extension as ext
+
+    seen = _calls(monkeypatch)
+
+    def no_cuda(*args, **kwargs):
+        raise OSError("CUDA_HOME environment variable is not set")
+
+    monkeypatch.setattr(pch, "header_flags", no_cuda)
+    ext.load_inline("f", "int f();", cuda_sources="__global__ void k() {}", extra_include_paths=["/mine"])
+    assert seen[0]["extra_include_paths"] == ["/mine"]
 
 
 def test_a_header_the_compiler_refused_is_never_built_again(tmp_path, monkeypatch) -> None:
@@ -66,9 +84,27 @@ def test_a_judged_cpp_candidate_compiles_against_the_shared_header(judge, tmp_pa
     source = forms.FORMS["cpp_inline"].skeleton() + "\n# a source of its own: a build of its own\n"
     result = judge(TASKS / "relu_add.py", source, timing=False)
     assert result.accepted, result.reasons
-    ninja = list(Path(buildcache.build_dir(source, "cpu")).rglob("build.ninja"))
+    _built_with_the_shared_header(source, "cpu")
+
+
+@pytest.mark.gpu
+def test_a_judged_cuda_inline_candidate_compiles_its_binding_against_the_shared_header(judge) -> None:
+    """On a GPU: the split CUDA form's torch binding (C++) builds with the shared header, and its
+    .cu file gets no torch header at all (no_implicit_headers)."""
+    source = forms.FORMS["cuda_inline"].skeleton() + "\n# a source of its own: a build of its own\n"
+    result = judge(TASKS / "relu_add.py", source, device="cuda", timing=False)
+    assert result.accepted, result.reasons
+    ninja = _built_with_the_shared_header(source, "cuda")
+    cu = next(ninja.parent.glob("*.cu")).read_text()
+    assert "torch/" not in cu
+
+
+def _built_with_the_shared_header(source: str, device: str) -> Path:
+    """The candidate's build.ninja, after checking it names the header's directory and the header exists."""
+    ninja = list(Path(buildcache.build_dir(source, device)).rglob("build.ninja"))
     assert ninja, "no load_inline build happened"
     text = ninja[0].read_text()
     assert "/pch/" in text, "the build did not get the shared header's include directory"
     pch_dir = Path(text.split("-I", 1)[1].split()[0])
     assert (pch_dir / "torch" / "extension.h.gch").exists()
+    return ninja[0]

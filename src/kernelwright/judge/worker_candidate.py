@@ -82,6 +82,13 @@ class CandidateWorker(RoleBase):
         spec = codec.encode(res.pop("out"), out_blobs)
         return dict(res, out=spec), out_blobs
 
+    def op_warm(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """One unchecked call on a copy of a staged set: its first launch compiles what it JITs."""
+        assert self.h is not None
+        with torch.no_grad():
+            self.h.call_once(self.model, int(header["set_id"]))
+        return {}, []
+
     def op_profile(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
         """Kernels and operators one call ran (a finding, never an acceptance)."""
         assert self.h is not None

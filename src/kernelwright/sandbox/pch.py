@@ -61,19 +61,26 @@ def install(root: str | Path) -> None:
 
 
 def _include_for(root: Path, call: dict[str, Any]) -> str | None:
-    """The include directory to add for this load_inline call, or None (no usable header)."""
-    if call.get("cuda_sources") or call.get("sycl_sources") or call.get("with_cuda") \
-            or call.get("no_implicit_headers") or call.get("use_pch"):
-        return None  # only plain C++ builds were checked to accept the header
-    flags = header_flags(list(call.get("extra_cflags") or []), list(call.get("extra_include_paths") or []))
+    """The include directory to add for this load_inline call, or None (no usable header).
+
+    In a CUDA build the header serves the C++ sources (the torch binding), compiled by the
+    host compiler with CUDA's include paths added; nvcc never reads a .gch (it preprocesses
+    with -E). Without implicit headers a source that does not start with the include simply
+    parses the real header: a precompiled one is only ever used as a file's first include.
+    """
+    if call.get("sycl_sources") or call.get("with_sycl") or call.get("use_pch"):
+        return None
+    cuda = bool(call.get("cuda_sources")) if call.get("with_cuda") is None else bool(call.get("with_cuda"))
+    flags = header_flags(list(call.get("extra_cflags") or []), list(call.get("extra_include_paths") or []),
+                         "cuda" if cuda else "cpu")
     return ensure(root, flags)
 
 
-def header_flags(extra_cflags: list[str], extra_include_paths: list[str]) -> list[str]:
-    """The flags torch compiles a C++ extension's source with, less the per-extension name."""
+def header_flags(extra_cflags: list[str], extra_include_paths: list[str], device: str = "cpu") -> list[str]:
+    """The flags torch compiles a C++ extension's C++ sources with, less the per-extension name."""
     from torch.utils.cpp_extension import include_paths
 
-    system = list(include_paths("cpu"))
+    system = list(include_paths(device))
     py_include = sysconfig.get_path("include", scheme="posix_prefix")
     if py_include:
         system.append(py_include)
