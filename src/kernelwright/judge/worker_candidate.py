@@ -27,6 +27,7 @@ class CandidateWorker(RoleBase):
         path = Path(header["filename"])
         path.write_text(header["source"])  # so tracebacks and inspect can show lines
         _share_torch_header(header["source"])
+        _interpret_triton_on_cpu(self.h.device)
         t0 = time.perf_counter()
         try:
             module = exec_module("kw_candidate", header["source"], str(path))
@@ -94,6 +95,16 @@ class CandidateWorker(RoleBase):
         assert self.h is not None
         with torch.no_grad():
             return {"rows": self.h.profile(self.model, int(header["set_id"]))}, []
+
+
+def _interpret_triton_on_cpu(device: str) -> None:
+    """On the CPU, Triton has no driver: its kernels can only run in Triton's interpreter.
+
+    Slow (seconds a call), so good for judging correctness, never for speed; set before the
+    candidate's `@triton.jit` runs, which is when Triton reads it.
+    """
+    if not device.startswith("cuda"):
+        os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def _share_torch_header(source: str) -> None:
