@@ -81,12 +81,17 @@ def _count_requests() -> None:
     Worker.request = request  # type: ignore[method-assign]
 
 
-def one_run(task: str, cand: str, device: str, cache: Path, pool: PairPool | None = None) -> dict[str, float]:
-    """One verdict on `cache`; with `pool`, its workers were started (and finished starting) before."""
+def one_run(task: str, cand: str, device: str, cache: Path, pool: PairPool | None = None,
+            use_pool: bool = True) -> dict[str, float]:
+    """One verdict on `cache`; with `pool` and `use_pool`, its workers were started (and finished
+    starting) before. Without `use_pool`, a pair the pool is still starting finishes first, so
+    it does not compete with the verdict being measured."""
     os.environ["KERNELWRIGHT_CACHE"] = str(cache)
     if pool is not None:
-        pool.refill(pair_spec(options(device), device))
+        if use_pool:
+            pool.refill(pair_spec(options(device), device))
         pool.wait_ready()
+        pool = pool if use_pool else None
     _OPS.clear()
     t0 = time.perf_counter()
     result = verify_files(task, cand, options(device), pool=pool)
@@ -140,9 +145,8 @@ def main() -> None:
                     cache.mkdir(parents=True)
                     shutil.copy(ceilings / "ceilings.json", cache / "ceilings.json")
                     suffix = "+pool" if pooled else ""
-                    use = pool if pooled else None
-                    runs["new" + suffix].append(one_run(task, cand, device, cache, use))
-                    runs["cached" + suffix].append(one_run(task, cand, device, cache, use))
+                    runs["new" + suffix].append(one_run(task, cand, device, cache, pool, pooled))
+                    runs["cached" + suffix].append(one_run(task, cand, device, cache, pool, pooled))
             for state in STATES:
                 med = {k: statistics.median(r.get(k, 0.0) for r in runs[state]) for k in set().union(*runs[state])}
                 dominant = max(PHASES, key=lambda p: med[p])
