@@ -11,7 +11,6 @@ judge's own clock, and its outputs only against references it never sees.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import os
 import sys
 import time

@@ -1,4 +1,5 @@
-"""relu(x) + y as a C++ torch extension for the CPU (load_inline; about 20 s to build)."""
+"""relu(x) + y as a C++ torch extension for the CPU (load_inline; about 11 s to build with the
+judge's shared precompiled torch header, about 20 s without)."""
 
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
