@@ -57,3 +57,30 @@ def test_kernelbench_style_scalar_output_task(judge) -> None:
     wrong = (CANDIDATES / "hinge_loss_torch.py").read_text().replace(".mean()", ".mean() * 1.001")
     result = judge("hinge_loss", wrong, timing=False)
     assert result.checks == ["mismatch"], result.reasons
+
+
+_FIRST_CALL_RAISES = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("the kernel failed to launch")
+        return F.gelu(x * 2 + 1) * F.sigmoid(x)
+'''
+
+
+def test_a_candidate_whose_unchecked_first_call_raises_is_a_crash(judge) -> None:
+    """The first call (on the warm-up set, while the reference makes the other sets) is not
+    checked, but a raise there is reported as the crash it is, with the candidate's error."""
+    result = judge("gelu_mul", _FIRST_CALL_RAISES, timing=False)
+    assert result.checks == ["crash"], result.reasons
+    assert "first call" in result.reasons[0].detail and "failed to launch" in result.reasons[0].detail
+    assert result.correctness == []  # no trial ran
