@@ -14,11 +14,11 @@ import signal
 import random
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -200,7 +200,7 @@ class _Judgement:
         init = self._load_reference(ref, weight_seed)
         with ThreadPoolExecutor(1) as ex:
             loaded = ex.submit(self._load_candidate, cand, init, weight_seed)
-            first: list[Any] = []
+            first: list[Future[None]] = []  # at most one: the warm-up set's first call
 
             def first_call(s: InputSet) -> None:
                 # The warm-up set goes to the candidate as soon as it exists, and its first
@@ -271,7 +271,7 @@ class _Judgement:
             plan += [("timing", "task", None, True)] * C.TIMING_INPUT_SETS
         return plan
 
-    def _make_sets(self, ref: Worker, made_warm: Any = None) -> None:
+    def _make_sets(self, ref: Worker, made_warm: Callable[[InputSet], None] | None = None) -> None:
         """Make every planned set in the reference; `made_warm(set)` once the warm-up set exists."""
         budget = C.TIMING_INPUT_BYTES_CAP
         timing_refs = 0
@@ -344,7 +344,7 @@ class _Judgement:
                                  "reference parameters and buffers into ModelNew by name")
         self._integrity(reply.get("integrity"), "after import")
 
-    def _first_call(self, cand: Worker, loaded: Any, s: InputSet, reply: dict[str, Any],
+    def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet, reply: dict[str, Any],
                     blobs: list[bytes]) -> None:
         """Stage the warm-up set in the candidate and call it once, unchecked (after its load)."""
         if loaded.exception() is not None:
