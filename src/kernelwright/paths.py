@@ -13,3 +13,12 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def run_output_dir(store_path: str | os.PathLike[str], run_id: str) -> Path:
+    """Where a run writes best.py and best.json by default: runs/RUN_ID beside its store.
+
+    The kernel is a result worth keeping, like the store's history, so it goes under the
+    data directory with the store, never into the current directory (a checkout, say).
+    """
+    return Path(store_path).expanduser().resolve().parent / "runs" / run_id

@@ -11,9 +11,9 @@ from tests.conftest import TASKS
 from tests.search import kernels as K
 
 
-def _kw(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def _kw(*args: str, timeout: int = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kernelwright.cli.main", *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def _script(tmp_path: Path, *codes: str) -> Path:
@@ -23,24 +23,35 @@ def _script(tmp_path: Path, *codes: str) -> Path:
 
 
 def test_readable_summary_then_runs_and_show(tmp_path):
-    db = str(tmp_path / "kw.db")
+    db = str(tmp_path / "data" / "kw.db")
+    cwd = tmp_path / "checkout"
+    cwd.mkdir()
     out = _kw("optimize", str(TASKS / "diag_matmul.py"), "--model", f"scripted:{_script(tmp_path, K.FAST, K.WRONG)}",
-              "--budget", "2", "--device", "cpu", "--store", db, "--out", str(tmp_path / "out"),
-              "--no-compile-baseline")
+              "--budget", "2", "--device", "cpu", "--store", db, "--no-compile-baseline", cwd=cwd)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "best kernel" in out.stdout and "re-judged in a fresh process" in out.stdout
+    assert "re-judged in a fresh process" in out.stdout
     assert "mismatch 1" in out.stdout  # reject reasons in the summary table
-    assert (tmp_path / "out" / "best.py").read_text() == K.FAST
-    best_json = json.loads((tmp_path / "out" / "best.json").read_text())
-    assert best_json["verdict"]["verdict"] == "accepted"
-
+    # The search's own figure is there, and labelled as not the claim.
+    assert "best in search" in out.stdout and "not the claim" in out.stdout
+    # Outputs go beside the store (the data directory), never into the working directory.
+    assert list(cwd.iterdir()) == []
     runs = json.loads(_kw("runs", "--store", db, "--json").stdout)["runs"]
     assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["proposals"] == 2
-    shown = json.loads(_kw("show", runs[0]["run_id"], "--store", db, "--json").stdout)
-    assert shown["best"]["verdict"] == "accepted"
+    run_id = runs[0]["run_id"]
+    best = tmp_path / "data" / "runs" / run_id / "best.py"
+    assert best.read_text() == K.FAST and str(best) in out.stdout.replace("\n", "")
+    best_json = json.loads((best.parent / "best.json").read_text())
+    assert best_json["verdict"]["verdict"] == "accepted"
+    # One headline: what runs and show report is the fresh re-judgement that ended the run.
+    rejudged = best_json["verdict"]["timing"]["speedup_vs_eager"]
+    assert runs[0]["speedup_vs_eager"] == rejudged and runs[0]["crowned"]
+    shown = json.loads(_kw("show", run_id, "--store", db, "--json").stdout)
+    assert shown["best"]["path"] == str(best) and shown["best"]["speedup_vs_eager"] == rejudged
+    assert shown["lineage"]["candidate_id"] == shown["best"]["candidate_id"]
     assert shown["candidates"]["by_reason"] == {"mismatch": 1}
-    readable = _kw("show", runs[0]["run_id"], "--store", db)
+    readable = _kw("show", run_id, "--store", db)
     assert readable.returncode == 0 and "mismatch 1" in readable.stdout
+    assert f"best kernel: {best}" in readable.stdout
 
 
 def test_bad_input_exit_2_with_one_json_object(tmp_path):

@@ -249,9 +249,10 @@ def test_an_older_database_is_upgraded_in_place(tmp_path: Path, monkeypatch: pyt
     with Store(path) as old:
         run_id = old.create_run("t.py", TASK, "gelu", "cpu", {})
         judged(old, add(old, run_id), speedup=1.25)
+    shipped = len(schema.MIGRATIONS)
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, _add_best_speedup_table])
     with Store(path) as new:
-        assert schema.schema_version(new._conn) == 2
+        assert schema.schema_version(new._conn) == shipped + 1
         assert [tuple(r) for r in new._conn.execute("SELECT * FROM run_best")] == [(run_id, 1.25)]
         assert new.best(run_id) is not None  # the old rows are still there
 
@@ -272,11 +273,12 @@ def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path,
 
     path = tmp_path / "kw.db"
     Store(path).close()
+    shipped = len(schema.MIGRATIONS)
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, half_done])
     with pytest.raises(RuntimeError, match="migration bug"):
         Store(path)
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == shipped
     assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'half'").fetchone() is None
 
 
@@ -285,5 +287,26 @@ def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     Store(path).close()
     with sqlite3.connect(path) as raw:
         raw.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS) + 1}")
-    with pytest.raises(SchemaTooNew, match=r"version 2, but this kernelwright knows only up to 1"):
+    n = len(schema.MIGRATIONS)
+    with pytest.raises(SchemaTooNew, match=rf"version {n + 1}, but this kernelwright knows only up to {n}"):
         Store(path)
+
+
+def test_a_version_1_store_gains_crownings_and_keeps_its_runs(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "kw.db"
+    with monkeypatch.context() as m:
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])  # what kernelwright 0.1 at e239ca2 wrote
+        with Store(path) as old:
+            run_id = old.create_run("t.py", TASK, "gelu", "cpu", {})
+            cid = add(old, run_id)
+            judged(old, cid, speedup=1.25)
+    with Store(path) as new:
+        assert schema.schema_version(new._conn) == len(schema.MIGRATIONS)
+        assert new.crowning(run_id) is None  # an old run: never crowned as far as the store knows
+        new.record_crowning(run_id, candidate_id=cid, path="/x/best.py", speedup_vs_eager=1.2,
+                            speedup_vs_eager_interval=(1.1, 1.3), note="re-judged in a fresh process")
+        c = new.crowning(run_id)
+        assert c is not None and c.speedup_vs_eager_interval == (1.1, 1.3) and c.rejudged == ()
+        assert c.to_dict()["speedup_vs_eager_interval"] == [1.1, 1.3]
+        assert new.best(run_id).speedup_vs_eager == 1.25

@@ -104,7 +104,7 @@ def optimize(module: nn.Module | str | os.PathLike[str], example_inputs: Sequenc
         compile_baseline: time torch.compile in the final re-judgement
             (`--no-compile-baseline` turns it off).
         device: "cpu" or "cuda"; for a module, its own device; for a task, cuda when available.
-        out_dir: where best.py and best.json go (default: kernelwright-out/RUN_ID).
+        out_dir: where best.py and best.json go (default: runs/RUN_ID beside the store).
         store: the SQLite store's path, or an open `kernelwright.store.Store` (default: the
             command line's, `$KERNELWRIGHT_STORE` or ~/.local/share/kernelwright/kernelwright.db).
         metadata: for a module, task metadata (as for `verify`).

@@ -76,7 +76,7 @@ class LiveView:
             head = Table.grid(padding=(0, 2))
             best = f"{self.best:.2f}x" if self.best is not None else "-"
             head.add_row(Text(f"optimizing {self.task_name}", style="bold"),
-                         f"proposals {self.proposed}/{self.budget}", f"best verified {best} vs eager",
+                         f"proposals {self.proposed}/{self.budget}", f"best in search {best} vs eager",
                          f"{time.monotonic() - self.t0:.0f} s")
             counts = ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items())) or "-"
             reasons = ", ".join(f"{k} {v}" for k, v in self.reasons.most_common(6)) or "-"

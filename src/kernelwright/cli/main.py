@@ -63,7 +63,8 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
 
 
 def _register() -> None:
-    from kernelwright.cli.optimize import optimize, runs, show
+    from kernelwright.cli.history import runs, show
+    from kernelwright.cli.optimize import optimize
 
     for command in (optimize, runs, show):
         main.add_command(command)

@@ -39,15 +39,25 @@ def print_verdict(result: JudgeResult, console: Console | None = None) -> None:
         table.add_column("per call")
         table.add_column("speedup")
         table.add_row("candidate", _ms(t.candidate_ms), "")
-        table.add_row("eager", _ms(t.eager_ms), _x(t.speedup_vs_eager))
-        table.add_row("torch.compile", _ms(t.compile_ms), _x(t.speedup_vs_compile))
+        table.add_row("eager", _ms(t.eager_ms),
+                      speedup_text(t.speedup_vs_eager, getattr(t, "speedup_vs_eager_interval", None)))
+        table.add_row("torch.compile", _ms(t.compile_ms),
+                      speedup_text(t.speedup_vs_compile, getattr(t, "speedup_vs_compile_interval", None)))
         console.print(table)
     for f in result.findings:
         console.print(f"  - {f}", highlight=False, markup=False)
 
 
-def _x(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
+def speedup_text(value: float | None, interval: Any = None, compact: bool = False) -> str:
+    """"1.49x", or "1.49x (95% interval 1.41-1.57x)" ("1.49x [1.41-1.57]" compact) with an interval."""
+    if value is None:
+        return "-"
+    if interval is None:
+        return f"{value:.2f}x"
+    low, high = interval
+    if compact:
+        return f"{value:.2f}x [{low:.2f}-{high:.2f}]"
+    return f"{value:.2f}x (95% interval {low:.2f}-{high:.2f}x)"
 
 
 def exit_bad_input(message: str, as_json: bool, **payload: Any) -> None:

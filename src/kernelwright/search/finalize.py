@@ -28,6 +28,9 @@ class BestKernel:
     speedup_vs_eager: float
     speedup_vs_compile: float | None
     candidate_ms: float | None
+    # 95% intervals of the speedups, when the fresh judge gave them.
+    speedup_vs_eager_interval: tuple[float, float] | None = None
+    speedup_vs_compile_interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -41,6 +44,7 @@ class Crowning:
     best: BestKernel | None
     note: str
     rejudged: list[dict[str, Any]]  # one entry per finalist: id, verdict, speedup, reason
+    verdict: dict[str, Any] | None = None  # the crowned kernel's fresh verdict (`verify --json`)
 
 
 def rejudge(task_path: Path, candidate_path: Path, device: str, compile_baseline: bool = True) -> dict[str, Any]:
@@ -69,11 +73,11 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
     for c in accepted:  # fastest first, so the first record of each source is kept
         by_source.setdefault(c.source, c)
     finalists = list(by_source.values())[:C.FINALIST_REJUDGES]
-    out_dir.mkdir(parents=True, exist_ok=True)
     log: list[dict[str, Any]] = []
     for cand in finalists:
         if (cand.speedup_vs_eager or 0.0) < C.SPEEDUP_REPORT_MIN:
             break  # sorted: nothing after this one was faster in the search either
+        out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "best.py"
         # The source unchanged: the same bytes hit the same build cache entry.
         path.write_text(cand.source)
@@ -90,8 +94,10 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
                  "lineage": [c.id for c in store.lineage(cand.id)], "verdict": res},
                 indent=1, allow_nan=False))
             cm = (timing.get("candidate_ms") or {}).get("median")
-            return Crowning(BestKernel(cand.id, str(path), cand.proposer, float(speed),
-                                       timing.get("speedup_vs_compile"), cm), "re-judged in a fresh process", log)
+            best = BestKernel(cand.id, str(path), cand.proposer, float(speed), timing.get("speedup_vs_compile"), cm,
+                              _interval(timing.get("speedup_vs_eager_interval")),
+                              _interval(timing.get("speedup_vs_compile_interval")))
+            return Crowning(best, "re-judged in a fresh process", log, res)
         path.unlink(missing_ok=True)
     if not accepted:
         note = "no candidate was accepted"
@@ -100,3 +106,10 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
     else:
         note = "no finalist held up when re-judged in a fresh process"
     return Crowning(None, note, log)
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    """A [low, high] pair from a verdict's JSON, or None when the judge gave none."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    return None

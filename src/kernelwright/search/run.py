@@ -14,7 +14,8 @@ from kernelwright import forms
 from kernelwright.judge.verify import VerifyOptions, resolve_device
 from kernelwright.propose.registry import build_proposers, default_specs
 from kernelwright.search import device_facts
-from kernelwright.search.finalize import crown
+from kernelwright.paths import run_output_dir
+from kernelwright.search.finalize import Crowning, crown
 from kernelwright.search.loop import Search, SearchConfig, WeightedProposer
 from kernelwright.store import content_hash
 from kernelwright.task.loader import InputError, load_task
@@ -74,17 +75,28 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None) -> dict
             search.run()
     else:
         search.run()
-    out_dir = req.out_dir or Path("kernelwright-out") / search.run_id
+    out_dir = req.out_dir or run_output_dir(store.path, search.run_id)
     crowning = crown(store, search.run_id, task.path, out_dir, device, req.compile_baseline)
+    record_crowning(store, search.run_id, crowning)
     usage = store.usage_totals(search.run_id)
+    in_search = store.best(search.run_id)
+    b = crowning.best
     return {
         "run_id": search.run_id,
-        "best": None if crowning.best is None else {
-            "path": crowning.best.path, "speedup_vs_eager": crowning.best.speedup_vs_eager,
-            "speedup_vs_compile": crowning.best.speedup_vs_compile, "proposer": crowning.best.proposer,
-            "candidate_id": crowning.best.candidate_id, "candidate_ms": crowning.best.candidate_ms},
+        # The fresh re-judgement's figures: what the run reports.
+        "best": None if b is None else {
+            "path": b.path, "speedup_vs_eager": b.speedup_vs_eager,
+            "speedup_vs_eager_interval": _pair(b.speedup_vs_eager_interval),
+            "speedup_vs_compile": b.speedup_vs_compile,
+            "speedup_vs_compile_interval": _pair(b.speedup_vs_compile_interval),
+            "proposer": b.proposer, "candidate_id": b.candidate_id, "candidate_ms": b.candidate_ms},
+        "out_dir": str(out_dir),
         "note": crowning.note,
         "rejudged": crowning.rejudged,
+        # The search's own best verdict (one long-lived judge): labelled, never the headline.
+        "search_best": None if in_search is None else {
+            "candidate_id": in_search.id, "proposer": in_search.proposer,
+            "speedup_vs_eager": in_search.speedup_vs_eager},
         "candidates": store.counts(search.run_id),
         "llm": {"calls": usage.calls, "tokens": usage.input_tokens + usage.output_tokens,
                 "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
@@ -93,6 +105,23 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None) -> dict
         "device": device,
         "target": target,
     }
+
+
+def record_crowning(store: Any, run_id: str, crowning: Crowning) -> None:
+    """Keep how the run ended in the store, so `runs` and `show` report the re-judged figures."""
+    b = crowning.best
+    store.record_crowning(
+        run_id, candidate_id=None if b is None else b.candidate_id, path=None if b is None else b.path,
+        speedup_vs_eager=None if b is None else b.speedup_vs_eager,
+        speedup_vs_eager_interval=None if b is None else b.speedup_vs_eager_interval,
+        speedup_vs_compile=None if b is None else b.speedup_vs_compile,
+        speedup_vs_compile_interval=None if b is None else b.speedup_vs_compile_interval,
+        candidate_ms=None if b is None else b.candidate_ms, note=crowning.note, rejudged=crowning.rejudged,
+        result=crowning.verdict)
+
+
+def _pair(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else list(interval)
 
 
 def _work_root() -> Path:

@@ -17,13 +17,14 @@ from kernelwright.store.records import (
     VERDICTS,
     ArchiveEntry,
     CandidateRecord,
+    CrowningRecord,
     RunRecord,
     VerdictRecord,
 )
 from kernelwright.store.schema import SchemaTooNew
 
 __all__ = [
-    "RUN_STATUSES", "VERDICTS", "ArchiveEntry", "CandidateRecord", "RunRecord", "SchemaTooNew",
+    "RUN_STATUSES", "VERDICTS", "ArchiveEntry", "CandidateRecord", "CrowningRecord", "RunRecord", "SchemaTooNew",
     "Store", "StoreError", "UnknownCandidate", "UnknownRun", "VerdictRecord", "content_hash",
     "default_store_path",
 ]

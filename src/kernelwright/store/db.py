@@ -22,6 +22,7 @@ from kernelwright.store.records import (
     VERDICTS,
     ArchiveEntry,
     CandidateRecord,
+    CrowningRecord,
     RunRecord,
     VerdictRecord,
 )
@@ -205,6 +206,48 @@ class Store:
             run_id, "v.verdict = 'accepted'",
             order="v.speedup_vs_eager DESC, c.created, c.rowid", limit=1)
         return found[0] if found else None
+
+    def record_crowning(self, run_id: str, *, candidate_id: str | None, path: str | None,
+                        speedup_vs_eager: float | None = None,
+                        speedup_vs_eager_interval: Sequence[float] | None = None,
+                        speedup_vs_compile: float | None = None,
+                        speedup_vs_compile_interval: Sequence[float] | None = None,
+                        candidate_ms: float | None = None, note: str,
+                        rejudged: Sequence[Mapping[str, Any]] = (),
+                        result: Mapping[str, Any] | None = None) -> None:
+        """Record how a run ended (replacing an earlier crowning of the same run, as a resume makes).
+
+        `candidate_id` and `path` are both given (a kernel was crowned) or both None.
+        """
+        if (candidate_id is None) != (path is None):
+            raise ValueError("a crowning names both a candidate and its path, or neither")
+        eager_lo, eager_hi = _interval(speedup_vs_eager_interval)
+        comp_lo, comp_hi = _interval(speedup_vs_compile_interval)
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            if candidate_id is not None:
+                self._require_candidate(conn, candidate_id, run_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO crownings (run_id, candidate_id, path, speedup_vs_eager,"
+                " speedup_vs_eager_low, speedup_vs_eager_high, speedup_vs_compile, speedup_vs_compile_low,"
+                " speedup_vs_compile_high, candidate_ms, note, rejudged, result_json, crowned_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, candidate_id, path, speedup_vs_eager, eager_lo, eager_hi, speedup_vs_compile,
+                 comp_lo, comp_hi, candidate_ms, note, json.dumps(list(rejudged), allow_nan=False),
+                 None if result is None else json.dumps(result, allow_nan=False), _now()))
+
+    def crowning(self, run_id: str) -> CrowningRecord | None:
+        """How the run ended, or None while it has not been crowned (running, interrupted, or older)."""
+        with self._read() as conn:
+            self._require_run(conn, run_id)
+            row = conn.execute("SELECT * FROM crownings WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _crowning(row)
+
+    def candidate(self, candidate_id: str) -> CandidateRecord:
+        """One candidate with its verdict fields; raises UnknownCandidate."""
+        with self._read() as conn:
+            self._require_candidate(conn, candidate_id)
+            return _fetch_candidates(conn, "c.id = ?", (candidate_id,))[0]
 
     def lineage(self, candidate_id: str) -> list[CandidateRecord]:
         """The ancestors of a candidate, breadth-first, parents in the order they were given."""
@@ -399,6 +442,26 @@ def _candidate(row: sqlite3.Row, parent_ids: list[str]) -> CandidateRecord:
     if fields["reasons"] is not None:
         fields["reasons"] = tuple(json.loads(fields["reasons"]))
     return CandidateRecord(**fields, parent_ids=tuple(parent_ids))
+
+
+def _interval(pair: Sequence[float] | None) -> tuple[float | None, float | None]:
+    if pair is None:
+        return None, None
+    low, high = (float(v) for v in pair)
+    return low, high
+
+
+def _crowning(row: sqlite3.Row) -> CrowningRecord:
+    f = dict(row)
+
+    def pair(name: str) -> tuple[float, float] | None:
+        low, high = f.pop(f"{name}_low"), f.pop(f"{name}_high")
+        return None if low is None or high is None else (low, high)
+
+    f["speedup_vs_eager_interval"] = pair("speedup_vs_eager")
+    f["speedup_vs_compile_interval"] = pair("speedup_vs_compile")
+    f["rejudged"] = tuple(json.loads(f["rejudged"]))
+    return CrowningRecord(**f)
 
 
 def _verdict(row: sqlite3.Row) -> VerdictRecord:

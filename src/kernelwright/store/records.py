@@ -86,6 +86,28 @@ class CandidateRecord(_Record):
 
 
 @dataclass(frozen=True)
+class CrowningRecord(_Record):
+    """How a run ended: its best kernel as a fresh process re-judged it, or none and why.
+
+    These are the figures a run reports first; the search's own verdicts (one
+    long-lived judge, many candidates) are in the candidates' fields.
+    """
+
+    run_id: str
+    candidate_id: str | None  # the crowned candidate; None when no finalist held up
+    path: str | None  # where best.py was written
+    speedup_vs_eager: float | None  # the fresh re-judgement's
+    speedup_vs_eager_interval: tuple[float, float] | None  # its 95% interval, when the judge gave one
+    speedup_vs_compile: float | None
+    speedup_vs_compile_interval: tuple[float, float] | None
+    candidate_ms: float | None  # median per call, fresh re-judgement
+    note: str  # "re-judged in a fresh process", or why nothing was crowned
+    rejudged: tuple[dict[str, Any], ...]  # every finalist tried: candidate_id, verdict, speedup, reasons
+    result_json: str | None  # the crowned kernel's whole fresh verdict
+    crowned_at: str
+
+
+@dataclass(frozen=True)
 class ArchiveEntry(_Record):
     """The best accepted kernel of one task: an example for proposers working on another task."""
 

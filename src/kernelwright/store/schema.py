@@ -97,7 +97,28 @@ _V1 = _statements(
     "CREATE INDEX llm_usage_run ON llm_usage(run_id)",
 )
 
-MIGRATIONS: list[Migration] = [_V1]
+# V2: the fresh re-judgement that ends a run (the figure every command reports first); the
+# search's own verdicts stay in `verdicts`. One row per run: a resumed run crowns again.
+_V2 = _statements(
+    """CREATE TABLE crownings (
+        run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        candidate_id TEXT REFERENCES candidates(id),
+        path TEXT,
+        speedup_vs_eager REAL,
+        speedup_vs_eager_low REAL,
+        speedup_vs_eager_high REAL,
+        speedup_vs_compile REAL,
+        speedup_vs_compile_low REAL,
+        speedup_vs_compile_high REAL,
+        candidate_ms REAL,
+        note TEXT NOT NULL,
+        rejudged TEXT NOT NULL,
+        result_json TEXT,
+        crowned_at TEXT NOT NULL,
+        CHECK ((candidate_id IS NULL) = (path IS NULL)))""",
+)
+
+MIGRATIONS: list[Migration] = [_V1, _V2]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
