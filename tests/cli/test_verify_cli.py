@@ -112,3 +112,13 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def test_a_candidate_without_model_new_names_the_device(tmp_path: Path) -> None:
+    cand = tmp_path / "c.py"
+    cand.write_text("import torch\n\nclass Model2(torch.nn.Module):\n    pass\n")
+    out = _verify(str(TASKS / "gelu_mul.py"), str(cand), *FAST)
+    assert out.returncode == 1 and "REJECTED  on cpu" in out.stdout and "on ?" not in out.stdout
+    assert "ModelNew" in out.stdout
+    data = json.loads(_verify(str(TASKS / "gelu_mul.py"), str(cand), "--json", *FAST).stdout)
+    assert data["environment"]["device"] == "cpu" and data["reasons"][0]["check"] == "signature"

@@ -158,6 +158,8 @@ class _Judgement:
         return self._result(reasons)
 
     def _result(self, reasons: list[Reason]) -> JudgeResult:
+        # Set even when no worker started (no ModelNew, a syntax error): the verdict says where.
+        self.env.setdefault("device", self.device)
         self.env.setdefault("python", platform.python_version())
         self.env.setdefault("compiler", S.compiler_version(self.cuda))
         self.env["task_metadata"] = self.meta.to_dict()
