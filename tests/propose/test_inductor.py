@@ -2,14 +2,19 @@
 
 The slow tests compile tasks with Inductor in a child process and judge the candidate
 on the CPU (about 30 s each here). The unit tests run the writer on wrapper text shaped
-like Inductor's, CUDA's included, so the Triton rewriting is checked without a GPU; the
-gpu tests judge real CUDA candidates.
+like Inductor's, CUDA's included, so the Triton rewriting is checked without a GPU, and
+on the wrapper modules each supported torch version really wrote, recorded under
+tests/fixtures/inductor/<version>/ by scripts/record_inductor_fixtures.py (pure AST
+work, so every version is tested on whichever torch is installed); the gpu tests judge
+real CUDA candidates.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
+import json
 import re
 import time
 from pathlib import Path
@@ -20,13 +25,14 @@ import torch
 
 from kernelwright.propose.base import ProposalRequest
 from kernelwright.propose.inductor import InductorProposer, Unsupported, generate_candidate
-from kernelwright.propose.inductor.capture import Capture, LaunchConfig, Variant, compile_flags
-from kernelwright.propose.inductor.standalone import TritonHelpers, build_candidate, rewrite_call
+from kernelwright.propose.inductor.capture import Capture, LaunchConfig, Variant, compile_flags, parse_capture
+from kernelwright.propose.inductor.standalone import TritonHelpers, build_candidate, parse_kernels, rewrite_call
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ROOT / "tests" / "fixtures" / "tasks"
 EXAMPLES = ROOT / "examples"
 TRITON_HELPERS = Path(torch.__file__).parent / "_inductor" / "runtime" / "triton_helpers.py"
+RECORDED = ROOT / "tests" / "fixtures" / "inductor"
 
 # --- wrapper text as Inductor writes it (torch 2.13), trimmed ------------------------
 
@@ -172,8 +178,6 @@ def test_compile_flags_keep_codegen_flags_only() -> None:
 
 def test_call_is_rewritten_with_public_torch_names() -> None:
     tree = ast.parse(CPU_WRAPPER)
-    from kernelwright.propose.inductor.standalone import parse_kernels
-
     call = rewrite_call(tree, "_call_v0", parse_kernels(tree, ""), {"addmm": "torch.addmm"})
     assert "torch.addmm(arg1_1, arg2_1, _ind_reinterpret_tensor(arg0_1, (129, 67), (1, 129), 0)" in call.source
     assert "_ind_empty_strided_cpu((37, 67)" in call.source
@@ -183,6 +187,37 @@ def test_call_is_rewritten_with_public_torch_names() -> None:
     assert call.runtime == {"torch", "_ind_empty_strided_cpu", "_ind_reinterpret_tensor"}
 
 
+def test_grouped_and_dtype_asserts_are_dropped_with_their_layouts_recorded() -> None:
+    # torch 2.14 asserts several inputs at once, just before the first kernel that reads them.
+    wrapper = CPU_WRAPPER.replace(
+        "        assert_size_stride(arg1_1, (67, ), (1, ), 'input')\n"
+        "        assert_size_stride(arg2_1, (37, 129), (129, 1), 'input')\n", "").replace(
+        "        assert_size_stride(arg0_1, (67, 129), (129, 1), 'input')\n",
+        "        assert_size_stride_grouped((arg0_1, arg1_1), ((67, 129), (67, )), ((129, 1), (1, )), 'input')\n"
+        "        assert_tensor_metadata(arg2_1, (37, 129), (129, 1), torch.float32, 'input')\n"
+        "        arg2_1 = copy_if_misaligned(arg2_1)\n")
+    tree = ast.parse(wrapper)
+    call = rewrite_call(tree, "_call_v0", parse_kernels(tree, ""), {"addmm": "torch.addmm"})
+    assert "assert_" not in call.source
+    assert "arg2_1 = _ind_copy_if_misaligned(arg2_1)" in call.source
+    assert call.layouts == {"arg0_1": ((67, 129), (129, 1)), "arg1_1": ((67,), (1,)), "arg2_1": ((37, 129), (129, 1))}
+    assert "_ind_copy_if_misaligned" in call.runtime
+
+
+def test_misaligned_inputs_are_copied_with_their_strides() -> None:
+    from kernelwright.propose.inductor import templates
+
+    scope: dict[str, Any] = {"torch": torch}
+    exec(templates.CALL_HELPERS["_ind_copy_if_misaligned"], scope)
+    copy_if_misaligned = scope["_ind_copy_if_misaligned"]
+    base = torch.arange(64, dtype=torch.float32)
+    aligned = base[:32].view(4, 8).t()
+    assert copy_if_misaligned(aligned) is aligned
+    shifted = base[1:33].view(4, 8).t()
+    copy = copy_if_misaligned(shifted)
+    assert copy.data_ptr() % 16 == 0 and copy.stride() == shifted.stride() and torch.equal(copy, shifted)
+
+
 @pytest.mark.parametrize("line, why", [
     ("buf9 = alloc_from_pool(buf1, 0, torch.float32, (4,), (1,))", "alloc_from_pool"),
     ("extern_kernels._mm_plus_mm(buf1, buf1, buf1, buf1, out=buf1)", "_mm_plus_mm"),
@@ -190,8 +225,6 @@ def test_call_is_rewritten_with_public_torch_names() -> None:
 def test_code_without_standalone_equivalent_is_unsupported(line: str, why: str) -> None:
     wrapper = CPU_WRAPPER.replace("        return (buf1, )", f"        {line}\n        return (buf1, )")
     tree = ast.parse(wrapper)
-    from kernelwright.propose.inductor.standalone import parse_kernels
-
     with pytest.raises(Unsupported, match=why):
         rewrite_call(tree, "_call_v0", parse_kernels(tree, ""), {"addmm": "torch.addmm"})
 
@@ -202,6 +235,49 @@ def _cuda_capture() -> Capture:
                       launch={"triton_per_fused__softmax_0": LaunchConfig({"XBLOCK": 8}, 8, 1, "Grid1D")})
     return Capture(device="cuda", torch_version=torch.__version__, variants=[variant], cflags=[], threads=1,
                    triton_helpers=TRITON_HELPERS.read_text())
+
+
+def _helper_closure(helpers_source: str, used: set[str]) -> set[str]:
+    """The triton_helpers definitions `used` reach, by the test's own walk of that module's names."""
+    defs: dict[str, ast.stmt] = {}
+    for node in ast.parse(helpers_source).body:
+        if isinstance(node, ast.FunctionDef):
+            defs[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Name):
+                    defs[target.id] = node
+    reached: set[str] = set()
+    todo = sorted(used)
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in defs:
+            continue
+        reached.add(name)
+        node = defs[name]
+        local = {a.arg for a in node.args.args} if isinstance(node, ast.FunctionDef) else set()
+        local |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        todo += [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id not in local]
+    return reached
+
+
+def _assert_helpers_copied(source: str, kernels: list[str], helpers_source: str) -> None:
+    """Every triton_helpers.X the kernels use, and all they use, is in the candidate as _th_X."""
+    # In the kernel functions only: their module's set_driver_to_gpu() call is not kept.
+    used = {n.attr for k in kernels for fn in ast.parse(k).body if isinstance(fn, ast.FunctionDef)
+            for n in ast.walk(fn) if isinstance(n, ast.Attribute) and ast.unparse(n.value) == "triton_helpers"}
+    expected = _helper_closure(helpers_source, used)
+    assert used <= expected, f"the kernels use helpers this torch lacks: {sorted(used - expected)}"
+    tree = ast.parse(source)
+    copied = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("_th_")}
+    copied |= {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+               for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+               if isinstance(t, ast.Name) and t.id.startswith("_th_")}
+    assert copied == {"_th_" + n for n in expected}
+    functions = [n for n in expected if f"\ndef {n}(" in helpers_source]
+    for name in functions:
+        assert f"@triton.jit\ndef _th_{name}(" in source, name
+    assert "triton_helpers" not in source
 
 
 def test_cuda_candidate_is_plain_triton_with_literal_launch_parameters() -> None:
@@ -216,10 +292,11 @@ def test_cuda_candidate_is_plain_triton_with_literal_launch_parameters() -> None
         "    triton_per_fused__softmax_0[grid](in_ptr0, out_ptr2, xnumel, r0_numel, XBLOCK=XBLOCK, "
         "num_warps=8, num_stages=1)"]
     assert "_launch_triton_per_fused__softmax_0(arg0_1, buf2, 512, 1000)" in source
-    # Inductor's helpers are copied in under _th_ names, with what they call, as plain @triton.jit.
+    # Inductor's helpers are copied in under _th_ names, with what they call, as plain
+    # @triton.jit: which ones max2 reaches is up to this torch's triton_helpers.
     assert "tmp4 = _th_max2(tmp3, 1)[:, None]" in source
-    for helper in ("_th_max2", "_th_maximum", "_th_promote_to_tensor"):
-        assert f"@triton.jit\ndef {helper}(" in source
+    assert {"max2", "maximum"} <= _helper_closure(TRITON_HELPERS.read_text(), {"max2"})
+    _assert_helpers_copied(source, [TRITON_KERNEL], TRITON_HELPERS.read_text())
     assert "from triton.language.extra import libdevice" in source
     assert "get_raw_stream" not in source and "_DeviceGuard" not in source
 
@@ -241,6 +318,109 @@ def test_triton_grid_types_beyond_1d_2d_3d_are_unsupported() -> None:
     cap.variants[0] = dataclasses.replace(cap.variants[0], launch=launch)
     with pytest.raises(Unsupported, match="CooperativeReductionGrid"):
         build_candidate(SOFTMAX_TASK, cap)
+
+
+# --- unit: the wrappers each supported torch version really wrote ------------------------
+
+
+def _recorded(path: Path) -> tuple[str, Capture]:
+    """(task source, capture) of a fixture written by scripts/record_inductor_fixtures.py."""
+    data = json.loads(path.read_text())
+    cap = data["capture"]
+    for variant in cap["variants"]:
+        variant["wrapper"] = (path.parent / variant.pop("wrapper_file")).read_text()
+    if "triton_helpers_file" in cap:
+        cap["triton_helpers"] = (path.parent / cap.pop("triton_helpers_file")).read_text()
+    return data["task_source"], parse_capture(cap)
+
+
+RECORDINGS = sorted(RECORDED.glob("*/*/*.json"))
+HELPER_VERSIONS = sorted(RECORDED.glob("*/triton_helpers.txt"))
+
+
+def _fixture_id(path: Path) -> str:
+    return path.relative_to(RECORDED).with_suffix("").as_posix()
+
+
+def _runtime_names(wrapper: ast.Module) -> set[str]:
+    """What the wrapper module binds besides its kernels: Inductor's runtime, never the candidate's."""
+    names: set[str] = set()
+    for node in wrapper.body:
+        if isinstance(node, ast.ImportFrom):
+            names |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Assign) and not ast.unparse(node.value).startswith("async_compile."):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names - {"call", "runner", "recursively_apply_fns"}
+
+
+def _free_loads(fn: ast.FunctionDef) -> set[str]:
+    stored = {a.arg for a in fn.args.args}
+    stored |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    return {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - stored
+
+
+def _asserted_inputs(wrapper: ast.Module) -> set[str]:
+    """Names of the call's tensors whose size and stride the wrapper asserts, in any version's form."""
+    out: set[str] = set()
+    for node in ast.walk(wrapper):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in (
+                "assert_size_stride", "assert_size_stride_grouped", "assert_tensor_metadata") and node.args:
+            first = node.args[0]
+            out |= {e.id for e in (first.elts if isinstance(first, ast.Tuple) else [first])
+                    if isinstance(e, ast.Name)}
+    return out
+
+
+def _check_variant(candidate: ast.Module, index: int, variant: Variant, prefix: str) -> None:
+    wrapper = ast.parse(variant.wrapper)
+    defs = {n.name: n for n in candidate.body if isinstance(n, ast.FunctionDef)}
+    call = defs[f"_call_v{index}"]
+    module_names = set(defs) | {t.id for n in candidate.body if isinstance(n, ast.Assign)
+                                for t in n.targets if isinstance(t, ast.Name)}
+    module_names |= {a.asname or a.name.split(".")[0] for n in candidate.body
+                     if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    free = _free_loads(call)
+    # No Inductor runtime name is left, and everything call code uses is defined by the candidate.
+    assert not free & (_runtime_names(wrapper) - set(parse_kernels(wrapper, ""))), free
+    assert free <= module_names | set(dir(builtins)), sorted(free - module_names)
+    # Every asserted input layout is enforced where call's arguments are gathered.
+    run = ast.unparse(defs[f"_run_v{index}"])
+    kernels = parse_kernels(wrapper, prefix)
+    layouts = rewrite_call(wrapper, "c", kernels, variant.extern).layouts
+    assert set(layouts) == _asserted_inputs(wrapper)
+    assert run.count("_ind_layout(") == len(layouts)
+    for name, cfg in variant.launch.items():
+        launcher = ast.unparse(defs[f"_launch_{prefix}{name}"])
+        assert f"num_warps={cfg.num_warps}, num_stages={cfg.num_stages}" in launcher
+        for key, value in cfg.kwargs.items():
+            assert f"{key} = {value}" in launcher or f"{key}={value}" in launcher, (name, key)
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=_fixture_id)
+def test_recorded_wrapper_becomes_a_standalone_candidate(path: Path) -> None:
+    task_source, cap = _recorded(path)
+    source = build_candidate(task_source, cap)
+    candidate = ast.parse(source)
+    assert cap.torch_version in (ast.get_docstring(candidate) or "")
+    assert "torch._C._dynamo" not in source and "torch._inductor" not in source
+    for i, variant in enumerate(cap.variants):
+        _check_variant(candidate, i, variant, f"v{i}_" if len(cap.variants) > 1 else "")
+    if cap.device == "cuda":
+        kernels = [k.source for v in cap.variants for k in parse_kernels(ast.parse(v.wrapper), "").values()]
+        _assert_helpers_copied(source, kernels, cap.triton_helpers or "")
+
+
+def test_every_supported_version_is_recorded() -> None:
+    versions = {p.relative_to(RECORDED).parts[0].rsplit(".", 1)[0] for p in RECORDINGS}
+    # 2.11 (the GPU machine's torch) is recorded there; 2.12 is not available to record.
+    assert {"2.13", "2.14"} <= versions, versions
+
+
+@pytest.mark.parametrize("helpers", HELPER_VERSIONS, ids=lambda p: p.parent.name)
+def test_triton_helpers_of_each_version_are_copied_as_plain_triton(helpers: Path) -> None:
+    cap = dataclasses.replace(_cuda_capture(), triton_helpers=helpers.read_text())
+    source = build_candidate(SOFTMAX_TASK, cap)
+    _assert_helpers_copied(source, [TRITON_KERNEL], helpers.read_text())
 
 
 # --- the proposer's failures are proposals, never exceptions ----------------------------

@@ -24,6 +24,7 @@ shapes (dynamic=False), and so does the candidate, which dispatches on input sha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -123,7 +124,7 @@ def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: in
             tail = " ".join(err.decode(errors="replace").strip().splitlines()[-3:])[-300:]
             raise InductorError(f"the torch.compile process died (exit code {proc.returncode})"
                                 + (f": {tail}" if tail else ""))
-        return _parse(json.loads(out_path.read_text()))
+        return parse_capture(json.loads(out_path.read_text()))
 
 
 def _child_env(root: Path) -> dict[str, str]:
@@ -159,7 +160,8 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _parse(data: dict[str, Any]) -> Capture:
+def parse_capture(data: dict[str, Any]) -> Capture:
+    """A Capture from the child's JSON (or `capture_json`'s); InductorError if the child failed."""
     if not data.get("ok"):
         raise InductorError(str(data.get("failure") or "torch.compile failed for an unknown reason"))
     variants = [Variant(inputs=v["inputs"], wrapper=v["wrapper"], args=v["args"], output=v["output"],
@@ -169,6 +171,13 @@ def _parse(data: dict[str, Any]) -> Capture:
     return Capture(device=data["device"], torch_version=data["torch"], variants=variants,
                    cflags=data.get("cflags", []), threads=int(data["threads"]),
                    triton_helpers=data.get("triton_helpers"))
+
+
+def capture_json(cap: Capture) -> dict[str, Any]:
+    """The JSON form of a capture that `parse_capture` reads back (recorded test fixtures use it)."""
+    return {"ok": True, "device": cap.device, "torch": cap.torch_version, "threads": cap.threads,
+            "cflags": list(cap.cflags), "triton_helpers": cap.triton_helpers,
+            "variants": [dataclasses.asdict(v) for v in cap.variants]}
 
 
 def compile_flags(command: str | list[str]) -> list[str]:

@@ -40,14 +40,21 @@ _CALL_NAMES = {
     "device": "torch.device",
     "empty_strided": "torch.empty_strided",
     "empty_strided_cpu": "_ind_empty_strided_cpu",
+    "empty_strided_cpu_pinned": "_ind_empty_strided_cpu_pinned",
     "empty_strided_cuda": "_ind_empty_strided_cuda",
     "reinterpret_tensor": "_ind_reinterpret_tensor",
+    # Inductor's kernels may assume 16-byte aligned inputs; it copies misaligned ones first.
+    "copy_if_misaligned": "_ind_copy_if_misaligned",
     "inf": "math.inf",
     "nan": "math.nan",
     "math": "math",
     "torch": "torch",
 }
-_DROPPED_CALLS = frozenset({"assert_size_stride", "assert_alignment"})
+# Runtime checks of what forward already guarantees (sizes, strides, dtypes, alignment of
+# buffers it allocates); the input layouts they assert are recorded, see `_asserted_layouts`.
+# torch 2.14 writes `assert_size_stride_grouped` for several inputs checked at once.
+_DROPPED_CALLS = frozenset({"assert_size_stride", "assert_size_stride_grouped", "assert_tensor_metadata",
+                            "assert_alignment"})
 _SCALAR_TYPES = {"int64_t": "int", "int32_t": "int", "int": "int", "long": "int", "bool": "int",
                  "double": "float", "float": "float"}
 _CPP_SCALAR = {"int": "int64_t", "float": "double"}
@@ -276,15 +283,40 @@ class _CallRewriter(ast.NodeTransformer):
         return node
 
     def _record_layout(self, call: ast.Call) -> None:
-        if ast.unparse(call.func) != "assert_size_stride" or len(call.args) < 3:
-            return
-        if not isinstance(call.args[0], ast.Name):
-            return
-        try:
-            size, stride = ast.literal_eval(call.args[1]), ast.literal_eval(call.args[2])
-        except ValueError:
-            return  # symbolic sizes: nothing to guarantee statically
-        self.layouts[call.args[0].id] = (tuple(size), tuple(stride))
+        self.layouts.update(_asserted_layouts(ast.unparse(call.func), call.args))
+
+
+def _literal_layout(size: ast.expr, stride: ast.expr) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    try:
+        return tuple(ast.literal_eval(size)), tuple(ast.literal_eval(stride))
+    except ValueError:
+        return None  # symbolic sizes: nothing to guarantee statically
+
+
+def _asserted_layouts(fname: str, args: list[ast.expr]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """name -> (size, stride) that an assert call of the generated code checks, where literal.
+
+    `assert_size_stride(x, size, stride, ...)` and `assert_tensor_metadata(x, size,
+    stride, dtype, ...)` check one tensor; `assert_size_stride_grouped((x, y), (sx, sy),
+    (tx, ty), ...)` checks several at once.
+    """
+    if fname not in ("assert_size_stride", "assert_tensor_metadata", "assert_size_stride_grouped") \
+            or len(args) < 3:
+        return {}
+    names, sizes, strides = args[0], args[1], args[2]
+    if fname == "assert_size_stride_grouped" and isinstance(names, ast.Tuple):
+        if not (isinstance(sizes, ast.Tuple) and isinstance(strides, ast.Tuple)
+                and len(names.elts) == len(sizes.elts) == len(strides.elts)):
+            return {}
+        triples = list(zip(names.elts, sizes.elts, strides.elts))
+    else:
+        triples = [(names, sizes, strides)]
+    out = {}
+    for name, size, stride in triples:
+        layout = _literal_layout(size, stride)
+        if isinstance(name, ast.Name) and layout is not None:
+            out[name.id] = layout
+    return out
 
 
 def rewrite_call(tree: ast.Module, name: str, kernels: dict[str, _Kernel], extern: dict[str, str]) -> _Call:
@@ -627,10 +659,7 @@ def build_candidate(task_source: str, cap: Capture) -> str:
     parts = _collect(cap)
     kernel_imports, kernel_code, build_note = _kernel_code(cap, parts)
     runtime = set().union(*(c.runtime for c in parts.calls))
-    helpers = [T.EMPTY_STRIDED.format(device=h.rsplit("_", 1)[1]) for h in sorted(runtime)
-               if h.startswith("_ind_empty_strided_")]
-    helpers += [T.REINTERPRET] if "_ind_reinterpret_tensor" in runtime else []
-    helpers += [T.BIAS_ADDMM] if "_ind_bias_addmm" in runtime else []
+    helpers = [T.CALL_HELPERS[h] for h in sorted(runtime) if h in T.CALL_HELPERS]
     calls = "".join(f"\n\n{c.source}\n" + _run_function(i, v, c)
                     for i, (v, c) in enumerate(zip(cap.variants, parts.calls)))
     generated = kernel_code + calls

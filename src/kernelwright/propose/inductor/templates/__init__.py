@@ -45,8 +45,8 @@ def _ind_key(inputs):
 
 EMPTY_STRIDED = '''
 
-def _ind_empty_strided_{device}(size, stride, dtype):
-    return torch.empty_strided(size, stride, dtype=dtype, device="{device}")
+def _ind_empty_strided_{name}(size, stride, dtype):
+    return torch.empty_strided(size, stride, dtype=dtype, {options})
 '''
 
 REINTERPRET = '''
@@ -64,6 +64,26 @@ def _ind_bias_addmm(inp, mat1, mat2, *, out=None, alpha=1, beta=1):
         return torch.addmm(inp[0], mat1, mat2, out=out, alpha=alpha, beta=beta)
     return torch.addmm(inp, mat1, mat2, out=out, alpha=alpha, beta=beta)
 '''
+
+COPY_IF_MISALIGNED = '''
+
+def _ind_copy_if_misaligned(t):
+    """t itself when its data is 16-byte aligned, as the kernels may assume, else a copy with its strides."""
+    if t.data_ptr() % 16 == 0:
+        return t
+    extent = sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1 if t.numel() else 0
+    return torch.as_strided(torch.as_strided(t, (extent,), (1,)).clone(), t.shape, t.stride())
+'''
+
+# The helper each `_ind_` name in rewritten call code needs, pasted in only when used.
+CALL_HELPERS = {
+    "_ind_empty_strided_cpu": EMPTY_STRIDED.format(name="cpu", options='device="cpu"'),
+    "_ind_empty_strided_cpu_pinned": EMPTY_STRIDED.format(name="cpu_pinned", options='device="cpu", pin_memory=True'),
+    "_ind_empty_strided_cuda": EMPTY_STRIDED.format(name="cuda", options='device="cuda"'),
+    "_ind_reinterpret_tensor": REINTERPRET,
+    "_ind_bias_addmm": BIAS_ADDMM,
+    "_ind_copy_if_misaligned": COPY_IF_MISALIGNED,
+}
 
 CPU_LOAD = '''
 
