@@ -44,14 +44,13 @@ def test_neighbours_respect_limits():
 
 
 def test_mutate_changes_one_or_two_parameters_and_says_which():
-    rng = random.Random(0)
-    new, note = mutate(TRITON, rng)
-    assert new != TRITON and " -> " in note
-    changed = [(a.name, a.value, b.value) for a, b in zip(find_tunables(TRITON), find_tunables(new))
-               if a.value != b.value]
-    assert 1 <= len({c[0] for c in changed}) <= 2
-    for name, old, value in changed:
-        assert value in (old // 2, old * 2)
+    for seed in range(8):
+        new, note = mutate(TRITON, random.Random(seed))
+        assert new != TRITON and " -> " in note
+        changed = [(a, b.value) for a, b in zip(find_tunables(TRITON), find_tunables(new)) if a.value != b.value]
+        assert 1 <= len({a.name for a, _ in changed}) <= 2
+        for old, value in changed:
+            assert value in neighbours(old) and f"{old.name} {old.value} -> {value}" in note
 
 
 def test_same_named_definitions_move_together():

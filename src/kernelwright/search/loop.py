@@ -41,6 +41,7 @@ from kernelwright.task.metadata import TaskError
 
 REPAIRS_PER_KERNEL = 2  # repair attempts on one rejected kernel before translating afresh
 MAX_IDLE_FAILURES = 6  # consecutive source-less proposals from one proposer before it is benched
+PARENT_DRAWS = 8  # parents drawn for one proposal before a stage is given up as having nothing left
 
 
 @dataclass(frozen=True)
@@ -169,15 +170,18 @@ class Search:
             eligible = self._eligible(stage)
             if not eligible:
                 continue
-            request, island = self._request(stage)
-            if request is None:
-                continue
-            # A proposer that can tell it has nothing for this request (mutation of a kernel
-            # with no tunable literal) is skipped rather than spending a proposal on a failure.
-            choices = [wp for wp in eligible if getattr(wp.proposer, "applicable", lambda r: True)(request)]
-            if choices:
-                wp = self.rng.choices(choices, weights=[c.weight for c in choices])[0]
-                return wp, request, island
+            # Parents are drawn at random: one whose neighbourhood a proposer has used up
+            # must not end the search while other members still have something to offer.
+            for _ in range(PARENT_DRAWS if stage in ("optimize", "crossover") else 1):
+                request, island = self._request(stage)
+                if request is None:
+                    break
+                # A proposer that can tell it has nothing for this request (mutation of a kernel
+                # with no tunable literal) is skipped rather than spending a proposal on a failure.
+                choices = [wp for wp in eligible if getattr(wp.proposer, "applicable", lambda r: True)(request)]
+                if choices:
+                    wp = self.rng.choices(choices, weights=[c.weight for c in choices])[0]
+                    return wp, request, island
         return None
 
     def _stages(self) -> list[str]:

@@ -3,8 +3,9 @@
 Inductor's wrapper module is parsed with `ast`, never executed here. What the
 candidate keeps of it:
 
-- the kernels: C++ (`async_compile.cpp_pybinding`) becomes one torch extension whose
-  ops call each kernel, built with the compiler flags Inductor used; Triton
+- the kernels: C++ (`async_compile.cpp_pybinding`) becomes one shared library, built
+  with the compiler flags Inductor used and called through ctypes, whose OpenMP team
+  cap and loop chunks are named launch knobs; Triton
   (`async_compile.triton`) becomes plain `@triton.jit` functions, with the Inductor
   helpers they use copied in and one launcher per kernel that states its block sizes,
   warps and stages as literals;
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import hashlib
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -58,8 +58,15 @@ _DROPPED_CALLS = frozenset({"assert_size_stride", "assert_size_stride_grouped", 
 _SCALAR_TYPES = {"int64_t": "int", "int32_t": "int", "int": "int", "long": "int", "bool": "int",
                  "double": "float", "float": "float"}
 _CPP_SCALAR = {"int": "int64_t", "float": "double"}
+_CTYPES_SCALAR = {"int": "ctypes.c_int64", "float": "ctypes.c_double"}
 _EXTERN_C = re.compile(r'extern\s+"C"\s+((?:__attribute__\s*\(\([^\n]*?\)\)\s*)?void\s+kernel\s*\()')
 _OMP_PARALLEL = re.compile(r"(?m)^([ \t]*#[ \t]*pragma[ \t]+omp[ \t]+parallel\b(?![^\n]*num_threads)[^\n\\]*)$")
+_OMP_TEAM = re.compile(r"(?m)^([ \t]*#[ \t]*pragma[ \t]+omp[ \t]+parallel\b[^\n]*?)[ \t]*num_threads\((\d+)\)")
+_OMP_FOR = re.compile(r"[ \t]*#[ \t]*pragma[ \t]+omp[ \t]+for\b(?![^\n]*\bschedule\b)"
+                      r"(?:[^\n]*?\bcollapse\((?P<collapse>\d+)\))?[^\n\\]*")
+_CPP_FOR = re.compile(r"[ \t]*for\(\s*int64_t\s+(?P<var>\w+)\s*=\s*(?P<start>[^;]+);\s*(?P=var)\s*<\s*(?P<stop>[^;]+);"
+                      r"\s*(?P=var)\s*\+=\s*(?P<step>.+)\)\s*$")
+_CPP_INT = re.compile(r"static_cast<int64_t>\((-?\d+)L{0,2}\)|(-?\d+)L{0,2}")
 _MAX_Y_GRID = 65535  # CUDA's limit on gridDim.y; Inductor spills larger grids into z
 
 
@@ -351,8 +358,69 @@ def rewrite_call(tree: ast.Module, name: str, kernels: dict[str, _Kernel], exter
 # ---------------------------------------------------------------- C++ kernels
 
 
-def _cpp_kernel_body(kernel: _Kernel, threads: int) -> tuple[str, list[str]]:
-    """(the kernel in its own namespace as a C++ function `kernel`, extra #include lines)."""
+def _cpp_int(expr: str) -> int | None:
+    """The value of an integer literal as Inductor writes loop bounds (`static_cast<int64_t>(16L)`)."""
+    m = _CPP_INT.fullmatch(expr.strip())
+    return int(m.group(1) or m.group(2)) if m else None
+
+
+def _trip_count(line: str) -> int | None:
+    """Iterations of a `for(int64_t x=A; x<B; x+=S)` line with literal A, B, S (else None)."""
+    m = _CPP_FOR.match(line)
+    if m is None:
+        return None
+    start, stop, step = (_cpp_int(m.group(g)) for g in ("start", "stop", "step"))
+    if start is None or stop is None or step is None or step <= 0:
+        return None
+    return max(0, -(-(stop - start) // step))
+
+
+def _loop_iterations(lines: list[str], first: int, depth: int) -> int | None:
+    """Iterations of the `depth` loops collapsed into one `omp for`, read from the lines after it."""
+    total, found = 1, 0
+    for line in lines[first:]:
+        if found == depth:
+            break
+        if line.strip() == "{":  # Inductor opens a brace between collapsed loops
+            continue
+        trips = _trip_count(line)
+        if trips is None:
+            return None
+        total, found = total * trips, found + 1
+    return total if found == depth else None
+
+
+def _omp_knobs(text: str, threads: int, first: int) -> tuple[str, list[str]]:
+    """(the kernel with each sizable `omp for` given a named static chunk, the knobs' definitions).
+
+    Inductor's `#pragma omp for` splits the iterations into one contiguous block per
+    thread; `schedule(static, C)` with C = ceil(iterations / threads) is that same split,
+    and smaller chunks interleave the threads, so C is a knob from 1 to that value.
+    Loops with symbolic bounds, their own schedule, or too few iterations to split
+    differently are left as Inductor wrote them: there the knob could not be stated or
+    would change nothing.
+    """
+    lines, defs = text.split("\n"), []
+    for i, line in enumerate(lines):
+        m = _OMP_FOR.fullmatch(line)
+        if m is None or threads < 2:
+            continue
+        iterations = _loop_iterations(lines, i + 1, int(m.group("collapse") or 1))
+        chunk = -(-iterations // threads) if iterations else 0
+        if chunk < 2:
+            continue
+        name = f"OMP_CHUNK_{first + len(defs)}"
+        lines[i] = f"{line.rstrip()} schedule(static, {name})"
+        defs.append(f"constexpr int64_t {name} = {chunk};  // range 1..{chunk}")
+    return "\n".join(lines), defs
+
+
+def _cpp_kernel_body(kernel: _Kernel, threads: int, first_knob: int = 0) -> tuple[str, list[str], int]:
+    """(the kernel in its own namespace as a C++ function `kernel`, extra #include lines, chunk knobs).
+
+    Every OpenMP team is capped by `kw_ind_rt::omp_team()` (see `CPP_TEAM`), and each
+    splittable `omp for` gets a named chunk constant, numbered from `first_knob`.
+    """
     includes, body = [], []
     for line in kernel.source.splitlines():
         if line.strip().startswith("#include"):
@@ -364,47 +432,80 @@ def _cpp_kernel_body(kernel: _Kernel, threads: int) -> tuple[str, list[str]]:
     text, found = _EXTERN_C.subn(r"\1", text)
     if found != 1 or 'extern "C"' in text:
         raise Unsupported(f"C++ kernel {kernel.name} is not a single extern \"C\" void kernel(...)")
-    if threads > 1:
-        text = _OMP_PARALLEL.sub(rf"\1 num_threads(kw_ind_rt::omp_team({threads}))", text)
-    return f"namespace kw_ind_{kernel.name} {{\n{text}\n}}  // namespace kw_ind_{kernel.name}\n", includes
+    # Inductor's own team size is the thread count it generated for, which is the cap.
+    text = _OMP_TEAM.sub(lambda m: m.group(1) if m.group(2) == str(threads) else m.group(0), text)
+    text = _OMP_PARALLEL.sub(r"\1 num_threads(kw_ind_rt::omp_team())", text)
+    text, knobs = _omp_knobs(text, threads, first_knob)
+    consts = "".join(f"{d}\n" for d in knobs)
+    return (f"namespace kw_ind_{kernel.name} {{\n{consts}{text}\n}}  // namespace kw_ind_{kernel.name}\n",
+            includes, len(knobs))
 
 
-def _cpp_binding(kernel: _Kernel) -> tuple[str, str]:
-    """(a C++ function taking tensors and scalars that calls the kernel, its op schema)."""
-    params, schema, call = [], [], []
+@dataclass(frozen=True)
+class _Entry:
+    """A kernel's C entry point in the shared library and the ctypes types of its parameters."""
+
+    name: str  # the Python name the call code uses
+    symbol: str
+    argtypes: list[str]  # ctypes type names
+    pointers: list[bool]  # which parameters take a tensor's data pointer
+
+
+def _cpp_binding(kernel: _Kernel) -> tuple[str, _Entry]:
+    """(an `extern "C"` entry taking raw pointers and scalars that calls the kernel, its entry).
+
+    C++ exceptions (Inductor's integer-division check) must not unwind through ctypes:
+    the entry returns 1 and keeps the message for `kw_ind_error()`.
+    """
+    params, call, argtypes, pointers = [], [], [], []
     for i, t in enumerate(kernel.argtypes):
         t = " ".join(t.split())
         if t.endswith("*"):
-            params.append(f"const at::Tensor& a{i}")
-            schema.append(f"Tensor a{i}" if t.startswith("const ") else f"Tensor(a{i}!) a{i}")
-            call.append(f"reinterpret_cast<{t}>(a{i}.data_ptr())")
+            params.append(f"{t} a{i}")
+            call.append(f"a{i}")
+            argtypes.append("ctypes.c_void_p")
+            pointers.append(True)
         elif t in _SCALAR_TYPES:
             kind = _SCALAR_TYPES[t]
             params.append(f"{_CPP_SCALAR[kind]} a{i}")
-            schema.append(f"{kind} a{i}")
             call.append(f"static_cast<{t}>(a{i})")
+            argtypes.append(_CTYPES_SCALAR[kind])
+            pointers.append(False)
         else:
             raise Unsupported(f"C++ kernel {kernel.name} takes an argument of type {t!r}")
-    fn = (f"void {kernel.name}({', '.join(params)}) {{\n"
-          f"    kw_ind_{kernel.name}::kernel({', '.join(call)});\n}}\n")
-    return fn, f"{kernel.name}({', '.join(schema)}) -> ()"
+    symbol = f"kw_{kernel.name}"
+    fn = T.CPP_ENTRY.format(symbol=symbol, params=", ".join(params), name=kernel.name, args=", ".join(call))
+    return fn, _Entry(kernel.name, symbol, argtypes, pointers)
 
 
-def cpp_unit(kernels: list[_Kernel], threads: int) -> tuple[str, str]:
-    """(the extension's C++ source, its namespace): kernels, bindings and their op registrations."""
-    parts, bindings, defs, includes = [], [], [], []
+def cpp_unit(kernels: list[_Kernel], threads: int) -> tuple[str, list[_Entry]]:
+    """(the shared library's C++ source, its entry points): kernels and their `extern "C"` entries."""
+    parts, entries, includes, knobs = [], [], [], 0
     for k in kernels:
-        body, inc = _cpp_kernel_body(k, threads)
+        body, inc, n = _cpp_kernel_body(k, threads, knobs)
         parts.append(body)
+        knobs += n
         includes += [i for i in inc if i not in includes]
-        fn, schema = _cpp_binding(k)
-        bindings.append(fn)
-        defs.append(f'    m.def("{schema}", &{k.name});')
-    code = "\n".join(parts) + "\n" + "\n".join(bindings)
-    namespace = "kw_inductor_" + hashlib.sha256(code.encode()).hexdigest()[:12]
-    prelude = T.CPP_PRELUDE.format(includes="\n".join(includes), threads=threads)
-    registry = f"TORCH_LIBRARY({namespace}, m) {{\n" + "\n".join(defs) + "\n}\n"
-    return prelude + "\n" + code + "\n" + registry, namespace
+        fn, entry = _cpp_binding(k)
+        parts.append(fn)
+        entries.append(entry)
+    code = "\n".join(parts)
+    # The team cap is a knob only where some kernel runs a parallel region.
+    team = T.CPP_TEAM.format(threads=threads) if "kw_ind_rt::omp_team()" in code else ""
+    return T.CPP_PRELUDE.format(includes="".join(f"{i}\n" for i in includes), team=team) + "\n" + code, entries
+
+
+def _cpu_kernel_code(cap: Capture, kernels: list[_Kernel]) -> tuple[list[str], str, str]:
+    """(imports, code building the C++ kernels as a shared library and wrapping each for `call`, a sentence)."""
+    source, entries = cpp_unit(kernels, cap.threads)
+    code = [f"\n\n_IND_CPP = {_string_literal(source)}\n", T.CPU_LOAD.format(cflags=_list_literal(cap.cflags))]
+    for e in entries:
+        params = [f"a{i}" for i in range(len(e.argtypes))]
+        args = [f"{p}.data_ptr()" if ptr else p for p, ptr in zip(params, e.pointers)]
+        code.append(T.CPU_ENTRY.format(symbol=e.symbol, name=e.name, argtypes=", ".join(e.argtypes),
+                                       params=", ".join(params), args=", ".join(args)))
+    imports = ["import ctypes", "import hashlib", "import os", "import subprocess", "import tempfile"]
+    return imports, "".join(code), T.CPU_BUILD
 
 
 # ---------------------------------------------------------------- Triton kernels
@@ -636,12 +737,7 @@ def _kernel_code(cap: Capture, parts: _Parts) -> tuple[list[str], str, str]:
     if cap.device == "cpu":
         if not parts.cpp:
             return [], "", "It has no kernels of its own: Inductor called library ops only."
-        source, namespace = cpp_unit(parts.cpp, cap.threads)
-        ldflags = ["-fopenmp"] if "-fopenmp" in cap.cflags else []
-        code = (f"\n\n_IND_CPP = {_string_literal(source)}\n"
-                + T.CPU_LOAD.format(cflags=_list_literal(cap.cflags), namespace=namespace, ldflags=repr(ldflags))
-                + "\n" + "\n".join(f"{k.name} = torch.ops.{namespace}.{k.name}" for k in parts.cpp) + "\n")
-        return ["from torch.utils.cpp_extension import load_inline"], code, T.CPU_BUILD.format(namespace=namespace)
+        return _cpu_kernel_code(cap, parts.cpp)
     helpers = TritonHelpers(cap.triton_helpers).closure(parts.helpers) if parts.helpers else []
     code = "".join(f"\n\n{s}\n" for s in helpers + parts.triton) + "".join(f"\n\n{s}" for s in parts.launchers)
     imports = ["import triton", "import triton.language as tl"]
