@@ -465,7 +465,8 @@ def _cpp_binding(kernel: _Kernel) -> tuple[str, _Entry]:
             call.append(f"a{i}")
             argtypes.append("ctypes.c_void_p")
             pointers.append(True)
-        elif t in _SCALAR_TYPES:
+        elif t.removeprefix("const ") in _SCALAR_TYPES:  # a scalar passed by value: const changes nothing
+            t = t.removeprefix("const ")
             kind = _SCALAR_TYPES[t]
             params.append(f"{_CPP_SCALAR[kind]} a{i}")
             call.append(f"static_cast<{t}>(a{i})")

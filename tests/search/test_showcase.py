@@ -1,0 +1,34 @@
+"""The main job without an API key: Inductor's C++ kernel, then mutate's children of it, judged on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernelwright.search.run import OptimizeRequest, optimize_task
+from kernelwright.store import Store
+
+TASK = Path(__file__).parent.parent / "fixtures" / "tasks" / "gelu_mul.py"
+
+
+@pytest.mark.slow
+def test_inductor_then_mutate_children_with_their_lineage(tmp_path: Path) -> None:
+    with Store(tmp_path / "kw.db") as store:
+        req = OptimizeRequest(task=TASK, models=["inductor", "mutate"], budget=4, device="cpu",
+                              out_dir=tmp_path / "out", parallel=1, seed=3, compile_baseline=False)
+        summary = optimize_task(req, store)
+        cands = store.candidates(summary["run_id"])
+        assert summary["stop_reason"] == "proposal budget of 4 spent", summary
+        [root] = [c for c in cands if c.proposer == "inductor"]
+        children = [c for c in cands if c.proposer == "mutate"]
+        assert root.verdict == "accepted", root.reasons
+        assert len(children) == 3 and all(c.source and c.verdict == "accepted" for c in children), \
+            [(c.failure, c.reasons) for c in children]
+        ids = {c.id for c in cands}
+        for child in children:
+            # Each child names the knob it moved, and descends from Inductor's kernel.
+            assert child.note and "OMP_" in child.note and " -> " in child.note, child.note
+            lineage = [c.id for c in store.lineage(child.id)]
+            assert lineage and set(lineage) <= ids and lineage[-1] == root.id
+        assert len({c.source for c in children} | {root.source}) == 4  # no source proposed twice
