@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from kernelwright.propose.base import Parent, ProposalRequest
-from kernelwright.propose.mutate import MutationProposer, find_tunables, mutate, neighbours
+from kernelwright.propose.mutate import MutationProposer, find_tunables, has_fresh_step, mutate, neighbours, steps
 
 TRITON = '''
 BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 32
@@ -83,3 +83,46 @@ def test_applicable_only_with_a_tunable_parent():
 def test_constexpr_derived_from_the_shape_is_not_a_knob():
     src = "def k(x, XBLOCK: tl.constexpr):\n    R0_BLOCK: tl.constexpr = 1024\n\nXBLOCK = 8\n"
     assert [(t.name, t.value) for t in find_tunables(src)] == [("XBLOCK", 8)]
+
+
+RANGED = '''
+constexpr int OMP_TEAM_CAP = 4;  // range 1..4
+constexpr int64_t OMP_CHUNK_0 = 97984;  // range 1..97984
+constexpr int64_t OMP_CHUNK_1 = 200000;
+'''
+
+
+def test_a_stated_range_bounds_the_knob_and_allows_large_values():
+    found = {t.name: t for t in find_tunables(RANGED)}
+    # Without a range, 97984 would be a size, not a knob; with one it is a chunk.
+    assert set(found) == {"OMP_TEAM_CAP", "OMP_CHUNK_0"}
+    assert found["OMP_TEAM_CAP"].bounds == (1, 4) and neighbours(found["OMP_TEAM_CAP"]) == [2]
+    # Halved and doubled whatever the value, clamped so that the range's end stays reachable.
+    assert neighbours(found["OMP_CHUNK_0"]) == [48992]
+    [mid] = [t for t in find_tunables(RANGED.replace("= 97984;", "= 30001;")) if t.name == "OMP_CHUNK_0"]
+    assert neighbours(mid) == [15000, 60002]
+    [top] = [t for t in find_tunables(RANGED.replace("= 97984;", "= 60000;")) if t.name == "OMP_CHUNK_0"]
+    assert neighbours(top) == [30000, 97984]
+    assert find_tunables("constexpr int OMP_TEAM_CAP = 1;  // range 1..1\n")[0].bounds == (1, 1)
+    assert neighbours(find_tunables("constexpr int OMP_TEAM_CAP = 1;  // range 1..1\n")[0]) == []
+
+
+def test_steps_enumerate_every_one_and_two_knob_move():
+    assert sorted(note for _, note in steps(RANGED, 1)) == ["OMP_CHUNK_0 97984 -> 48992", "OMP_TEAM_CAP 4 -> 2"]
+    [(both, note)] = steps(RANGED, 2)
+    assert note == "OMP_CHUNK_0 97984 -> 48992, OMP_TEAM_CAP 4 -> 2"
+    assert "OMP_TEAM_CAP = 2;" in both and "OMP_CHUNK_0 = 48992;" in both
+
+
+def test_applicable_until_every_step_of_the_parent_was_proposed():
+    p = MutationProposer()
+    req = ProposalRequest("task", "t", "c", "cpu", "optimize", parents=(Parent("c-1", RANGED, "accepted"),))
+    sources = set()
+    for seed in range(3):
+        assert p.applicable(req)
+        prop = p.propose(ProposalRequest(**{**req.__dict__, "seed": seed}))
+        assert prop.source and prop.source not in sources and prop.parent_ids == ("c-1",)
+        sources.add(prop.source)
+    # Three moves exist (each knob alone, both): all proposed, so none is left for this parent.
+    assert not p.applicable(req) and not has_fresh_step(RANGED, sources | {RANGED})
+    assert p.propose(req).failure
