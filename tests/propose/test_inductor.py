@@ -297,6 +297,7 @@ def test_cuda_candidate_is_plain_triton_with_literal_launch_parameters() -> None
     assert "tmp4 = _th_max2(tmp3, 1)[:, None]" in source
     assert {"max2", "maximum"} <= _helper_closure(TRITON_HELPERS.read_text(), {"max2"})
     _assert_helpers_copied(source, [TRITON_KERNEL], TRITON_HELPERS.read_text())
+    _check_variant(ast.parse(source), 0, _cuda_capture().variants[0], "")  # what recorded CUDA wrappers get
     assert "from triton.language.extra import libdevice" in source
     assert "get_raw_stream" not in source and "_DeviceGuard" not in source
 
@@ -389,11 +390,14 @@ def _check_variant(candidate: ast.Module, index: int, variant: Variant, prefix: 
     layouts = rewrite_call(wrapper, "c", kernels, variant.extern).layouts
     assert set(layouts) == _asserted_inputs(wrapper)
     assert run.count("_ind_layout(") == len(layouts)
+    # Each Triton launcher states the captured config as literals: warps, stages, and the
+    # value of every constexpr block size the kernel takes.
     for name, cfg in variant.launch.items():
         launcher = ast.unparse(defs[f"_launch_{prefix}{name}"])
         assert f"num_warps={cfg.num_warps}, num_stages={cfg.num_stages}" in launcher
-        for key, value in cfg.kwargs.items():
-            assert f"{key} = {value}" in launcher or f"{key}={value}" in launcher, (name, key)
+        params = defs[prefix + name].args.args
+        for key in [p.arg for p in params if p.annotation is not None and "constexpr" in ast.unparse(p.annotation)]:
+            assert f"{key} = {cfg.kwargs[key]}" in launcher, (name, key)
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=_fixture_id)
