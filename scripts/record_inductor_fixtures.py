@@ -129,10 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     print(f"wrote {record_triton_helpers(args.out)}", flush=True)
     lines: list[str] = []
-    with ThreadPoolExecutor(args.jobs) as pool:  # each capture is its own child process
-        for line in pool.map(lambda job: record(*job), jobs):
-            print(line, flush=True)
-            lines.append(line)
+    # Each capture is its own child process. CPU captures run side by side; CUDA ones one
+    # at a time, so that autotuning benchmarks never share the GPU and pick what they would alone.
+    with ThreadPoolExecutor(args.jobs) as cpu_pool, ThreadPoolExecutor(1) as gpu_pool:
+        futures = [(gpu_pool if job[2] == "cuda" else cpu_pool).submit(record, *job) for job in jobs]
+        for future in futures:
+            lines.append(future.result())
+            print(lines[-1], flush=True)
     print(f"{len(jobs)} captures in {time.perf_counter() - t0:.1f} s")
     return 1 if any(": no capture (" in line for line in lines) else 0
 
