@@ -1,0 +1,53 @@
+"""Phase 3: the candidate's import (its build) and its first, unchecked call (trusted side)."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from contextlib import nullcontext
+from typing import Any
+
+from kernelwright.judge import _support as S
+from kernelwright.judge._support import InputSet
+from kernelwright.judge.phases.state import JudgementState, Rejected
+from kernelwright.judge.result import Check
+from kernelwright.sandbox import buildcache
+from kernelwright.sandbox.process import Worker
+
+
+class CandidatePhase(JudgementState):
+    """Load ModelNew with the reference's weights; stage the warm-up set and call it once."""
+
+    def _load_candidate(self, cand: Worker, init: tuple[dict[str, Any], list[bytes]], weight_seed: int) -> None:
+        reply0, blobs = init
+        header = {"op": "load", "source": self.cand.source, "filename": self.cand.path.name,
+                  "build_dir": str(self.build_dir) if self.build_dir else None,
+                  "init_inputs": reply0["init_inputs"], "state": reply0["state"],
+                  "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}
+        lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
+        self.candidate_ran = True
+        with lock:
+            reply, _, _ = cand.request(header, blobs, timeout=self.opts.import_timeout_s)
+        status = reply.get("status")
+        if status == "import_failed":
+            check = Check.COMPILE if reply.get("compile_error") else Check.IMPORT
+            raise Rejected(check, S.import_sentence(reply.get("error", ""), check))
+        if status in ("construct_failed", "error"):
+            raise Rejected(Check.SIGNATURE, "ModelNew(*get_init_inputs()) failed: "
+                           + S.tail(reply.get("error", ""), 600))
+        self.phases["import"] = float(reply.get("import_s", 0.0))
+        if reply.get("state_keys"):
+            self.findings.append(f"weights: copied {reply.get('copied')} of {reply.get('state_keys')} "
+                                 "reference parameters and buffers into ModelNew by name")
+        self._integrity(reply.get("integrity"), "after import")
+
+    def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet, reply: dict[str, Any],
+                    blobs: list[bytes]) -> None:
+        """Stage the warm-up set in the candidate and call it once, unchecked (after its load)."""
+        if loaded.exception() is not None:
+            return  # the load's own failure is the verdict
+        self._stage(cand, s, reply, blobs)
+        self.prestaged.add(s.set_id)
+        reply, _, _ = cand.request({"op": "warm", "set_id": s.set_id}, timeout=self.opts.call_timeout_s)
+        if reply.get("status") != "ok":
+            raise Rejected(Check.CRASH, f"the candidate raised on its first call ({s.distribution} inputs, "
+                           "an unchecked warm-up): " + S.tail(reply.get("error", ""), 800))

@@ -1,0 +1,73 @@
+"""Phase 4: correctness trials, each set relayed from the reference and every output compared (trusted side)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from typing import Any, Iterator
+
+from kernelwright.judge import _support as S
+from kernelwright.judge._support import InputSet
+from kernelwright.judge.phases.state import JudgementState, Rejected
+from kernelwright.judge.result import Check, TrialResult
+from kernelwright.sandbox.process import Worker
+
+
+class CorrectnessPhase(JudgementState):
+    """Relay the trial sets to the candidate, run each once, compare with the float64 references."""
+
+    def _relay(self, ref: Worker, cand: Worker, plan: list[tuple[InputSet, bool]]) -> Iterator[InputSet]:
+        """Stage each (set, keep it in the reference) in order, yielding each once the candidate has it.
+
+        The reference sends the next set's inputs while the candidate takes (and runs) the
+        current one, so at most two sets are in the judge's memory at a time.
+        """
+        def fetch(s: InputSet, keep_in_ref: bool) -> tuple[dict[str, Any], list[bytes]]:
+            return self._ref_request(ref, {"op": "inputs", "set_id": s.set_id, "drop": not keep_in_ref})
+
+        todo = [(s, keep) for s, keep in plan if s.set_id not in self.prestaged]
+        with ThreadPoolExecutor(1, thread_name_prefix="kw-relay") as ex:
+            ahead = ex.submit(fetch, *todo[0]) if todo else None
+            done = 0
+            for s, _ in plan:
+                if s.set_id in self.prestaged:  # the candidate has it already (its warm-up set)
+                    yield s
+                    continue
+                assert ahead is not None  # submitted for every set before it is reached
+                reply, blobs = ahead.result()
+                done += 1
+                ahead = ex.submit(fetch, *todo[done]) if done < len(todo) else None
+                self._stage(cand, s, reply, blobs)
+                yield s
+
+    def _correctness(self, ref: Worker, cand: Worker) -> None:
+        # The reference keeps what baselines need (the warm-up set, timing sets);
+        # the candidate keeps the warm-up set and timing sets; trial sets are
+        # dropped after use so large tasks fit in memory.
+        warm = self._warm_set()
+        timing_sets = [s for s in self.sets.values() if s.variant == "timing"]
+        trial_sets = [s for s in self.sets.values() if s.variant != "timing"]
+        self.rng.shuffle(trial_sets)
+        plan = [(s, True) for s in timing_sets] + [(s, s.set_id == warm) for s in trial_sets]
+        # closing(): a rejection mid-way must wait for the fetch in flight before the judge
+        # goes on to close the workers, never leave it reading a closed pipe.
+        with closing(self._relay(ref, cand, plan)) as relayed:
+            self._run_trials(cand, (s for s in relayed if s.variant != "timing"), warm)
+
+    def _run_trials(self, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
+        for i, s in enumerate(trials):
+            reply, blobs, _ = cand.request({"op": "run", "set_id": s.set_id, "drop": s.set_id != warm},
+                                           timeout=self.opts.call_timeout_s)
+            if reply.get("status") != "ok":
+                raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
+                               + S.tail(reply.get("error", ""), 800))
+            out_spec = reply.get("out")
+            c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
+            self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error,
+                                           c.max_rel_error, c.scale, c.passed))
+            if not c.passed:
+                raise Rejected(c.check or Check.MISMATCH,
+                               f"trial {i} ({s.distribution} inputs, {s.variant} shape): {c.detail}")
+            if reply.get("mutated") and not self.meta.mutates_inputs:
+                raise Rejected(Check.INPUT_MUTATION, f"trial {i}: the candidate changed its inputs, "
+                               "which the task does not declare")

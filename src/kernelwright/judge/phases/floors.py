@@ -1,0 +1,52 @@
+"""The roofline floors and the kernel profile: what the device allows, and what ran (trusted side)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from kernelwright import constants as C
+from kernelwright.judge import _support as S
+from kernelwright.judge import compare as cmp
+from kernelwright.judge import kernels, roofline
+from kernelwright.judge.phases.state import JudgementState
+from kernelwright.sandbox.process import Worker
+from kernelwright.judge.inputs import input_bytes
+
+_FLOPS: dict[tuple[str, str], int] = {}  # (task source hash, device) -> FLOPs of one call
+
+
+class FloorsPhase(JudgementState):
+    """Bytes and FLOP floors against the measured ceilings; the profile's findings."""
+
+    def _floor(self, ref: Worker, speedup: float | None) -> tuple[float | None, float | None]:
+        """(bytes floor, FLOP floor) in ms. Counting FLOPs costs seconds (the FLOP counter's
+        imports) and only feeds a finding, so it runs only for clearly faster candidates."""
+        s0 = self.sets[self._warm_set()]
+        key = roofline.cache_key(self.env)
+        ceilings = self.ceilings.get(key)
+        if ceilings is None:
+            ceilings, _ = self._ref_request(ref, {"op": "ceilings"}, timeout=600)
+            ceilings = {k: v for k, v in ceilings.items() if not k.startswith("_") and k != "status"}
+            self.ceilings.put(key, ceilings)
+        flops = 0
+        if speedup is not None and speedup >= C.FLOP_CHECK_MIN_SPEEDUP:
+            # A property of the task at its default shapes, not of the candidate: counted once
+            # per task and device in this process (a search judges one task many times).
+            key = (hashlib.sha256(self.task.source.encode()).hexdigest(), self.device)
+            if key not in _FLOPS:
+                reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
+                _FLOPS[key] = int(reply.get("flops", 0))
+            flops = _FLOPS[key]
+        out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
+        moved = s0.nbytes + input_bytes(out_leaves)
+        dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
+        return roofline.floor_ms(moved, flops, dtype, ceilings, self.cuda)
+
+    def _profile(self, cand: Worker) -> None:
+        reply, _, _ = cand.request({"op": "profile", "set_id": self._warm_set()}, timeout=self.opts.call_timeout_s)
+        if reply.get("status") == "ok":
+            self.findings += kernels.findings(reply.get("rows", []), self.cuda)
+        else:
+            self.findings.append("profiling failed: " + S.tail(reply.get("error", ""), 200))

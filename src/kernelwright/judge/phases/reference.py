@@ -1,0 +1,83 @@
+"""Phase 2: the task in the reference worker: its model, the input sets and their references (trusted side)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kernelwright import constants as C
+from kernelwright.judge import _support as S
+from kernelwright.judge import compare as cmp
+from kernelwright.judge._support import InputSet
+from kernelwright.judge.inputs import fresh_seed
+from kernelwright.judge.phases.state import JudgementState
+from kernelwright.sandbox.codec import decode
+from kernelwright.sandbox.process import Worker
+from kernelwright.task.metadata import TaskError
+
+
+class ReferencePhase(JudgementState):
+    """Load the task, make every planned input set with its references, check the task is not degenerate."""
+
+    def _load_reference(self, ref: Worker, weight_seed: int) -> tuple[dict[str, Any], list[bytes]]:
+        reply, blobs = self._ref_request(ref, {
+            "op": "load", "source": self.task.source, "path": str(self.task.path.resolve()),
+            "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}, timeout=self.opts.import_timeout_s)
+        return reply, blobs
+
+    def _plan_sets(self) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
+        """(kind, distribution, variant, timing) for every set: trials, extra shapes, timing sets."""
+        dists = self.meta.distributions
+        n = max(self.opts.trials, C.MIN_TRIALS, len(dists))
+        plan = [("trial", dists[i % len(dists)], None, False) for i in range(n)]
+        plan += [("trial", "task", shape, False) for shape in self.meta.shapes]
+        if self.opts.timing:
+            plan += [("timing", "task", None, True)] * C.TIMING_INPUT_SETS
+        return plan
+
+    def _make_sets(self, ref: Worker, made_warm: Callable[[InputSet], None] | None = None) -> None:
+        """Make every planned set in the reference; `made_warm(set)` once the warm-up set exists."""
+        budget = C.TIMING_INPUT_BYTES_CAP
+        timing_refs = 0
+        for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
+            if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
+                continue
+            # Timed calls run on perturbed inputs, each checked against a reference made for
+            # exactly those inputs, so a timing set's own outputs are needed only once (for
+            # the degenerate-task check) or when the task turns perturbation off.
+            want_ref = not is_timing or not self.meta.perturb_timing_inputs or timing_refs == 0
+            timing_refs += is_timing and want_ref
+            reply, blobs = self._ref_request(ref, {
+                "op": "make_set", "set_id": set_id, "seed": fresh_seed(), "distribution": dist,
+                "variant": variant, "reference": want_ref})
+            if not want_ref:
+                self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]))
+                budget -= int(reply["nbytes"])
+                continue
+            s = InputSet(set_id, dist, "timing" if is_timing else S.variant_name(variant),
+                     int(reply["nbytes"]), decode(reply["native"], blobs))
+            if "ref64" in reply:
+                s.ref64 = decode(reply["ref64"], blobs)
+            elif set_id == 0:
+                self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")
+                                     + "): compared against the task's own precision")
+            if reply.get("mutated") and not self.meta.mutates_inputs and set_id == 0:
+                self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
+                                     "in the task metadata")
+            s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
+            budget -= s.nbytes if is_timing else 0
+            self.sets[set_id] = s
+            if made_warm is not None and s.variant == "default" and self._warm_set() == set_id:
+                made_warm(s)
+
+    def _check_degenerate(self) -> None:
+        trials = [s for s in self.sets.values() if s.variant in ("default", "timing") and s.native is not None]
+        warnings = []
+        if trials and all(cmp.zeros_would_pass(s.native, s.ref64, self.meta.rtol, self.meta.atol)
+                          for s in trials):
+            warnings.append("an all-zero output would pass this task's tolerance")
+        same = [s for s in trials if s.distribution == "task"]
+        if len(same) >= 2 and cmp.relative_change(same[0].native, same[1].native) < C.DEGENERATE_RELATIVE_CHANGE:
+            warnings.append("the reference output barely depends on its inputs")
+        if warnings and self.opts.strict_task:
+            raise TaskError("degenerate task: " + "; ".join(warnings))
+        self.findings += [f"degenerate task: {w}" for w in warnings]

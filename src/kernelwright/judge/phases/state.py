@@ -1,0 +1,106 @@
+"""What one judgement holds, and the requests every phase makes (trusted side)."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from kernelwright.judge import _support as S
+from kernelwright.judge import compare as cmp
+from kernelwright.judge import roofline, timing
+from kernelwright.judge._support import InputSet
+from kernelwright.judge.pairs import PairPool
+from kernelwright.judge.result import Check, Reason, Timing, TrialResult
+from kernelwright.sandbox.codec import decode, describe
+from kernelwright.sandbox.process import Worker
+from kernelwright.task.loader import CandidateSource, TaskSource
+from kernelwright.task.metadata import TaskError
+
+if TYPE_CHECKING:
+    from kernelwright.judge.verify import VerifyOptions
+
+
+class Rejected(Exception):
+    """Stop judging: the candidate failed a check."""
+
+    def __init__(self, check: Check | str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = Reason(check.value if isinstance(check, Check) else check, detail)
+
+
+class JudgementState:
+    """The state every phase reads and writes; the phases are mixins over it."""
+
+    build_dir: Path | None
+    ceilings: roofline.CeilingCache
+    cal: timing.Calibration
+
+    def __init__(self, task: TaskSource, cand: CandidateSource, opts: VerifyOptions, device: str,
+                 pool: PairPool | None = None) -> None:
+        self.task, self.cand, self.opts, self.device = task, cand, opts, device
+        self.pool = pool
+        self.cuda = device == "cuda"
+        self.meta = task.meta
+        self.findings: list[str] = []
+        self.trials: list[TrialResult] = []
+        self.phases: dict[str, float] = {}
+        self.env: dict[str, Any] = {}
+        self.sets: dict[int, InputSet] = {}
+        self.rng = random.Random(secrets.randbits(64))
+        self.timing: Timing | None = None
+        self.candidate_ran = False
+        self.prestaged: set[int] = set()  # sets the candidate got before the relay
+
+    # -- accounting ----------------------------------------------------------
+
+    def _phase(self, name: str, t0: float) -> None:
+        self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
+
+    @contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        """Account a sub-step of a phase (reported as phases_s["timing.<name>"] and so on)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phase(name, t0)
+
+    # -- requests every phase makes -------------------------------------------
+
+    def _ref_request(self, ref: Worker, header: dict[str, Any], blobs: list[bytes] | None = None,
+                     timeout: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+        reply, rblobs, _ = ref.request(header, blobs, timeout or self.opts.call_timeout_s)
+        if reply.get("status") != "ok":
+            raise TaskError(f"the task failed in its reference run ({header['op']}): {reply.get('error')}")
+        return reply, rblobs
+
+    def _stage(self, cand: Worker, s: InputSet, reply: dict[str, Any], blobs: list[bytes]) -> None:
+        reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": reply["inputs"]}, blobs,
+                                   timeout=self.opts.call_timeout_s)
+        if reply.get("status") != "ok":
+            raise Rejected(Check.CRASH, "staging inputs failed: " + S.tail(reply.get("error", ""), 400))
+
+    def _integrity(self, violations: Any, when: str) -> None:
+        if violations:
+            raise Rejected(Check.TAMPER, f"{when}: " + "; ".join(str(v) for v in violations[:6]))
+
+    def _compare(self, out_spec: Any, blobs: list[bytes], s: InputSet, plain: bool) -> cmp.Comparison:
+        try:
+            out = decode(out_spec, blobs)
+        except ValueError as exc:
+            return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
+                                  Check.PROTOCOL.value, f"undecodable output: {exc}")
+        if not plain:
+            return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
+                                  Check.OUTPUT_TYPE.value, "the output must be exactly torch.Tensor "
+                                  f"(a tensor, or a tuple of them), got {describe(out_spec)}")
+        return cmp.compare_tree(out, describe(out_spec), s.native, s.ref64, self.device,
+                                self.meta.rtol, self.meta.atol, s.slack)
+
+    def _warm_set(self) -> int:
+        """The set used for warm-up, FLOP counting and profiling: the first default-shape trial."""
+        return next(s.set_id for s in self.sets.values() if s.variant == "default")

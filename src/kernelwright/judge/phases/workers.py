@@ -1,0 +1,41 @@
+"""Phase 1: the two workers, taken ready from a pool or started for this verdict (trusted side)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from kernelwright.judge import _support as S
+from kernelwright.judge.pairs import PairSpec, start_pair
+from kernelwright.judge.phases.state import JudgementState
+from kernelwright.sandbox import buildcache
+from kernelwright.sandbox.process import Worker
+
+if TYPE_CHECKING:
+    from kernelwright.judge.verify import VerifyOptions
+
+
+def pair_spec(options: VerifyOptions, device: str) -> PairSpec:
+    """The workers a verdict with these options needs (what a PairPool must hold for it)."""
+    threads = options.threads or (None if device == "cuda" else max(1, S.cpu_count()))
+    return PairSpec(device, threads, options.memory_bytes)
+
+
+class WorkersPhase(JudgementState):
+    """Start (or take) the reference and candidate workers."""
+
+    def _start_workers(self) -> tuple[Worker, Worker]:
+        t0 = time.perf_counter()
+        self.build_dir = buildcache.build_dir(self.cand.source, self.device) if self.opts.build_cache else None
+        pooled = pair_spec(self.opts, self.device)
+        pair = self.pool.take(pooled) if self.pool is not None else None
+        if pair is None:
+            pair = start_pair(replace(pooled, build_cache_dir=str(self.build_dir) if self.build_dir else None))
+        else:
+            self.findings.append(f"workers: pre-started ({pair.start_s:.1f} s to start, "
+                                 "before this verdict and outside any timing)")
+        self.env.update(pair.environment)
+        self.findings += [f"sandbox: {p}" for p in pair.hardening]
+        self._phase("start", t0)
+        return pair.ref, pair.cand
