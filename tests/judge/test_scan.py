@@ -249,7 +249,7 @@ POSITIVE = [
     ("seed", "import numpy as np\nnp.random.seed(0)\n"),
     ("seed", "import torch\ng = torch.random.get_rng_state()\n"),
     ("seed", "import torch\ntorch.cuda.manual_seed_all(0)\n"),
-    ("harness", "from kernelwright.judge import harness\n"),
+    ("harness", "from kernelwright.worker import harness\n"),
     ("subprocess", "import os\nf = getattr(os, 'system')\n"),
     # embedded C/C++/CUDA
     ("cpp_thread", native("void f() { std::thread t([]{}); t.detach(); }")),

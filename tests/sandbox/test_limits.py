@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kernelwright.judge.result import Check
+from kernelwright.protocol import Op, Role, SetupRequest, Status
 from kernelwright.sandbox import limits
 from kernelwright.sandbox.process import SandboxConfig, Worker, WorkerFailure, describe_exit
 
@@ -83,31 +85,31 @@ def test_describe_exit_names_signals() -> None:
 
 
 def test_worker_that_dies_gives_a_failure_not_an_exception_storm() -> None:
-    w = Worker("candidate", SandboxConfig())
+    w = Worker(Role.CANDIDATE, SandboxConfig())
     try:
-        reply, _, _ = w.request({"op": "setup", "device": "cpu", "threads": 1}, timeout=120)
-        assert reply["status"] == "ok"
+        reply, _, _ = w.request(SetupRequest(op=Op.SETUP, device="cpu", threads=1), timeout=120)
+        assert reply["status"] == Status.OK
         # The worker runs arbitrary source through its load op; make it exit hard.
         with pytest.raises(WorkerFailure) as info:
-            w.request({"op": "load", "source": "import os\nos._exit(0)\n", "filename": "c.py",
+            w.request({"op": Op.LOAD, "source": "import os\nos._exit(0)\n", "filename": "c.py",
                        "init_inputs": {"k": "list", "items": []}, "state": {"k": "dict", "items": {}},
                        "weight_seed": 1}, timeout=60)
-        assert info.value.kind == "crash" and "exited with code 0" in info.value.detail
+        assert info.value.kind == Check.CRASH and "exited with code 0" in info.value.detail
     finally:
         w.close()
     assert not w.scratch.exists()
 
 
 def test_worker_timeout_kills_it() -> None:
-    w = Worker("candidate", SandboxConfig())
+    w = Worker(Role.CANDIDATE, SandboxConfig())
     try:
-        w.request({"op": "setup", "device": "cpu", "threads": 1}, timeout=120)
+        w.request(SetupRequest(op=Op.SETUP, device="cpu", threads=1), timeout=120)
         t0 = time.time()
         with pytest.raises(WorkerFailure) as info:
-            w.request({"op": "load", "source": "while True: pass\n", "filename": "c.py",
+            w.request({"op": Op.LOAD, "source": "while True: pass\n", "filename": "c.py",
                        "init_inputs": {"k": "list", "items": []}, "state": {"k": "dict", "items": {}},
                        "weight_seed": 1}, timeout=2)
-        assert info.value.kind == "timeout" and time.time() - t0 < 20
+        assert info.value.kind == Check.TIMEOUT and time.time() - t0 < 20
         assert w.proc.poll() is not None
     finally:
         w.close()

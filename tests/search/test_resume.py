@@ -93,5 +93,5 @@ def test_ctrl_c_exits_130_marks_the_run_interrupted_and_leaves_no_worker(tmp_pat
 
 
 def _workers() -> int:
-    out = subprocess.run(["pgrep", "-f", "kernelwright.sandbox._entry"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-f", "kernelwright.worker.entry"], capture_output=True, text=True)
     return len(out.stdout.split())

@@ -135,7 +135,7 @@ def _set_numpy_state(state: Any) -> None:
 
 
 def _inputs_for(module: Any, variant: dict[str, Any] | None) -> list[Any]:
-    from kernelwright.judge.inputs import shape_globals  # imports torch: only when needed
+    from kernelwright.worker.inputs import shape_globals  # imports torch: only when needed
 
     with shape_globals(module.__dict__, variant):
         return list(module.get_inputs())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,11 @@ class InputSet:
     ref64: Any = None
     slack: list[float] = field(default_factory=list)
 
+
+
+def fresh_seed() -> int:
+    """A seed from the OS; nothing about earlier seeds predicts it."""
+    return secrets.randbits(62)
 
 
 def slack(s: InputSet, rtol: float | None, atol: float | None) -> list[float]:
@@ -76,8 +82,8 @@ def import_sentence(error: str, check: Check) -> str:
 
 def failure_sentence(f: WorkerFailure) -> str:
     """A reason for a candidate worker that crashed, hung, ran out of memory or broke the protocol."""
-    what = {"crash": "the candidate's process crashed", "timeout": "the candidate hung",
-            "memory": "the candidate used too much memory", "protocol": "the candidate broke the protocol"}
+    what = {Check.CRASH: "the candidate's process crashed", Check.TIMEOUT: "the candidate hung",
+            Check.MEMORY: "the candidate used too much memory", Check.PROTOCOL: "the candidate broke the protocol"}
     return f"{what.get(f.kind, f.kind)}: {f.detail}"
 
 

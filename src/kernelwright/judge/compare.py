@@ -21,7 +21,7 @@ class Comparison:
     max_rel_error: float  # max |out - ref| / scale
     scale: float
     norm_error: float  # max of |out - ref| / allowed; <= 1 passes
-    check: str | None = None
+    check: Check | None = None
     detail: str = ""
 
 
@@ -140,7 +140,7 @@ def _compare_finite(o: torch.Tensor, r: torch.Tensor, tol: C.Tolerance, factor: 
         return result
     bad = norm > 1.0
     idx = _first_index(bad)
-    return Comparison(False, max_abs, max_abs / scale, scale, max_norm, Check.MISMATCH.value,
+    return Comparison(False, max_abs, max_abs / scale, scale, max_norm, Check.MISMATCH,
                       _outside_detail(int(bad.sum()), o.numel(), tol, factor, scale, max_abs, idx,
                                       o[idx].item(), r[idx].item()))
 
@@ -194,4 +194,4 @@ def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
 
 
 def _fail(check: Check, detail: str) -> Comparison:
-    return Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"), check.value, detail)
+    return Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"), check, detail)

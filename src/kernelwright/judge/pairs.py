@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernelwright import constants as C
+from kernelwright import protocol as P
 from kernelwright.sandbox import quiet
 from kernelwright.sandbox.process import SandboxConfig, Worker
 from kernelwright.task.metadata import TaskError
@@ -65,9 +66,9 @@ def spawn_pair(spec: PairSpec) -> Pair:
     """Spawn both workers (milliseconds); they start up in parallel until `finish_start`."""
     cuda = spec.device == "cuda"
     base = dict(memory_bytes=spec.memory_bytes, threads=spec.threads, cuda=cuda)
-    ref = Worker("reference", SandboxConfig(**base, drop_capabilities=False))
+    ref = Worker(P.Role.REFERENCE, SandboxConfig(**base, drop_capabilities=False))
     try:
-        cand = Worker("candidate", SandboxConfig(**base, build_cache_dir=spec.build_cache_dir))
+        cand = Worker(P.Role.CANDIDATE, SandboxConfig(**base, build_cache_dir=spec.build_cache_dir))
     except BaseException:
         ref.close()
         raise
@@ -81,7 +82,7 @@ def finish_start(pair: Pair, spec: PairSpec, background: bool = False) -> Pair:
     else in this process is being timed.
     """
     try:
-        setup = {"op": "setup", "device": spec.device, "threads": spec.threads}
+        setup = P.SetupRequest(op=P.Op.SETUP, device=spec.device, threads=spec.threads)
         with ExitStack() as stack, ThreadPoolExecutor(2) as ex:
             if background:
                 stack.enter_context(quiet.background(pair.ref))
@@ -91,7 +92,7 @@ def finish_start(pair: Pair, spec: PairSpec, background: bool = False) -> Pair:
             reply_ref, _, _ = fr.result()
             reply_cand, _, _ = fc.result()
         for reply in (reply_ref, reply_cand):
-            if reply.get("status") != "ok":
+            if reply.get("status") != P.Status.OK:
                 raise TaskError(f"a worker could not start: {reply.get('error')}")
     except BaseException:
         pair.close()

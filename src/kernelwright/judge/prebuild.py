@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from kernelwright import constants as C
+from kernelwright import protocol as P
 from kernelwright.sandbox import buildcache, quiet
 from kernelwright.sandbox.process import SandboxConfig, Worker, WorkerFailure
 
@@ -33,14 +34,15 @@ def prebuild(source: str, filename: str, device: str,
     t0 = time.perf_counter()
     bdir = buildcache.build_dir(source, device)
     try:
-        worker = Worker("candidate", SandboxConfig(build_cache_dir=str(bdir), cuda=device == "cuda"))
+        worker = Worker(P.Role.CANDIDATE, SandboxConfig(build_cache_dir=str(bdir), cuda=device == "cuda"))
     except OSError as exc:
         return PrebuildResult(False, time.perf_counter() - t0, f"could not start a worker: {exc}")
     try:
         # A compiler must not compete with a candidate being timed in the meantime.
         with buildcache.exclusive(bdir), quiet.background(worker):
-            reply, _, _ = worker.request({"op": "build", "source": source, "filename": filename}, None, timeout_s)
-        ok = reply.get("status") not in ("import_failed", "error")
+            reply, _, _ = worker.request(P.BuildRequest(op=P.Op.BUILD, source=source, filename=filename),
+                                         None, timeout_s)
+        ok = reply.get("status") not in (P.Status.IMPORT_FAILED, P.Status.ERROR)
         return PrebuildResult(ok, time.perf_counter() - t0, "" if ok else str(reply.get("error", ""))[-2000:])
     except WorkerFailure as exc:
         return PrebuildResult(False, time.perf_counter() - t0, str(exc))

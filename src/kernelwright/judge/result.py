@@ -9,7 +9,15 @@ from typing import Any
 
 
 class Check(str, enum.Enum):
-    """Why a candidate was rejected: one stable name per defense."""
+    """Why a candidate was rejected: one stable name per defense.
+
+    A `str` in every way that shows: equal to, hashed, printed and formatted as its value,
+    and written as the value in JSON (`--json`, the store), so `r.check == "mismatch"` and
+    f"{r.check}" mean what they always did.
+    """
+
+    __str__ = str.__str__
+    __format__ = str.__format__
 
     TASK = "task"
     IMPORT = "import"
@@ -38,7 +46,7 @@ class Check(str, enum.Enum):
 class Reason:
     """One reason for rejection."""
 
-    check: str
+    check: Check
     detail: str
 
 
@@ -97,7 +105,7 @@ class JudgeResult:
         return self.verdict == "accepted"
 
     @property
-    def checks(self) -> list[str]:
+    def checks(self) -> list[Check]:
         """The names of the checks that rejected the candidate."""
         return [r.check for r in self.reasons]
 

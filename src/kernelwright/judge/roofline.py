@@ -1,51 +1,19 @@
 """The physical floor: no honest kernel moves its bytes or does its FLOPs faster than the device can.
 
 Ceilings (copy bandwidth, matmul rate) are measured once per device, torch
-version and thread count, and cached as JSON under the user's cache directory.
+version and thread count, by the reference worker (`worker.ceilings`), and cached
+as JSON under the user's cache directory. This module is the judge's side: the
+cache, and the floors computed from it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
-
-import torch
 
 from kernelwright import constants as C
 from kernelwright.paths import cache_dir
-
-
-def measure_ceilings(device: str) -> dict[str, Any]:
-    """Copy bandwidth (read + write bytes per second) and matmul FLOP/s on `device`."""
-    cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    n = (256 << 20) // 4 if cuda else (64 << 20) // 4
-    src = torch.rand(n, device=device)
-    dst = torch.empty_like(src)
-
-    def best(fn: Any, reps: int) -> float:
-        fn()
-        sync()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    copy_s = best(lambda: dst.copy_(src), 10)
-    result: dict[str, Any] = {"copy_bytes_per_s": 2 * n * 4 / copy_s}
-    size = 8192 if cuda else 1024
-    dtypes = [torch.float32] + ([torch.bfloat16, torch.float16] if cuda else [])
-    for dt in dtypes:
-        a = torch.rand(size, size, device=device, dtype=dt)
-        b = torch.rand(size, size, device=device, dtype=dt)
-        s = best(lambda: torch.mm(a, b), 5)
-        result[f"matmul_flops_per_s_{str(dt).removeprefix('torch.')}"] = 2 * size**3 / s
-    return result
 
 
 def cache_key(environment: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from kernelwright import constants as C
-from kernelwright.judge.result import TimingStats
+from kernelwright import protocol as P
+from kernelwright.judge.result import Check, TimingStats
 from kernelwright.sandbox.process import Worker
 
 
@@ -37,21 +38,21 @@ class Calibration:
 class TimingError(Exception):
     """A worker failed during timing, or its timing claims are impossible."""
 
-    def __init__(self, check: str, detail: str) -> None:
+    def __init__(self, check: Check, detail: str) -> None:
         super().__init__(detail)
         self.check = check
         self.detail = detail
 
 
-def _batch(worker: Worker, target: str, set_ids: list[int], snap: bool = False,
+def _batch(worker: Worker, target: P.Target, set_ids: list[int], snap: bool = False,
            seed: int | None = None) -> tuple[float, dict[str, Any]]:
-    reply, _, wall = worker.request({"op": "time", "target": target, "set_ids": set_ids, "snap": snap,
-                                     "seed": seed})
-    if reply.get("status") != "ok":
-        raise TimingError("crash", f"the timed call raised: {reply.get('error', 'unknown error')}")
+    reply, _, wall = worker.request(P.TimeRequest(op=P.Op.TIME, target=target, set_ids=set_ids, snap=snap,
+                                                  seed=seed))
+    if reply.get("status") != P.Status.OK:
+        raise TimingError(Check.CRASH, f"the timed call raised: {reply.get('error', 'unknown error')}")
     host = reply.get("host_ms")
     if not isinstance(host, list) or len(host) != len(set_ids):
-        raise TimingError("protocol", "the worker's timing reply is malformed")
+        raise TimingError(Check.PROTOCOL, "the worker's timing reply is malformed")
     return wall * 1e3, reply
 
 
@@ -65,8 +66,8 @@ def calibrate(worker: Worker, set_id: int, perturb: bool = True) -> Calibration:
     large: list[float] = []
     for _ in range(C.CALIBRATION_REPEATS):
         seeds = (secrets.randbits(62), secrets.randbits(62)) if perturb else (None, None)
-        small.append(_batch(worker, "noop", [set_id], seed=seeds[0])[0])
-        large.append(_batch(worker, "noop", [set_id] * 16, seed=seeds[1])[0])
+        small.append(_batch(worker, P.Target.NOOP, [set_id], seed=seeds[0])[0])
+        large.append(_batch(worker, P.Target.NOOP, [set_id] * 16, seed=seeds[1])[0])
     per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
     per_batch = max(0.0, statistics.median(small) - per_call)
     return Calibration(per_batch_ms=per_batch, per_call_ms=per_call,
@@ -87,7 +88,7 @@ class Measurement:
     bound_min_ms: float  # the same for the batch that allowed the least
 
 
-def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int],
+def measure(worker: Worker, target: P.Target, calib: Calibration, warm_sets: list[int],
             timing_sets: list[int], check: Callable[[int, int, int], None] | None,
             rng: random.Random, batches: int = C.TIMING_BATCHES, perturb: bool = True) -> Measurement:
     """Warm up; for a checked target, time single calls on unseen then on seen sets; then batches.
@@ -118,14 +119,14 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
         seed = secrets.randbits(62) if perturb else None
         wall, reply = _batch(worker, target, set_ids, check is not None, seed)
         if reply.get("not_plain"):
-            raise TimingError("output_type", "a timed call returned something other than a plain "
+            raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
                               "torch.Tensor (a lazy or subclassed output)")
         n = len(set_ids)
         trusted = max(0.0, wall - calib.overhead(n)) / n
         if main:
             per_call = reply.get("event_ms") or reply["host_ms"]
             if len(per_call) != n:
-                raise TimingError("protocol", "the worker's timing reply is malformed")
+                raise TimingError(Check.PROTOCOL, "the worker's timing reply is malformed")
             claims.extend(float(x) for x in per_call)
             bounds.append(max(0.0, wall - calib.overhead(n) - 3 * calib.noise_ms * (1 + n / 16)) / n)
         # Every full batch has one output checked; single-call passes only now and
@@ -133,7 +134,7 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
         if check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE):
             j = reply.get("snapped")
             if not isinstance(j, int) or not 0 <= j < n:
-                raise TimingError("protocol", "the worker did not keep a timed output to check")
+                raise TimingError(Check.PROTOCOL, "the worker did not keep a timed output to check")
             check(set_ids[j], seed if seed is not None else -1, j)
         return trusted
 
@@ -143,7 +144,7 @@ def measure(worker: Worker, target: str, calib: Calibration, warm_sets: list[int
         # first pass is not slower merely because its data is cold.
         # Fresh and repeated calls alternate, so a burst of load on the machine
         # slows both kinds alike instead of faking a difference.
-        worker.request({"op": "touch", "set_ids": timing_sets})
+        worker.request(P.TouchRequest(op=P.Op.TOUCH, set_ids=timing_sets))
         fresh_t: list[float] = []
         repeat_t: list[float] = []
         for i, sid in enumerate(timing_sets):

@@ -18,10 +18,10 @@ import torch
 
 from kernelwright import constants as C
 from kernelwright import forms
+from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import roofline, scan
-from kernelwright.judge._support import InputSet
-from kernelwright.judge.inputs import fresh_seed
+from kernelwright.judge._support import InputSet, fresh_seed
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.phases.candidate import CandidatePhase
 from kernelwright.judge.phases.correctness import CorrectnessPhase
@@ -92,7 +92,7 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         self.findings += scan.summarize(scan.scan_source(self.cand.source))
         if self.cand.problem:
             check = Check.SIGNATURE if "ModelNew" in self.cand.problem else Check.IMPORT
-            return self._result([Reason(check.value, self.cand.problem)])
+            return self._result([Reason(check, self.cand.problem)])
         limits.become_subreaper()
         limits.protect_self()
         self.ceilings = roofline.CeilingCache()  # before any candidate code exists
@@ -105,11 +105,11 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             reasons = [r.reason]
         except WorkerFailure as f:
             if ref is not None and f is ref.failure:
-                if not self.candidate_ran or f.kind in ("memory", "timeout"):
+                if not self.candidate_ran or f.kind in (Check.MEMORY, Check.TIMEOUT):
                     raise TaskError(f"the reference worker failed while running the task: {f}") from None
                 # Once candidate code has run, it may have killed or stopped the
                 # reference (same user): that is the candidate's failure, not the task's.
-                reasons = [Reason(Check.CRASH.value, "the reference worker died while the candidate's "
+                reasons = [Reason(Check.CRASH, "the reference worker died while the candidate's "
                                   f"code was running ({f.detail}); a candidate must leave other "
                                   "processes alone (if the task itself crashes, run it alone to check)")]
             else:
@@ -148,7 +148,8 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
                 # The warm-up set goes to the candidate as soon as it exists, and its first
                 # (unchecked) call runs while the reference makes the other sets: a JIT
                 # compile at first launch (NVRTC, Triton) overlaps the reference's work.
-                reply, blobs = self._ref_request(ref, {"op": "inputs", "set_id": s.set_id, "drop": False})
+                reply, blobs = self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id,
+                                                                       drop=False))
                 first.append(ex.submit(self._first_call, cand, loaded, s, reply, blobs))
 
             try:

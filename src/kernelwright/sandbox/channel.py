@@ -19,7 +19,7 @@ import os
 import select
 import struct
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from kernelwright.constants import MAX_FRAME_BYTES
 
@@ -42,7 +42,7 @@ class Channel:
         self._recv_seq = 0
         self._deadline: float | None = None
 
-    def send(self, header: dict[str, Any], blobs: list[bytes] | None = None) -> None:
+    def send(self, header: Mapping[str, Any], blobs: list[bytes] | None = None) -> None:
         """Send a JSON-able header and optional raw blobs."""
         blobs = blobs or []
         header = dict(header, _seq=self._send_seq, _blobs=[len(b) for b in blobs])

@@ -21,9 +21,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from kernelwright import constants as C
+from kernelwright.judge.result import Check
+from kernelwright.protocol import ENTRY_MODULE, SECRET_BYTES, Role
 from kernelwright.sandbox import limits
 from kernelwright.sandbox.channel import Channel, ChannelError
 
@@ -35,9 +37,9 @@ class WorkerFailure(Exception):
     to set its traceback.
     """
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: Check, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
-        self.kind = kind  # "crash" | "timeout" | "memory" | "protocol"
+        self.kind = kind  # Check.CRASH, TIMEOUT, MEMORY or PROTOCOL
         self.detail = detail
 
 
@@ -55,25 +57,25 @@ class SandboxConfig:
 
 
 class Worker:
-    """A sandboxed interpreter running `kernelwright.sandbox._entry` with one role."""
+    """A sandboxed interpreter running `kernelwright.worker.entry` with one role."""
 
-    def __init__(self, role: str, config: SandboxConfig) -> None:
+    def __init__(self, role: Role, config: SandboxConfig) -> None:
         self.role = role
         self.config = config
         self.scratch = Path(tempfile.mkdtemp(prefix=f"kw-{role}-"))
-        self._secret = secrets.token_bytes(32)
+        self._secret = secrets.token_bytes(SECRET_BYTES)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         self._log_path = self.scratch / "worker.log"
         self._failure: WorkerFailure | None = None
-        self._killed_for: str | None = None
+        self._killed_for: Check | None = None
         self.affinity_violation: str | None = None  # set by the watchdog: the tree left its cores
         self.tag = secrets.token_hex(8)
         env = limits.scrubbed_env(self.scratch, config, self.tag)
         log = open(self._log_path, "wb")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kernelwright.sandbox._entry", role,
+                [sys.executable, "-m", ENTRY_MODULE, str(role),
                  str(to_child_r), str(from_child_w)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 pass_fds=(to_child_r, from_child_w), env=env, cwd=self.scratch,
@@ -95,7 +97,7 @@ class Worker:
 
     # -- requests -------------------------------------------------------------
 
-    def request(self, header: dict[str, Any], blobs: list[bytes] | None = None,
+    def request(self, header: Mapping[str, Any], blobs: list[bytes] | None = None,
                 timeout: float = C.CALL_TIMEOUT_S) -> tuple[dict[str, Any], list[bytes], float]:
         """Send one request; return (reply header, blobs, judge-clock seconds)."""
         if self._failure:
@@ -108,10 +110,10 @@ class Worker:
             reply, rblobs = self._chan.recv(deadline=deadline)
         except ChannelError as exc:
             if "deadline" in str(exc):
-                self._killed_for = self._killed_for or "timeout"
+                self._killed_for = self._killed_for or Check.TIMEOUT
                 self.kill()
                 raise self._record(WorkerFailure(
-                    "timeout", f"no complete answer within {timeout:.0f} s; the worker was killed")) from None
+                    Check.TIMEOUT, f"no complete answer within {timeout:.0f} s; the worker was killed")) from None
             raise self._fail_from(exc) from None
         # A reply with status "error" is an exception the worker caught: the caller decides.
         return reply, rblobs, time.perf_counter() - t0
@@ -121,10 +123,10 @@ class Worker:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._killed_for = self._killed_for or "timeout"
+                self._killed_for = self._killed_for or Check.TIMEOUT
                 self.kill()
                 raise self._record(WorkerFailure(
-                    "timeout", f"no answer within {timeout:.0f} s; the worker was killed"))
+                    Check.TIMEOUT, f"no answer within {timeout:.0f} s; the worker was killed"))
             ready, _, _ = select.select([self._read_fd], [], [], min(left, 0.5))
             if ready:
                 return
@@ -146,14 +148,14 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.kill()
             code = self.proc.wait()
-        if self._killed_for == "memory":
+        if self._killed_for == Check.MEMORY:
             return self._record(WorkerFailure(
-                "memory", f"the worker used more than {self.config.memory_bytes >> 20} MiB "
+                Check.MEMORY, f"the worker used more than {self.config.memory_bytes >> 20} MiB "
                 "of memory and was killed"))
         if isinstance(exc, ChannelError) and "closed" not in str(exc):
             self.kill()
-            return self._record(WorkerFailure("protocol", str(exc)))
-        return self._record(WorkerFailure("crash", describe_exit(code) + self._log_tail()))
+            return self._record(WorkerFailure(Check.PROTOCOL, str(exc)))
+        return self._record(WorkerFailure(Check.CRASH, describe_exit(code) + self._log_tail()))
 
     def _record(self, failure: WorkerFailure) -> WorkerFailure:
         self._failure = failure
@@ -182,7 +184,7 @@ class Worker:
             if self.proc.poll() is not None:
                 return
             if limits.group_rss_bytes(self.proc.pid) > self.config.memory_bytes:
-                self._killed_for = "memory"
+                self._killed_for = Check.MEMORY
                 self.kill()
                 return
             self._watch_affinity()

@@ -6,6 +6,7 @@ from concurrent.futures import Future
 from contextlib import nullcontext
 from typing import Any
 
+from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet
 from kernelwright.judge.phases.state import JudgementState, Rejected
@@ -19,19 +20,19 @@ class CandidatePhase(JudgementState):
 
     def _load_candidate(self, cand: Worker, init: tuple[dict[str, Any], list[bytes]], weight_seed: int) -> None:
         reply0, blobs = init
-        header = {"op": "load", "source": self.cand.source, "filename": self.cand.path.name,
-                  "build_dir": str(self.build_dir) if self.build_dir else None,
-                  "init_inputs": reply0["init_inputs"], "state": reply0["state"],
-                  "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}
+        header = P.LoadCandidateRequest(op=P.Op.LOAD, source=self.cand.source, filename=self.cand.path.name,
+                                        build_dir=str(self.build_dir) if self.build_dir else None,
+                                        init_inputs=reply0["init_inputs"], state=reply0["state"],
+                                        weight_seed=weight_seed, eval_mode=self.meta.eval_mode)
         lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
         self.candidate_ran = True
         with lock:
             reply, _, _ = cand.request(header, blobs, timeout=self.opts.import_timeout_s)
         status = reply.get("status")
-        if status == "import_failed":
+        if status == P.Status.IMPORT_FAILED:
             check = Check.COMPILE if reply.get("compile_error") else Check.IMPORT
             raise Rejected(check, S.import_sentence(reply.get("error", ""), check))
-        if status in ("construct_failed", "error"):
+        if status in (P.Status.CONSTRUCT_FAILED, P.Status.ERROR):
             raise Rejected(Check.SIGNATURE, "ModelNew(*get_init_inputs()) failed: "
                            + S.tail(reply.get("error", ""), 600))
         self.phases["import"] = float(reply.get("import_s", 0.0))
@@ -47,7 +48,7 @@ class CandidatePhase(JudgementState):
             return  # the load's own failure is the verdict
         self._stage(cand, s, reply, blobs)
         self.prestaged.add(s.set_id)
-        reply, _, _ = cand.request({"op": "warm", "set_id": s.set_id}, timeout=self.opts.call_timeout_s)
-        if reply.get("status") != "ok":
+        reply, _, _ = cand.request(P.SetRequest(op=P.Op.WARM, set_id=s.set_id), timeout=self.opts.call_timeout_s)
+        if reply.get("status") != P.Status.OK:
             raise Rejected(Check.CRASH, f"the candidate raised on its first call ({s.distribution} inputs, "
                            "an unchecked warm-up): " + S.tail(reply.get("error", ""), 800))

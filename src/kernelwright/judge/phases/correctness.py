@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Any, Iterator
 
+from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet
 from kernelwright.judge.phases.state import JudgementState, Rejected
@@ -23,7 +24,7 @@ class CorrectnessPhase(JudgementState):
         current one, so at most two sets are in the judge's memory at a time.
         """
         def fetch(s: InputSet, keep_in_ref: bool) -> tuple[dict[str, Any], list[bytes]]:
-            return self._ref_request(ref, {"op": "inputs", "set_id": s.set_id, "drop": not keep_in_ref})
+            return self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=not keep_in_ref))
 
         todo = [(s, keep) for s, keep in plan if s.set_id not in self.prestaged]
         with ThreadPoolExecutor(1, thread_name_prefix="kw-relay") as ex:
@@ -56,9 +57,9 @@ class CorrectnessPhase(JudgementState):
 
     def _run_trials(self, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
         for i, s in enumerate(trials):
-            reply, blobs, _ = cand.request({"op": "run", "set_id": s.set_id, "drop": s.set_id != warm},
+            reply, blobs, _ = cand.request(P.DropSetRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm),
                                            timeout=self.opts.call_timeout_s)
-            if reply.get("status") != "ok":
+            if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
                                + S.tail(reply.get("error", ""), 800))
             out_spec = reply.get("out")

@@ -7,12 +7,12 @@ import hashlib
 import torch
 
 from kernelwright import constants as C
+from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge import kernels, roofline
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox.process import Worker
-from kernelwright.judge.inputs import input_bytes
 
 _FLOPS: dict[tuple[str, str], int] = {}  # (task source hash, device) -> FLOPs of one call
 
@@ -27,7 +27,7 @@ class FloorsPhase(JudgementState):
         key = roofline.cache_key(self.env)
         ceilings = self.ceilings.get(key)
         if ceilings is None:
-            ceilings, _ = self._ref_request(ref, {"op": "ceilings"}, timeout=600)
+            ceilings, _ = self._ref_request(ref, P.BareRequest(op=P.Op.CEILINGS), timeout=600)
             ceilings = {k: v for k, v in ceilings.items() if not k.startswith("_") and k != "status"}
             self.ceilings.put(key, ceilings)
         flops = 0
@@ -36,17 +36,18 @@ class FloorsPhase(JudgementState):
             # per task and device in this process (a search judges one task many times).
             key = (hashlib.sha256(self.task.source.encode()).hexdigest(), self.device)
             if key not in _FLOPS:
-                reply, _ = self._ref_request(ref, {"op": "flops", "set_id": s0.set_id})
+                reply, _ = self._ref_request(ref, P.SetRequest(op=P.Op.FLOPS, set_id=s0.set_id))
                 _FLOPS[key] = int(reply.get("flops", 0))
             flops = _FLOPS[key]
         out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
-        moved = s0.nbytes + input_bytes(out_leaves)
+        moved = s0.nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
         dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
         return roofline.floor_ms(moved, flops, dtype, ceilings, self.cuda)
 
     def _profile(self, cand: Worker) -> None:
-        reply, _, _ = cand.request({"op": "profile", "set_id": self._warm_set()}, timeout=self.opts.call_timeout_s)
-        if reply.get("status") == "ok":
+        reply, _, _ = cand.request(P.SetRequest(op=P.Op.PROFILE, set_id=self._warm_set()),
+                                   timeout=self.opts.call_timeout_s)
+        if reply.get("status") == P.Status.OK:
             self.findings += kernels.findings(reply.get("rows", []), self.cuda)
         else:
             self.findings.append("profiling failed: " + S.tail(reply.get("error", ""), 200))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from kernelwright import constants as C
+from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
-from kernelwright.judge._support import InputSet
-from kernelwright.judge.inputs import fresh_seed
+from kernelwright.judge._support import InputSet, fresh_seed
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox.codec import decode
 from kernelwright.sandbox.process import Worker
@@ -19,9 +19,9 @@ class ReferencePhase(JudgementState):
     """Load the task, make every planned input set with its references, check the task is not degenerate."""
 
     def _load_reference(self, ref: Worker, weight_seed: int) -> tuple[dict[str, Any], list[bytes]]:
-        reply, blobs = self._ref_request(ref, {
-            "op": "load", "source": self.task.source, "path": str(self.task.path.resolve()),
-            "weight_seed": weight_seed, "eval_mode": self.meta.eval_mode}, timeout=self.opts.import_timeout_s)
+        reply, blobs = self._ref_request(ref, P.LoadReferenceRequest(
+            op=P.Op.LOAD, source=self.task.source, path=str(self.task.path.resolve()),
+            weight_seed=weight_seed, eval_mode=self.meta.eval_mode), timeout=self.opts.import_timeout_s)
         return reply, blobs
 
     def _plan_sets(self) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
@@ -46,9 +46,9 @@ class ReferencePhase(JudgementState):
             # the degenerate-task check) or when the task turns perturbation off.
             want_ref = not is_timing or not self.meta.perturb_timing_inputs or timing_refs == 0
             timing_refs += is_timing and want_ref
-            reply, blobs = self._ref_request(ref, {
-                "op": "make_set", "set_id": set_id, "seed": fresh_seed(), "distribution": dist,
-                "variant": variant, "reference": want_ref})
+            reply, blobs = self._ref_request(ref, P.MakeSetRequest(
+                op=P.Op.MAKE_SET, set_id=set_id, seed=fresh_seed(), distribution=dist,
+                variant=variant, reference=want_ref))
             if not want_ref:
                 self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]))
                 budget -= int(reply["nbytes"])

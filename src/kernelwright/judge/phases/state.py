@@ -7,8 +7,9 @@ import secrets
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge import roofline, timing
@@ -27,9 +28,9 @@ if TYPE_CHECKING:
 class Rejected(Exception):
     """Stop judging: the candidate failed a check."""
 
-    def __init__(self, check: Check | str, detail: str) -> None:
+    def __init__(self, check: Check, detail: str) -> None:
         super().__init__(detail)
-        self.reason = Reason(check.value if isinstance(check, Check) else check, detail)
+        self.reason = Reason(check, detail)
 
 
 class JudgementState:
@@ -71,17 +72,17 @@ class JudgementState:
 
     # -- requests every phase makes -------------------------------------------
 
-    def _ref_request(self, ref: Worker, header: dict[str, Any], blobs: list[bytes] | None = None,
+    def _ref_request(self, ref: Worker, header: Mapping[str, Any], blobs: list[bytes] | None = None,
                      timeout: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
         reply, rblobs, _ = ref.request(header, blobs, timeout or self.opts.call_timeout_s)
-        if reply.get("status") != "ok":
+        if reply.get("status") != P.Status.OK:
             raise TaskError(f"the task failed in its reference run ({header['op']}): {reply.get('error')}")
         return reply, rblobs
 
     def _stage(self, cand: Worker, s: InputSet, reply: dict[str, Any], blobs: list[bytes]) -> None:
-        reply, _, _ = cand.request({"op": "stage", "set_id": s.set_id, "inputs": reply["inputs"]}, blobs,
+        reply, _, _ = cand.request(P.StageRequest(op=P.Op.STAGE, set_id=s.set_id, inputs=reply["inputs"]), blobs,
                                    timeout=self.opts.call_timeout_s)
-        if reply.get("status") != "ok":
+        if reply.get("status") != P.Status.OK:
             raise Rejected(Check.CRASH, "staging inputs failed: " + S.tail(reply.get("error", ""), 400))
 
     def _integrity(self, violations: Any, when: str) -> None:
@@ -93,10 +94,10 @@ class JudgementState:
             out = decode(out_spec, blobs)
         except ValueError as exc:
             return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
-                                  Check.PROTOCOL.value, f"undecodable output: {exc}")
+                                  Check.PROTOCOL, f"undecodable output: {exc}")
         if not plain:
             return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
-                                  Check.OUTPUT_TYPE.value, "the output must be exactly torch.Tensor "
+                                  Check.OUTPUT_TYPE, "the output must be exactly torch.Tensor "
                                   f"(a tensor, or a tuple of them), got {describe(out_spec)}")
         return cmp.compare_tree(out, describe(out_spec), s.native, s.ref64, self.device,
                                 self.meta.rtol, self.meta.atol, s.slack)

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kernelwright import constants as C
+from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge import timing
@@ -24,8 +25,8 @@ class TimedPhase(FloorsPhase):
     def _timing_phase(self, ref: Worker, cand: Worker, t0: float) -> None:
         m_cand, checks = self._time_candidate(ref, cand) if self.opts.timing else (None, [])
         # Integrity before profiling: importing the profiler re-wraps torch functions.
-        reply, _, _ = cand.request({"op": "integrity"}, timeout=self.opts.call_timeout_s)
-        self._integrity(reply.get("violations") if reply.get("status") == "ok"
+        reply, _, _ = cand.request(P.BareRequest(op=P.Op.INTEGRITY), timeout=self.opts.call_timeout_s)
+        self._integrity(reply.get("violations") if reply.get("status") == P.Status.OK
                         else ["the integrity check itself failed"], "after the runs")
         violation = cand.check_affinity()
         self._integrity([violation] if violation else [], "while running")
@@ -51,15 +52,15 @@ class TimedPhase(FloorsPhase):
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
 
         def check(set_id: int, seed: int, index: int) -> None:
-            reply, blobs, _ = cand.request({"op": "fetch"}, timeout=self.opts.call_timeout_s)
-            if reply.get("status") != "ok":
+            reply, blobs, _ = cand.request(P.BareRequest(op=P.Op.FETCH), timeout=self.opts.call_timeout_s)
+            if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.TIMED_OUTPUT, "fetching a timed output failed: "
                                + S.tail(reply.get("error", ""), 300))
             checks.append((set_id, seed, index, reply.get("out"), blobs))
 
         try:
             with S.paused(ref), self._step("timing.candidate"):
-                m_cand = timing.measure(cand, "model", self.cal, warm, timing_sets, check, self.rng,
+                m_cand = timing.measure(cand, P.Target.MODEL, self.cal, warm, timing_sets, check, self.rng,
                                         perturb=self.meta.perturb_timing_inputs)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
@@ -74,7 +75,7 @@ class TimedPhase(FloorsPhase):
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
         ref.signal(signal.SIGCONT)
         with self._step("timing.eager"):
-            m_eager = timing.measure(ref, "eager", self.cal, warm, timing_sets, None, self.rng,
+            m_eager = timing.measure(ref, P.Target.EAGER, self.cal, warm, timing_sets, None, self.rng,
                                      perturb=self.meta.perturb_timing_inputs)
         with self._step("timing.compile"):
             m_comp = self._compile_baseline(ref, warm, timing_sets)
@@ -112,8 +113,8 @@ class TimedPhase(FloorsPhase):
         def reference_for(set_id: int, seed: int, index: int) -> InputSet:
             if seed < 0:  # the task turned perturbation off: the set's own reference applies
                 return self.sets[set_id]
-            reply, rblobs = self._ref_request(ref, {"op": "perturbed_reference", "set_id": set_id,
-                                                    "seed": seed, "index": index})
+            reply, rblobs = self._ref_request(ref, P.PerturbedReferenceRequest(
+                op=P.Op.PERTURBED_REFERENCE, set_id=set_id, seed=seed, index=index))
             s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
             s.slack = factor or [C.TIMED_OUTPUT_SLACK] * len(cmp.leaves(s.native))
             return s
@@ -133,9 +134,10 @@ class TimedPhase(FloorsPhase):
         if not self.opts.compile_baseline:
             self.findings.append("torch.compile baseline skipped (--no-compile-baseline)")
             return None
-        reply, _, _ = ref.request({"op": "compile", "set_id": warm[0]}, timeout=self.opts.import_timeout_s)
-        if reply.get("status") != "ok":
+        reply, _, _ = ref.request(P.SetRequest(op=P.Op.COMPILE, set_id=warm[0]),
+                                  timeout=self.opts.import_timeout_s)
+        if reply.get("status") != P.Status.OK:
             self.findings.append("torch.compile baseline failed: " + S.tail(reply.get("error", ""), 300))
             return None
-        return timing.measure(ref, "compiled", self.cal, warm, timing_sets, None, self.rng,
+        return timing.measure(ref, P.Target.COMPILED, self.cal, warm, timing_sets, None, self.rng,
                                        perturb=self.meta.perturb_timing_inputs)

@@ -112,11 +112,11 @@ def pin_flags(threads: int | None) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-# The judge's own code inside the worker: every function and method in these
+# kernelwright's own code inside the worker: every function and method in these
 # modules must still be the same object, with the same code, after the runs.
 _GUARDED_MODULES = (
-    "kernelwright.judge.harness", "kernelwright.judge.worker_common",
-    "kernelwright.judge.worker_candidate", "kernelwright.judge.inputs",
+    "kernelwright.worker.harness", "kernelwright.worker.common",
+    "kernelwright.worker.candidate", "kernelwright.worker.inputs",
     "kernelwright.sandbox.codec", "kernelwright.sandbox.channel",
 )
 

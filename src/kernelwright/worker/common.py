@@ -8,10 +8,11 @@ from typing import Any, Callable
 
 import torch
 
-from kernelwright.judge.harness import Harness, describe_device
+from kernelwright import protocol as P
 from kernelwright.sandbox import codec
+from kernelwright.worker.harness import Harness, describe_device
 
-Reply = tuple[dict[str, Any], list[bytes]]
+Reply = tuple[Any, list[bytes]]  # a reply shape of `protocol` and its blobs
 
 
 def noop(*args: Any) -> Any:
@@ -35,30 +36,34 @@ class RoleBase:
     def __init__(self, hardening_problems: list[str]) -> None:
         self.hardening_problems = hardening_problems
         self.h: Harness | None = None
-        self.targets: dict[str, Callable[..., Any]] = {"noop": noop}
+        self.targets: dict[str, Callable[..., Any]] = {P.Target.NOOP: noop}
 
     def handle(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
-        """Run one request."""
-        op = getattr(self, "op_" + str(header.get("op")), None)
+        """Run one request: `protocol.Op` X is served by the method `op_X`."""
+        try:
+            name = P.Op(header.get("op")).value
+        except ValueError:
+            name = None
+        op = getattr(self, "op_" + name, None) if name else None
         if op is None:
             raise ValueError(f"unknown op {header.get('op')!r}")
         return op(header, blobs)
 
-    def op_setup(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_setup(self, header: P.SetupRequest, blobs: list[bytes]) -> Reply:
         """Create the harness on the judge's device with its thread count."""
         self.h = Harness(header["device"], header.get("threads"))
         self.h.stage(-1, (torch.zeros(1),))
         self.h.integrity.watch(self)
-        return {"environment": describe_device(header["device"]),
-                "hardening": self.hardening_problems}, []
+        return P.SetupReply(environment=describe_device(header["device"]),
+                            hardening=self.hardening_problems), []
 
-    def op_stage(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_stage(self, header: P.StageRequest, blobs: list[bytes]) -> Reply:
         """Receive an input set and keep it on the device."""
         assert self.h is not None
         self.h.stage(int(header["set_id"]), tuple(codec.decode(header["inputs"], blobs)))
-        return {}, []
+        return P.EmptyReply(), []
 
-    def op_time(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_time(self, header: P.TimeRequest, blobs: list[bytes]) -> Reply:
         """One timing batch; the judge measures the whole request with its own clock."""
         assert self.h is not None
         fn = self.targets[header["target"]]
@@ -68,7 +73,7 @@ class RoleBase:
                                     None if seed is None else int(seed))
         return res, []
 
-    def op_touch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_touch(self, header: P.TouchRequest, blobs: list[bytes]) -> Reply:
         """Read every tensor of the given sets, so all of them share one cache state."""
         assert self.h is not None
         total = 0.0
@@ -76,16 +81,16 @@ class RoleBase:
             for t in self.h.sets[int(sid)]:
                 if isinstance(t, torch.Tensor) and t.numel():
                     total += float(t.double().sum()) if t.is_floating_point() else float(t.sum())
-        return {"sum": total}, []
+        return P.TouchReply(sum=total), []
 
-    def op_fetch(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_fetch(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
         """Send back the snapshot of the checked call of the last timing batch."""
         assert self.h is not None
         out_blobs: list[bytes] = []
         spec = codec.encode(self.h.last_outputs[0], out_blobs)
-        return {"out": spec}, out_blobs
+        return P.FetchReply(out=spec), out_blobs
 
-    def op_integrity(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_integrity(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
         """What changed in guarded functions and global flags."""
         assert self.h is not None
-        return {"violations": self.h.integrity.violations()}, []
+        return P.IntegrityReply(violations=self.h.integrity.violations()), []

@@ -1,20 +1,17 @@
-"""Input sets: secret seeds, the task's own generator, and distribution transforms."""
+"""Input sets as the reference worker makes them: the task's own generator under a seed, shape
+variants and distribution transforms. The seeds are secret: the judge draws them
+(`judge._support.fresh_seed`) and sends them only to the trusted reference worker.
+"""
 
 from __future__ import annotations
 
 import random
-import secrets
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import torch
 
 from kernelwright import constants as C
-
-
-def fresh_seed() -> int:
-    """A seed from the OS; nothing about earlier seeds predicts it."""
-    return secrets.randbits(62)
 
 
 def seed_everything(seed: int) -> None:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from kernelwright.judge import inputs as I
-from kernelwright.judge.worker_common import Reply, RoleBase, exec_module
+from kernelwright import protocol as P
 from kernelwright.sandbox import codec, limits, pch
+from kernelwright.worker import inputs as I
+from kernelwright.worker.common import Reply, RoleBase, exec_module
 
 
 class CandidateWorker(RoleBase):
     """Answers load, run and profile; timing and staging come from RoleBase."""
 
-    def op_load(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_load(self, header: P.LoadCandidateRequest, blobs: list[bytes]) -> Reply:
         """Import the candidate (this compiles it), build ModelNew, copy the reference weights."""
         assert self.h is not None
         init = codec.decode(header["init_inputs"], blobs)
@@ -32,15 +32,16 @@ class CandidateWorker(RoleBase):
         try:
             module = exec_module("kw_candidate", header["source"], str(path))
         except BaseException as exc:
-            return {"status": "import_failed", "error": _short(exc),
-                    "compile_error": "Error building extension" in str(exc)
-                    or type(exc).__name__ in ("CalledProcessError", "CompilationError"),
-                    "import_s": time.perf_counter() - t0}, []
+            return P.LoadCandidateReply(status=P.Status.IMPORT_FAILED, error=_short(exc),
+                                        compile_error="Error building extension" in str(exc)
+                                        or type(exc).__name__ in ("CalledProcessError", "CompilationError"),
+                                        import_s=time.perf_counter() - t0), []
         import_s = time.perf_counter() - t0
         cls = getattr(module, "ModelNew", None)
         if cls is None:
-            return {"status": "import_failed", "error": "the candidate does not define ModelNew",
-                    "compile_error": False, "import_s": import_s}, []
+            return P.LoadCandidateReply(status=P.Status.IMPORT_FAILED,
+                                        error="the candidate does not define ModelNew",
+                                        compile_error=False, import_s=import_s), []
         try:
             I.seed_everything(int(header["weight_seed"]))
             model = cls(*init)
@@ -52,14 +53,15 @@ class CandidateWorker(RoleBase):
             else:
                 copied = 0
         except BaseException as exc:
-            return {"status": "construct_failed", "error": _short(exc), "import_s": import_s}, []
+            return P.LoadCandidateReply(status=P.Status.CONSTRUCT_FAILED, error=_short(exc),
+                                        import_s=import_s), []
         self.model = model
-        self.targets["model"] = model
-        return {"import_s": import_s, "construct_s": time.perf_counter() - t0 - import_s,
-                "copied": copied, "state_keys": len(state),
-                "integrity": self.h.integrity.violations()}, []
+        self.targets[P.Target.MODEL] = model
+        return P.LoadCandidateReply(import_s=import_s, construct_s=time.perf_counter() - t0 - import_s,
+                                    copied=copied, state_keys=len(state),
+                                    integrity=self.h.integrity.violations()), []
 
-    def op_build(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_build(self, header: P.BuildRequest, blobs: list[bytes]) -> Reply:
         """Import only, so the candidate's extensions build into its cache; nothing is trusted."""
         path = Path(header["filename"])
         path.write_text(header["source"])
@@ -68,10 +70,11 @@ class CandidateWorker(RoleBase):
         try:
             exec_module("kw_candidate", header["source"], str(path))
         except BaseException as exc:
-            return {"status": "import_failed", "error": _short(exc), "import_s": time.perf_counter() - t0}, []
-        return {"import_s": time.perf_counter() - t0}, []
+            return P.BuildReply(status=P.Status.IMPORT_FAILED, error=_short(exc),
+                                import_s=time.perf_counter() - t0), []
+        return P.BuildReply(import_s=time.perf_counter() - t0), []
 
-    def op_run(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_run(self, header: P.DropSetRequest, blobs: list[bytes]) -> Reply:
         """One correctness call on a copy of a staged set, with memory poisoned first."""
         assert self.h is not None
         set_id = int(header["set_id"])
@@ -81,20 +84,20 @@ class CandidateWorker(RoleBase):
             del self.h.sets[set_id]
         out_blobs: list[bytes] = []
         spec = codec.encode(res.pop("out"), out_blobs)
-        return dict(res, out=spec), out_blobs
+        return P.RunReply(**res, out=spec), out_blobs
 
-    def op_warm(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_warm(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
         """One unchecked call on a copy of a staged set: its first launch compiles what it JITs."""
         assert self.h is not None
         with torch.no_grad():
             self.h.call_once(self.model, int(header["set_id"]))
-        return {}, []
+        return P.EmptyReply(), []
 
-    def op_profile(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_profile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
         """Kernels and operators one call ran (a finding, never an acceptance)."""
         assert self.h is not None
         with torch.no_grad():
-            return {"rows": self.h.profile(self.model, int(header["set_id"]))}, []
+            return P.ProfileReply(rows=self.h.profile(self.model, int(header["set_id"]))), []
 
 
 def _interpret_triton_on_cpu(device: str) -> None:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
 
 import torch
 
-from kernelwright.judge import inputs as I
-from kernelwright.judge.harness import clone_tree, unchanged
-from kernelwright.judge.worker_common import Reply, RoleBase, exec_module
+from kernelwright import protocol as P
 from kernelwright.sandbox import codec
+from kernelwright.worker import inputs as I
+from kernelwright.worker.common import Reply, RoleBase, exec_module
+from kernelwright.worker.harness import clone_tree, unchanged
 
 
 class ReferenceWorker(RoleBase):
     """Holds the task's Model; answers load, make_set, compile, flops and ceilings."""
 
-    def op_load(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_load(self, header: P.LoadReferenceRequest, blobs: list[bytes]) -> Reply:
         """Import the task, build Model under the weight seed, send its state and init inputs."""
         assert self.h is not None
         self.module = exec_module("kw_task", header["source"], header["path"])
@@ -32,11 +32,11 @@ class ReferenceWorker(RoleBase):
             model.eval()
         self.model = model.to(self.h.device)
         self.model64: torch.nn.Module | None = None
-        self.targets["eager"] = self.model
+        self.targets[P.Target.EAGER] = self.model
         out_blobs: list[bytes] = []
         state = {k: v.detach() for k, v in self.model.state_dict().items()}
-        reply = {"init_inputs": codec.encode(init, out_blobs),
-                 "state": codec.encode(state, out_blobs)}
+        reply = P.LoadReferenceReply(init_inputs=codec.encode(init, out_blobs),
+                                     state=codec.encode(state, out_blobs))
         return reply, out_blobs
 
     def _double_model(self) -> torch.nn.Module:
@@ -44,7 +44,7 @@ class ReferenceWorker(RoleBase):
             self.model64 = copy.deepcopy(self.model).double()
         return self.model64
 
-    def op_make_set(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_make_set(self, header: P.MakeSetRequest, blobs: list[bytes]) -> Reply:
         """Make one input set from a secret seed; stage it; return it with native and float64 outputs."""
         assert self.h is not None
         set_id = int(header["set_id"])
@@ -53,7 +53,7 @@ class ReferenceWorker(RoleBase):
         self.h.stage(set_id, tuple(inputs))
         staged = self.h.sets[set_id]
         out_blobs: list[bytes] = []
-        reply: dict[str, Any] = {"nbytes": I.input_bytes(inputs)}
+        reply = P.MakeSetReply(nbytes=I.input_bytes(inputs))
         if header.get("reference", True):
             with torch.no_grad():
                 args = clone_tree(staged)
@@ -67,22 +67,22 @@ class ReferenceWorker(RoleBase):
                     reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]
         return reply, out_blobs
 
-    def op_perturbed_reference(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_perturbed_reference(self, header: P.PerturbedReferenceRequest, blobs: list[bytes]) -> Reply:
         """The native output for a timing set as perturbed for one timed call.
 
         No float64 run: a timed output is checked for being the same computation as the
         checked calls, whose precision the trials settled against float64.
         """
         assert self.h is not None
-        from kernelwright.judge.harness import perturb
+        from kernelwright.worker.harness import perturb
 
         args = clone_tree(self.h.sets[int(header["set_id"])])
         perturb(args, int(header["seed"]), int(header["index"]))
         out_blobs: list[bytes] = []
         with torch.no_grad():
-            return {"native": codec.encode(self.model(*args), out_blobs)}, out_blobs
+            return P.PerturbedReferenceReply(native=codec.encode(self.model(*args), out_blobs)), out_blobs
 
-    def op_inputs(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_inputs(self, header: P.DropSetRequest, blobs: list[bytes]) -> Reply:
         """Send a staged input set (for the judge to relay), dropping it here when asked."""
         assert self.h is not None
         set_id = int(header["set_id"])
@@ -90,9 +90,9 @@ class ReferenceWorker(RoleBase):
         spec = codec.encode(list(self.h.sets[set_id]), out_blobs)
         if header.get("drop"):
             del self.h.sets[set_id]
-        return {"inputs": spec}, out_blobs
+        return P.InputsReply(inputs=spec), out_blobs
 
-    def op_compile(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_compile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
         """torch.compile the model and warm it up; compile time is not part of its timing."""
         assert self.h is not None
         t0 = time.perf_counter()
@@ -100,10 +100,10 @@ class ReferenceWorker(RoleBase):
         with torch.no_grad():
             for _ in range(2):
                 compiled(*self.h.sets[int(header["set_id"])])
-        self.targets["compiled"] = compiled
-        return {"seconds": time.perf_counter() - t0}, []
+        self.targets[P.Target.COMPILED] = compiled
+        return P.CompileReply(seconds=time.perf_counter() - t0), []
 
-    def op_flops(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_flops(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
         """FLOPs of one call as torch's counter sees them (matmuls, convolutions, attention)."""
         assert self.h is not None
         from torch.utils.flop_counter import FlopCounterMode
@@ -111,11 +111,11 @@ class ReferenceWorker(RoleBase):
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             self.model(*clone_tree(self.h.sets[int(header["set_id"])]))
-        return {"flops": int(counter.get_total_flops())}, []
+        return P.FlopsReply(flops=int(counter.get_total_flops())), []
 
-    def op_ceilings(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+    def op_ceilings(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
         """Measure copy bandwidth and matmul rate of this device (cached by the judge)."""
         assert self.h is not None
-        from kernelwright.judge.roofline import measure_ceilings
+        from kernelwright.worker.ceilings import measure_ceilings
 
         return measure_ceilings(self.h.device), []

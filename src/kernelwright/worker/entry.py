@@ -1,8 +1,8 @@
-"""Entry point of a sandboxed worker: `python -m kernelwright.sandbox._entry ROLE RFD WFD`.
+"""Entry point of a sandboxed worker: `python -m kernelwright.worker.entry ROLE RFD WFD`.
 
-Runs a request loop for one role. Everything here happens before untrusted code
-is imported; after that, nothing this process says is believed until the judge
-has checked it.
+Runs a request loop for one role (`sandbox.process` spawns it; `protocol.ENTRY_MODULE`
+names it). Everything here happens before untrusted code is imported; after that,
+nothing this process says is believed until the judge has checked it.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ def main() -> None:
     os.set_inheritable(rfd, False)
     os.set_inheritable(wfd, False)
     from kernelwright.constants import WorkerExit
+    from kernelwright.protocol import SECRET_BYTES, ErrorReply, Op, Role, Status
     from kernelwright.sandbox import limits
     from kernelwright.sandbox.channel import Channel, ChannelError
 
     secret = b""
-    while len(secret) < 32:
-        chunk = os.read(rfd, 32 - len(secret))
+    while len(secret) < SECRET_BYTES:
+        chunk = os.read(rfd, SECRET_BYTES - len(secret))
         if not chunk:
             os._exit(WorkerExit.HANDSHAKE_FAILED)
         secret += chunk
@@ -31,28 +32,28 @@ def main() -> None:
     chan = Channel(rfd, wfd, secret)
     del secret
 
-    if role == "reference":
-        from kernelwright.judge.worker_reference import ReferenceWorker as Role
-    elif role == "candidate":
-        from kernelwright.judge.worker_candidate import CandidateWorker as Role
+    if role == Role.REFERENCE:
+        from kernelwright.worker.reference import ReferenceWorker as Handler
+    elif role == Role.CANDIDATE:
+        from kernelwright.worker.candidate import CandidateWorker as Handler
     else:
         os._exit(WorkerExit.PROTOCOL_ERROR)
-    handler = Role(hardening_problems=problems)
+    handler = Handler(hardening_problems=problems)
 
     while True:
         try:
             header, blobs = chan.recv()
         except ChannelError:
             os._exit(WorkerExit.OK)
-        if header.get("op") == "exit":
+        if header.get("op") == Op.EXIT:
             os._exit(WorkerExit.OK)
         try:
             reply, rblobs = handler.handle(header, blobs)
-            reply.setdefault("status", "ok")
+            reply.setdefault("status", Status.OK)
         except BaseException as exc:  # report, never die silently
-            reply = {"status": "error", "error": f"{type(exc).__name__}: {exc}",
-                     "traceback": traceback.format_exc()[-4000:],
-                     "error_type": type(exc).__name__}
+            reply = ErrorReply(status=Status.ERROR, error=f"{type(exc).__name__}: {exc}",
+                               traceback=traceback.format_exc()[-4000:],
+                               error_type=type(exc).__name__)
             rblobs = []
         try:
             chan.send(reply, rblobs)

@@ -1,0 +1,332 @@
+"""The requests between the judge and its workers: ops, request and reply shapes, shared names.
+
+Both sides import this module and nothing else of each other: the judge (`kernelwright.judge`,
+trusted) builds requests and reads replies with it; the worker (`kernelwright.worker`, which
+shares a process with the candidate) serves them with it. It plays the part of pygpubench's
+`protocol.h`.
+
+It lives at `kernelwright/protocol.py`, beside the two packages rather than inside either, so
+that the layout states the rule without exceptions: `kernelwright.judge` imports nothing of
+`kernelwright.worker`, and `kernelwright.worker` nothing of `kernelwright.judge`
+(tests/worker/test_boundary.py holds both to it). It imports only the standard library: no
+torch, nothing that runs, so it costs a worker nothing to load and a reader little to audit.
+
+On the wire a request is one JSON header (plus raw byte blobs, `sandbox.codec`) sent over
+the authenticated channel (`sandbox.channel`). The shapes are `TypedDict`s: a request built
+with one is the plain dict that goes on the wire, so typing a call changes no byte of it.
+Names below are `str` enums; JSON writes them as their values ("load", "ok"), and the worker
+reads plain strings back (`Op(header["op"])`).
+
+What a worker replies is evidence at best: the reference worker is trusted (it never runs
+candidate code), the candidate worker is not after its `load`, so the judge checks every
+candidate reply against what it holds itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, TypedDict
+
+# `python -m ENTRY_MODULE ROLE RFD WFD` starts a worker (sandbox.process spawns it).
+ENTRY_MODULE = "kernelwright.worker.entry"
+# The channel's HMAC key: this many bytes, written to the worker's read pipe before anything else.
+SECRET_BYTES = 32
+
+
+class _Name(str, enum.Enum):
+    """A wire name: equal to, hashed, printed and formatted as its string value."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class Role(_Name):
+    """Which side of the task a worker serves."""
+
+    REFERENCE = "reference"  # the task's Model; trusted, never imports the candidate
+    CANDIDATE = "candidate"  # ModelNew; compromised from its load on
+
+
+class Op(_Name):
+    """Every request kind the judge sends."""
+
+    # Both roles (worker.common.RoleBase).
+    SETUP = "setup"
+    STAGE = "stage"
+    TIME = "time"
+    TOUCH = "touch"
+    FETCH = "fetch"
+    INTEGRITY = "integrity"
+    LOAD = "load"  # each role its own: the task's Model, or the candidate's ModelNew
+    # The candidate role (worker.candidate).
+    BUILD = "build"
+    RUN = "run"
+    WARM = "warm"
+    PROFILE = "profile"
+    # The reference role (worker.reference).
+    MAKE_SET = "make_set"
+    PERTURBED_REFERENCE = "perturbed_reference"
+    INPUTS = "inputs"
+    COMPILE = "compile"
+    FLOPS = "flops"
+    CEILINGS = "ceilings"
+    # The request loop itself (worker.entry): exit at once.
+    EXIT = "exit"
+
+
+class Status(_Name):
+    """A reply's `status`."""
+
+    OK = "ok"
+    ERROR = "error"  # the handler raised: `error`, `traceback`, `error_type` say what
+    IMPORT_FAILED = "import_failed"  # load or build: the candidate did not import (or compile)
+    CONSTRUCT_FAILED = "construct_failed"  # load: ModelNew(*init_inputs) raised
+
+
+class Target(_Name):
+    """What a `time` request calls."""
+
+    NOOP = "noop"  # the calibration target (both roles)
+    MODEL = "model"  # the candidate's ModelNew
+    EAGER = "eager"  # the task's Model
+    COMPILED = "compiled"  # torch.compile of the task's Model (after a `compile` request)
+
+
+Spec = Any  # a tree encoded by sandbox.codec; its tensors' bytes travel as blobs
+ShapeVariant = dict[str, Any]  # module globals of the task overridden for one shape
+Ceilings = dict[str, float]  # copy_bytes_per_s, matmul_flops_per_s_<dtype>
+
+
+# -- requests ----------------------------------------------------------------
+
+
+class BareRequest(TypedDict):
+    """What every request has, its op; alone, a request with no arguments (fetch, integrity,
+    ceilings, exit)."""
+
+    op: Op
+
+
+class SetupRequest(BareRequest):
+    """Create the harness on a device with a thread count (before any untrusted code)."""
+
+    device: str
+    threads: int | None
+
+
+class StageRequest(BareRequest):
+    """Keep an input set under `set_id` (the candidate gets its sets this way, relayed)."""
+
+    set_id: int
+    inputs: Spec
+
+
+class TimeRequest(BareRequest):
+    """One timing batch: a call per entry of `set_ids`, perturbed under `seed` when given."""
+
+    target: Target
+    set_ids: list[int]
+    snap: bool
+    seed: int | None
+
+
+class TouchRequest(BareRequest):
+    """Read every tensor of these sets (one cache state for all of them)."""
+
+    set_ids: list[int]
+
+
+class LoadReferenceRequest(BareRequest):
+    """Import the task and build its Model under the weight seed."""
+
+    source: str
+    path: str
+    weight_seed: int
+    eval_mode: bool
+
+
+class LoadCandidateRequest(BareRequest):
+    """Import the candidate (its build), build ModelNew, copy the reference's weights."""
+
+    source: str
+    filename: str
+    build_dir: str | None
+    init_inputs: Spec
+    state: Spec
+    weight_seed: int
+    eval_mode: bool
+
+
+class BuildRequest(BareRequest):
+    """Import the candidate only, so its extensions land in the build cache."""
+
+    source: str
+    filename: str
+
+
+class SetRequest(BareRequest):
+    """A request about one staged set: warm, profile, compile, flops."""
+
+    set_id: int
+
+
+class DropSetRequest(BareRequest):
+    """run (a correctness call) or inputs (send a staged set), then drop the set when asked."""
+
+    set_id: int
+    drop: bool
+
+
+class MakeSetRequest(BareRequest):
+    """Make an input set from a secret seed; with `reference`, its native and float64 outputs."""
+
+    set_id: int
+    seed: int
+    distribution: str
+    variant: ShapeVariant | None
+    reference: bool
+
+
+class PerturbedReferenceRequest(BareRequest):
+    """The native output for a timing set as perturbed for call `index` under `seed`."""
+
+    set_id: int
+    seed: int
+    index: int
+
+
+# -- replies -----------------------------------------------------------------
+# Every reply has a `status`; a failed one (Status.ERROR) has only ErrorReply's keys.
+
+
+class EmptyReply(TypedDict, total=False):
+    """stage, warm: nothing but the status (which the request loop fills in: Status.OK)."""
+
+    status: Status
+
+
+class ErrorReply(TypedDict):
+    """What the request loop sends when a handler raised."""
+
+    status: Status
+    error: str
+    traceback: str
+    error_type: str
+
+
+class SetupReply(EmptyReply, total=False):
+    """The device as the worker sees it, and what hardening could not be applied."""
+
+    environment: dict[str, Any]
+    hardening: list[str]
+
+
+class TimeReply(EmptyReply, total=False):
+    """Per-call times as the worker measured them; which call's output it kept (`snapped`)."""
+
+    host_ms: list[float]
+    event_ms: list[float]
+    not_plain: int
+    snapped: int
+
+
+class TouchReply(EmptyReply, total=False):
+    """The sum of what was read."""
+
+    sum: float
+
+
+class FetchReply(EmptyReply, total=False):
+    """The kept output of the last timing batch."""
+
+    out: Spec
+
+
+class IntegrityReply(EmptyReply, total=False):
+    """What changed in guarded functions and global flags."""
+
+    violations: list[str]
+
+
+class LoadReferenceReply(EmptyReply, total=False):
+    """The task's init inputs and its Model's state, for the candidate's ModelNew."""
+
+    init_inputs: Spec
+    state: Spec
+
+
+class LoadCandidateReply(EmptyReply, total=False):
+    """How the import went; on success, what was copied and the integrity after import."""
+
+    error: str
+    compile_error: bool
+    import_s: float
+    construct_s: float
+    copied: int
+    state_keys: int
+    integrity: list[str]
+
+
+class BuildReply(EmptyReply, total=False):
+    """How the build-only import went."""
+
+    error: str
+    import_s: float
+
+
+class RunReply(EmptyReply, total=False):
+    """One correctness call: its output, whether every leaf is a plain tensor, input mutation."""
+
+    out: Spec
+    plain: bool
+    types: Any
+    mutated: bool
+
+
+class ProfileRow(TypedDict):
+    """One kernel (CUDA) or operator (CPU) of a profiled call."""
+
+    kind: str  # "kernel" | "op"
+    name: str
+    self_us: float
+    count: int
+
+
+class ProfileReply(EmptyReply, total=False):
+    """What one call ran."""
+
+    rows: list[ProfileRow]
+
+
+class MakeSetReply(EmptyReply, total=False):
+    """An input set's size and, when asked, the task's outputs on it."""
+
+    nbytes: int
+    mutated: bool
+    native: Spec
+    ref64: Spec
+    ref64_error: str
+
+
+class PerturbedReferenceReply(EmptyReply, total=False):
+    """The task's native output on the perturbed inputs."""
+
+    native: Spec
+
+
+class InputsReply(EmptyReply, total=False):
+    """A staged input set, for the judge to relay to the candidate."""
+
+    inputs: Spec
+
+
+class CompileReply(EmptyReply, total=False):
+    """torch.compile and its warm-up took this long (not part of any timing)."""
+
+    seconds: float
+
+
+class FlopsReply(EmptyReply, total=False):
+    """FLOPs of one call as torch's counter sees them."""
+
+    flops: int
