@@ -32,3 +32,11 @@ def test_inductor_then_mutate_children_with_their_lineage(tmp_path: Path) -> Non
             lineage = [c.id for c in store.lineage(child.id)]
             assert lineage and set(lineage) <= ids and lineage[-1] == root.id
         assert len({c.source for c in children} | {root.source}) == 4  # no source proposed twice
+
+        # A second run knows Inductor's kernel from the store (not judged again) and still
+        # mutates it: a kernel judged before joins the population as one judged now.
+        again = optimize_task(OptimizeRequest(**{**req.__dict__, "budget": 2, "seed": 4}), store)
+        second = store.candidates(again["run_id"])
+        [root2] = [c for c in second if c.proposer == "inductor"]
+        assert root2.source == root.source and root2.verdict == "accepted"
+        assert [c.parent_ids for c in second if c.proposer == "mutate"] == [(root2.id,)], second

@@ -313,6 +313,10 @@ class Search:
                                       candidate_ms=prior.candidate_ms, eager_ms=prior.eager_ms,
                                       compile_ms=prior.compile_ms, result_json=prior.result_json,
                                       judge_seconds=0.0)
+            # Known, but new to this run: it joins the population (or the repair list) as if just
+            # judged, so a second run on the task mutates Inductor's kernel instead of stopping.
+            self._remember(cid, source, prior.verdict, prior.speedup_vs_eager,
+                           _stored_feedback(prior.result_json), island)
             self.on_event(Event("duplicate", cid, proposer, stage, prior.verdict, note="judged before"))
             return
         path = self.work / f"{cid}.py"
