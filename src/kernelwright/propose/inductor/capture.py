@@ -39,7 +39,7 @@ from typing import Any
 from kernelwright.sandbox import quiet
 
 # Macros that only make sense for Inductor's own wrapper builds; the candidate builds the
-# kernels as a torch extension, where they would change what torch's headers declare.
+# kernels into a plain shared library of its own, where they would change what torch's headers declare.
 _DROPPED_DEFINES = frozenset({"TORCH_INDUCTOR_CPP_WRAPPER", "STANDALONE_TORCH_HEADER",
                               "TORCH_INDUCTOR_PRECOMPILE_HEADERS"})
 _KEPT_FLAG_PREFIXES = ("-O", "-f", "-m", "-std=", "-D", "-U")
