@@ -416,8 +416,9 @@ def test_recorded_wrapper_becomes_a_standalone_candidate(path: Path) -> None:
 
 def test_every_supported_version_is_recorded() -> None:
     versions = {p.relative_to(RECORDED).parts[0].rsplit(".", 1)[0] for p in RECORDINGS}
-    # 2.11 (the GPU machine's torch) is recorded there; 2.12 is not available to record.
-    assert {"2.13", "2.14"} <= versions, versions
+    # 2.11 is the GPU machine's torch (recorded there, CPU and CUDA); 2.12 was not available to record.
+    assert {"2.11", "2.13", "2.14"} <= versions, versions
+    assert any(p.parts[-2] == "cuda" for p in RECORDINGS), "no CUDA wrapper is recorded"
 
 
 @pytest.mark.parametrize("helpers", HELPER_VERSIONS, ids=lambda p: p.parent.name)
