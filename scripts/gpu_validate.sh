@@ -84,4 +84,26 @@ print('ncu available', ncu.available()); print(ncu.profile(Path('examples/elemen
     timeout 560 python3 benchmarks/judge_latency.py --device cuda --repeats 1 --json "$OUT/latency.json" \
       --pairs $pairs 2>&1 \
       | tee "$OUT/latency.log" | tail -60 ;;
+  torch211)
+    # Issue 11 on the GPU machine's torch: what its Inductor writes (recorded as fixtures), the
+    # Inductor tests, the main job on its CPU and GPU. Issue 13: what confinement the kernel offers.
+    echo "kernel $(uname -r)"
+    python3 -c "import ctypes; l = ctypes.CDLL(None, use_errno=True); l.syscall.restype = ctypes.c_long
+print('landlock abi', l.syscall(444, None, 0, 1), 'errno', ctypes.get_errno())"
+    unshare --user --net --map-root-user true && echo "unshare --user --net: ok" || echo "unshare --user --net: refused"
+    unshare --user --pid --fork --mount-proc --map-root-user true && echo "unshare --pid: ok" || echo "unshare --pid: refused"
+    timeout 240 python3 scripts/record_inductor_fixtures.py "$OUT/fx" --device all 2>&1 | tee "$OUT/fixtures.log" | tail -12
+    tar czf "$OUT/fixtures.tgz" -C "$OUT/fx" . && rm -rf "$OUT/fx"
+    timeout 300 python3 -m pytest tests/propose/test_inductor.py tests/propose/test_inductor_cpu.py \
+      tests/search/test_showcase.py -q -rA --timeout=280 2>&1 | tee "$OUT/inductor_tests.log" | tail -8
+    for dev in cpu cuda; do
+      /usr/bin/time -f "optimize --device $dev: %e s" timeout 200 kernelwright optimize examples/elementwise/task.py \
+        --device $dev --store "$OUT/kw.db" > "$OUT/optimize_$dev.txt" 2>&1; echo "exit $?"; tail -22 "$OUT/optimize_$dev.txt"
+    done ;;
+  suite)
+    # The whole suite on the GPU machine's torch, GPU tests included (no docs/LLM-SDK tests: mkdocs and
+    # the SDKs are not installed there).
+    timeout 570 python3 -m pytest tests -q -rfE --timeout=300 -x --ignore=tests/docs \
+      --ignore=tests/propose/test_llm_openai.py --ignore=tests/propose/test_llm_anthropic.py ${SUITE_ARGS:-} 2>&1 \
+      | tee "$OUT/suite.log" | tail -25 ;;
 esac

@@ -84,6 +84,8 @@ def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float 
 
 
 def _print_summary(console: Console, s: dict[str, Any]) -> None:
+    # The live view's last frame ends without a newline when stdout is not a terminal.
+    console.line()
     table = Table(title=f"run {s['run_id']}", show_header=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")

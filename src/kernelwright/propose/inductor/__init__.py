@@ -2,8 +2,8 @@
 
 No LLM: the task is compiled with Inductor in a child process (`capture`), and the
 generated wrapper and kernels are rewritten into a `ModelNew` file that needs only
-torch and the kernels' toolchain (`standalone`): C++ built as a torch extension on the
-CPU, plain `@triton.jit` kernels with literal launch parameters on CUDA. It gives the
+torch and the kernels' toolchain (`standalone`): C++ built as a plain shared library
+called through ctypes on the CPU, plain `@triton.jit` kernels with literal launch parameters on CUDA. It gives the
 search a strong, verified starting point, and the parameter-mutation proposer
 something to vary.
 """

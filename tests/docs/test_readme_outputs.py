@@ -1,0 +1,146 @@
+"""The README's sample outputs are what its commands print today.
+
+Every fenced block of README.md whose first line is `$ kernelwright ...` is a sample: the
+command is run here (from the repository root, on the CPU, with a scratch home so the store
+and outputs land in a temporary folder) and its output compared with the block by *shape*:
+numbers, run and candidate ids and paths are wildcards, white space and the length of table
+rules do not count, and a line `...` in the block stands for any output. Labels, rows,
+verdict words, reasons and their order must match, so a README whose format has drifted from
+the commands fails here. A `--json` sample is checked by its keys: every key the block shows
+must be in the object the command prints, at the same place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+# Wide enough that no sample cell wraps: wrapping moves words between table rows.
+COLUMNS = "100"
+
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+
+
+def samples(text: str) -> list[tuple[str, str]]:
+    """(command, the block's output lines) for each `$ kernelwright` block of a Markdown text."""
+    found = []
+    for m in _FENCE.finditer(text):
+        lines = m.group(1).splitlines()
+        if not lines or not lines[0].startswith("$ kernelwright "):
+            continue
+        command, rest = lines[0][2:], lines[1:]
+        while command.endswith("\\") and rest:  # a command continued over lines
+            command, rest = command[:-1] + " " + rest[0].strip(), rest[1:]
+        found.append((command, "\n".join(rest)))
+    return found
+
+
+def shape(text: str) -> str:
+    """The text with what varies between runs wildcarded and layout white space folded."""
+    text = re.sub(r"\br-\d{8}-\d{6}-[0-9a-f]{6}\b", "RUN", text)
+    text = re.sub(r"\bc-[0-9a-f]{12}\b", "CAND", text)
+    # A path has a letter in it: "3/4 trials" stays a count.
+    text = re.sub(r"(?<![\w/])(?=[\w.~+/-]*[A-Za-z])(?:~|\.{1,2})?/?[\w.~+-]+(?:/[\w.~+-]+)+/?", "PATH", text)
+    # Which proposer made the best kernel varies from run to run; that a proposer is named does not.
+    text = re.sub(r"\b(?:inductor|mutate|scripted|openai|anthropic)(?::[\w.-]+)?\b", "PROPOSER", text)
+    text = re.sub(r"(?<![A-Za-z_])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", "N", text)
+    text = re.sub(r"[─━═]+", "─", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def matches(expected: str, actual: str) -> bool:
+    """Whether `actual` has the shape of `expected`, where a line `...` in expected matches anything."""
+    pieces = [shape(p) for p in re.split(r"(?m)^[ \t]*\.\.\.[ \t]*$", expected)]
+    got = shape(actual)
+    if len(pieces) == 1:
+        return got == pieces[0]
+    head, *middle, tail = pieces
+    if not got.startswith(head):
+        return False
+    at = len(head)
+    for piece in middle:
+        found = got.find(piece, at)
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return got.endswith(tail) and len(got) - len(tail) >= at
+
+
+def json_keys(obj: Any, prefix: str = "") -> set[str]:
+    """Dotted paths of every key in a JSON value (list items share their list's path)."""
+    out: set[str] = set()
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.add(prefix + k)
+            out |= json_keys(v, prefix + k + ".")
+    elif isinstance(obj, list):
+        for v in obj:
+            out |= json_keys(v, prefix)
+    return out
+
+
+def shown_keys(block: str) -> set[str]:
+    """Dotted key paths in a trimmed JSON sample (`...` and `{...}` stand for what was cut)."""
+    text = re.sub(r"\.\.\.", "", block)
+    text = re.sub(r",\s*([}\]])", r"\1", text)
+    text = re.sub(r"{\s*,", "{", text)
+    return json_keys(json.loads(text))
+
+
+def _run(command: str, home: Path) -> subprocess.CompletedProcess[str]:
+    argv = shlex.split(command)
+    assert argv[0] == "kernelwright"
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith("_API_KEY") and k not in ("OPENAI_BASE_URL", "KERNELWRIGHT_STORE", "XDG_DATA_HOME")}
+    env.update(HOME=str(home), COLUMNS=COLUMNS, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "kernelwright.cli.main", *argv[1:]], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1200)
+
+
+# -- the comparison itself -------------------------------------------------------------
+
+def test_shape_ignores_what_varies_and_catches_what_drifts() -> None:
+    a = "speedup vs eager | 1.49x (re-judged in a fresh process)\nbest kernel: /x/runs/r-20261125-171426-733e59/best.py"
+    b = "speedup vs eager   |   2.04x (re-judged in a fresh process)\nbest kernel: /home/u/.local/share/kernelwright/runs/r-20261201-213820-b91044/best.py"
+    assert matches(a, b)
+    assert not matches(a, b.replace("re-judged", "measured"))
+    assert not matches(a, b.replace("best kernel:", "kernel:"))
+    assert matches("...\nverdicts: accepted N\n...", "live line\nverdicts: accepted 3\nmore")
+    assert not matches("verdicts: accepted N\nreject reasons: -", "verdicts: accepted 3")
+    assert matches("correctness: 3/4 trials passed", "correctness: 2/3 trials passed")
+    assert not matches("correctness: 3/4 trials passed", "correctness: N/A")
+    assert shown_keys('{"verdict": "accepted", "timing": {"candidate_ms": {"median": 0.9, ...}, ...}, ...}') == \
+        {"verdict", "timing", "timing.candidate_ms", "timing.candidate_ms.median"}
+
+
+def test_the_readme_has_samples_of_its_main_commands() -> None:
+    commands = [c for c, _ in samples(README.read_text())]
+    assert any(c.startswith("kernelwright optimize ") for c in commands)
+    assert any(c.startswith("kernelwright verify ") and "--json" in c for c in commands)
+    assert sum(c.startswith("kernelwright verify ") for c in commands) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command,block", samples(README.read_text()), ids=lambda v: v[:70])
+def test_readme_sample_matches_what_the_command_prints(command: str, block: str, tmp_path: Path) -> None:
+    out = _run(command, tmp_path)
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    if "--json" in command.split():
+        data = json.loads(out.stdout)
+        missing = shown_keys(block) - json_keys(data)
+        assert not missing, f"the README shows keys that `{command}` no longer prints: {sorted(missing)}"
+        return
+    assert matches(block, out.stdout), (
+        f"README sample of `{command}` no longer has the shape of its output.\n--- README:\n{block}\n"
+        f"--- printed now (exit {out.returncode}):\n{out.stdout}\n--- README shape:\n{shape(block)}\n"
+        f"--- output shape:\n{shape(out.stdout)}")
