@@ -100,6 +100,18 @@ print('landlock abi', l.syscall(444, None, 0, 1), 'errno', ctypes.get_errno())"
       /usr/bin/time -f "optimize --device $dev: %e s" timeout 200 kernelwright optimize examples/elementwise/task.py \
         --device $dev --store "$OUT/kw.db" > "$OUT/optimize_$dev.txt" 2>&1; echo "exit $?"; tail -22 "$OUT/optimize_$dev.txt"
     done ;;
+  judge12)
+    # Issue 12 on the H200: the race check and the GPU cheats, then the timing accuracy benchmark
+    # (resumable: rows already in $KW_ACC_DIR are skipped). Issue 13: what confinement the kernel offers.
+    echo "kernel $(uname -r)"
+    python3 -c "import ctypes; l = ctypes.CDLL(None, use_errno=True); l.syscall.restype = ctypes.c_long
+print('landlock abi', l.syscall(444, None, 0, 1), 'errno', ctypes.get_errno())"
+    unshare --user --net --map-root-user true && echo "unshare --user --net: ok" || echo "unshare --user --net: refused"
+    unshare --user --pid --fork --mount-proc --map-root-user true && echo "unshare --pid: ok" || echo "unshare --pid: refused"
+    timeout ${KW_TEST_S:-280} python3 -m pytest tests/exploits/test_race.py tests/exploits/test_gpu_cheats.py \
+      tests/exploits/test_honest.py -m gpu -q -rA --timeout=200 2>&1 | tee "$OUT/exploits_gpu.log" | tail -30
+    acc=${KW_ACC_DIR:-$OUT/acc}
+    timeout ${KW_ACC_S:-250} python3 benchmarks/timing_accuracy.py --out "$acc" 2>&1 | tee "$OUT/accuracy.log" | tail -25 ;;
   suite)
     # The whole suite on the GPU machine's torch, GPU tests included (no docs/LLM-SDK tests: mkdocs and
     # the SDKs are not installed there).

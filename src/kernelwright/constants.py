@@ -68,7 +68,19 @@ TIMING_TARGET_BATCH_S = 0.02  # each trusted-clock batch lasts at least this lon
 # Past a few dozen calls a batch's clock bound gains nothing: the protocol's own per-call
 # cost (L2 flush, perturbation, synchronize) dominates a fast kernel's batch anyway.
 TIMING_MAX_CALLS_PER_BATCH = 64
-TIMING_BATCHES = 12
+TIMING_BATCHES = 12  # rounds: each round times one batch of every side, in a random order
+# When the speedup's interval is wider than SPEEDUP_INTERVAL_MAX_WIDTH (high / low), rounds
+# are added this many at a time, up to TIMING_MAX_ROUNDS or TIMING_EXTRA_S of extra timing;
+# an interval still wide then is reported as such.
+TIMING_EXTRA_ROUNDS = 6
+TIMING_MAX_ROUNDS = 48
+TIMING_EXTRA_S = 20.0
+SPEEDUP_CONFIDENCE = 0.95
+SPEEDUP_INTERVAL_MAX_WIDTH = 1.08
+# On the GPU, baseline batches timed again after the candidate's process is gone: while it lived
+# (stopped between its own batches) GPU work it left queued could only have slowed the baselines.
+POST_EXIT_BATCHES = 4
+POST_EXIT_MARGIN = 0.9
 TIMING_WARMUP_CALLS = 3
 # Rotated input sets, distinct from the correctness sets. Every timed call's inputs are
 # perturbed anyway (nothing can be cached across calls); the sets feed the fresh-versus-seen
@@ -89,7 +101,19 @@ SINGLE_CALL_CHECK_RATE = 0.125  # share of single-call timings whose output is c
 # times this: the native reference's own error may add to the candidate's.
 TIMED_OUTPUT_SLACK = 2.0
 L2_FLUSH_BYTES = 256 << 20
+# On CUDA each timed call's stream is held by a spin of this length, launched just before the
+# call's start event, so the host's launch latency overlaps it and the events time GPU work.
+LAUNCH_HOLD_MS = 0.1
+# Race check on each correctness call: GPU work still queued this long after the caller's
+# stream finished, or an output that changes within RACE_SETTLE_S of return, is a race.
+# A device-wide sync of an idle H200 takes well under 0.01 ms.
+RACE_PENDING_MS = 0.05
+RACE_SETTLE_S = 0.005
 
+# A charged time under this fraction of the GPU kernel time the judge's own profile saw for one
+# call is work done outside the timed stream (the profiled call runs with a warm L2, so an honest
+# timed call, L2 flushed first, is no faster than it).
+PROFILE_BOUND_SAFETY = 0.8
 # Roofline: a time under this fraction of the physical floor is impossible.
 ROOFLINE_SAFETY = 0.5
 # On the CPU, inputs smaller than this may live in cache and beat DRAM bandwidth.

@@ -281,6 +281,7 @@ class RunReply(EmptyReply, total=False):
     plain: bool
     types: Any
     mutated: bool
+    race: str | None  # what was still running after return, when anything was
 
 
 class ProfileRow(TypedDict):

@@ -20,6 +20,13 @@ def _ms(t: TimingStats | None) -> str:
     return f"{t.median:.4f} ms (±{t.spread * 100:.1f}%, {t.count} calls)"
 
 
+def _bound(t: TimingStats | None) -> str:
+    # The least per-call time the judge's own clock allows: the charged time is never below it.
+    if t is None or t.clock_bound is None:
+        return "-"
+    return f">= {t.clock_bound:.4f} ms"
+
+
 def print_verdict(result: JudgeResult, console: Console | None = None) -> None:
     """A short summary: verdict, reasons, errors, timings and findings."""
     console = console or Console()
@@ -37,13 +44,17 @@ def print_verdict(result: JudgeResult, console: Console | None = None) -> None:
         table = Table(show_header=True, header_style="bold")
         table.add_column("")
         table.add_column("per call")
+        table.add_column("judge's clock allows")
         table.add_column("speedup")
-        table.add_row("candidate", _ms(t.candidate_ms), "")
-        table.add_row("eager", _ms(t.eager_ms),
+        table.add_row("candidate", _ms(t.candidate_ms), _bound(t.candidate_ms), "")
+        table.add_row("eager", _ms(t.eager_ms), _bound(t.eager_ms),
                       speedup_text(t.speedup_vs_eager, getattr(t, "speedup_vs_eager_interval", None)))
-        table.add_row("torch.compile", _ms(t.compile_ms),
+        table.add_row("torch.compile", _ms(t.compile_ms), _bound(t.compile_ms),
                       speedup_text(t.speedup_vs_compile, getattr(t, "speedup_vs_compile_interval", None)))
         console.print(table)
+        if getattr(t, "rounds", 0):
+            console.print(f"  timing: {t.rounds} rounds, each one batch of every side in a random order; "
+                          "the speedup is the median of the rounds' ratios", highlight=False)
     for f in result.findings:
         console.print(f"  - {f}", highlight=False, markup=False)
 

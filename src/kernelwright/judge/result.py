@@ -35,6 +35,7 @@ class Check(str, enum.Enum):
     NONFINITE = "nonfinite"
     MISMATCH = "mismatch"
     INPUT_MUTATION = "input_mutation"
+    RACE = "race"
     TIMED_OUTPUT = "timed_output"
     TAMPER = "tamper"
     TIMER = "timer"
@@ -85,6 +86,11 @@ class Timing:
     speedup_vs_eager: float | None
     speedup_vs_compile: float | None
     floor_ms: float | None = None
+    # 95% intervals (low, high) of the speedups, from rounds in which the sides' batches ran
+    # back to back; None when too few rounds ran for one.
+    speedup_vs_eager_interval: tuple[float, float] | None = None
+    speedup_vs_compile_interval: tuple[float, float] | None = None
+    rounds: int = 0  # interleaved rounds of batches behind these figures
 
 
 @dataclass(frozen=True)

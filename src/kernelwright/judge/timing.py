@@ -13,7 +13,8 @@ import math
 import random
 import secrets
 import statistics
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kernelwright import constants as C
@@ -59,15 +60,16 @@ def _batch(worker: Worker, target: P.Target, set_ids: list[int], snap: bool = Fa
 def calibrate(worker: Worker, set_id: int, perturb: bool = True) -> Calibration:
     """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians), and its noise.
 
-    The no-op runs on a real input set with per-call perturbation, so the
-    overhead includes exactly what every timed call pays outside its clock.
+    The no-op runs on a real input set with per-call perturbation and returns an output of
+    the task's size, snapshotted once per batch as every timed batch is, so the overhead
+    includes exactly what every timed call and batch pays outside the calls themselves.
     """
     small: list[float] = []
     large: list[float] = []
     for _ in range(C.CALIBRATION_REPEATS):
         seeds = (secrets.randbits(62), secrets.randbits(62)) if perturb else (None, None)
-        small.append(_batch(worker, P.Target.NOOP, [set_id], seed=seeds[0])[0])
-        large.append(_batch(worker, P.Target.NOOP, [set_id] * 16, seed=seeds[1])[0])
+        small.append(_batch(worker, P.Target.NOOP, [set_id], snap=True, seed=seeds[0])[0])
+        large.append(_batch(worker, P.Target.NOOP, [set_id] * 16, snap=True, seed=seeds[1])[0])
     per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
     per_batch = max(0.0, statistics.median(small) - per_call)
     return Calibration(per_batch_ms=per_batch, per_call_ms=per_call,
@@ -86,16 +88,146 @@ class Measurement:
     claimed_ms: float  # median per call that the worker reported (device events on CUDA)
     bound_ms: float  # the least per-call time the judge's clock allows, noise taken off (median batch)
     bound_min_ms: float  # the same for the batch that allowed the least
+    batch_ms: list[float]  # per call, each main batch in the order run: max(its claims' median, its bound)
+
+
+@dataclass
+class Series:
+    """One target's timing state while its batches are interleaved with other targets'."""
+
+    worker: Worker
+    target: P.Target
+    calls: int  # per main batch
+    est_ms: float  # one call, from the warm-up, judge's clock
+    check: Callable[[int, int, int], None] | None
+    perturb: bool
+    claims: list[float] = field(default_factory=list)
+    bounds: list[float] = field(default_factory=list)
+    trusted: list[float] = field(default_factory=list)  # judge's clock per call, overhead off
+    values: list[float] = field(default_factory=list)  # per batch: max(claims' median, bound)
+    fresh_single_ms: float | None = None
+    repeat_single_ms: float | None = None
+    pairs_faster_when_seen: float | None = None
+
+
+def prepare(worker: Worker, target: P.Target, calib: Calibration, warm_sets: list[int],
+            check: Callable[[int, int, int], None] | None = None, perturb: bool = True) -> Series:
+    """Warm a target up and size its batches so that each lasts about TIMING_TARGET_BATCH_S."""
+    for _ in range(C.TIMING_WARMUP_CALLS):
+        _batch(worker, target, warm_sets[:1])
+    est_wall, _ = _batch(worker, target, warm_sets[:1])
+    est = max(0.001, est_wall - calib.overhead(1))
+    k = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(1, math.ceil(C.TIMING_TARGET_BATCH_S * 1e3 / est))))
+    return Series(worker, target, k, est, check, perturb)
+
+
+def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, main: bool = True) -> float:
+    """One batch of `s`; returns the judge's per-call time. Every target snapshots one output
+    per batch, checked or not, so that all sides pay the same per-batch cost on the judge's clock."""
+    seed = secrets.randbits(62) if s.perturb else None
+    wall, reply = _batch(s.worker, s.target, set_ids, True, seed)
+    if reply.get("not_plain"):
+        raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
+                          "torch.Tensor (a lazy or subclassed output)")
+    n = len(set_ids)
+    trusted = max(0.0, wall - calib.overhead(n)) / n
+    if main:
+        per_call = reply.get("event_ms") or reply["host_ms"]
+        if len(per_call) != n:
+            raise TimingError(Check.PROTOCOL, "the worker's timing reply is malformed")
+        claims = [float(x) for x in per_call]
+        bound = max(0.0, wall - calib.overhead(n) - 3 * calib.noise_ms * (1 + n / 16)) / n
+        s.claims.extend(claims)
+        s.bounds.append(bound)
+        s.trusted.append(trusted)
+        s.values.append(max(statistics.median(claims), bound))
+    # Every full batch has one output checked; single-call passes only now and
+    # then (each check costs a reference run), chosen after the call returned.
+    if s.check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE):
+        j = reply.get("snapped")
+        if not isinstance(j, int) or not 0 <= j < n:
+            raise TimingError(Check.PROTOCOL, "the worker did not keep a timed output to check")
+        s.check(set_ids[j], seed if seed is not None else -1, j)
+    elif main:
+        # A baseline's snapshot is fetched and dropped: every side's process then does the same
+        # work (and leaves its allocator in the same state) between batches.
+        s.worker.request(P.BareRequest(op=P.Op.FETCH))
+    return trusted
+
+
+def single_passes(s: Series, calib: Calibration, timing_sets: list[int], rng: random.Random) -> None:
+    """Time single calls on unseen then on seen sets: the evidence the memoization check reads."""
+    # Same cache state for both passes: the sets are read once first, so a
+    # first pass is not slower merely because its data is cold.
+    # Fresh and repeated calls alternate, so a burst of load on the machine
+    # slows both kinds alike instead of faking a difference.
+    s.worker.request(P.TouchRequest(op=P.Op.TOUCH, set_ids=timing_sets))
+    fresh_t: list[float] = []
+    repeat_t: list[float] = []
+    for i, sid in enumerate(timing_sets):
+        fresh_t.append(_run(s, calib, [sid], rng, main=False))
+        if i:
+            repeat_t.append(_run(s, calib, [timing_sets[i - 1]], rng, main=False))
+    repeat_t.append(_run(s, calib, [timing_sets[-1]], rng, main=False))
+    s.fresh_single_ms, s.repeat_single_ms = statistics.median(fresh_t), statistics.median(repeat_t)
+    # repeat_t[i] is the second call on timing_sets[i], fresh_t[i] its first.
+    s.pairs_faster_when_seen = sum(r < C.MEMO_RATIO * f for f, r in zip(fresh_t, repeat_t)) / len(fresh_t)
+
+
+def interleave(series: list[Series], calib: Calibration, timing_sets: list[int], rng: random.Random,
+               switch: Callable[[Worker], None], rounds: int = C.TIMING_BATCHES,
+               narrow: Callable[[], bool] | None = None) -> int:
+    """Run rounds of one batch per series, in a fresh random order each round; return the rounds run.
+
+    Drift on the machine (a frequency step, a neighbour's burst) then lands on every side
+    alike instead of on whichever was timed last. `switch(worker)` is called before each
+    batch to let only that worker run. With `narrow`, rounds are added in steps of
+    TIMING_EXTRA_ROUNDS while it says the intervals are still too wide, up to
+    TIMING_MAX_ROUNDS or TIMING_EXTRA_S of extra timing.
+    """
+    offsets = {id(s): rng.randrange(len(timing_sets)) for s in series}
+    done = 0
+
+    def one_round() -> None:
+        nonlocal done
+        order = list(series)
+        rng.shuffle(order)
+        for s in order:
+            switch(s.worker)
+            o = offsets[id(s)] + done * s.calls
+            _run(s, calib, [timing_sets[(o + i) % len(timing_sets)] for i in range(s.calls)], rng)
+        done += 1
+
+    while done < rounds:
+        one_round()
+    if narrow is not None:
+        t0 = time.perf_counter()
+        while done < C.TIMING_MAX_ROUNDS and time.perf_counter() - t0 < C.TIMING_EXTRA_S and not narrow():
+            for _ in range(C.TIMING_EXTRA_ROUNDS):
+                one_round()
+    return done
+
+
+def finish(s: Series) -> Measurement:
+    """The per-call figures of one series' main batches."""
+    claimed = statistics.median(s.claims)
+    value = statistics.median(s.values)
+    stats = TimingStats(median=value, spread=_iqr(s.values) / value if value > 0 else 0.0,
+                        count=s.calls * len(s.values), batches=len(s.values), reported_median=claimed,
+                        clock_bound=statistics.median(s.bounds))
+    return Measurement(stats, s.fresh_single_ms, s.repeat_single_ms, s.pairs_faster_when_seen,
+                       statistics.median(s.trusted), claimed, statistics.median(s.bounds), min(s.bounds),
+                       list(s.values))
 
 
 def measure(worker: Worker, target: P.Target, calib: Calibration, warm_sets: list[int],
             timing_sets: list[int], check: Callable[[int, int, int], None] | None,
             rng: random.Random, batches: int = C.TIMING_BATCHES, perturb: bool = True) -> Measurement:
-    """Warm up; for a checked target, time single calls on unseen then on seen sets; then batches.
+    """Time one target alone: warm up, the single-call passes for a checked target, then batches.
 
-    The time reported is the worker's own per-call measurement (device events on
+    The time of a batch is the worker's own per-call measurement (device events on
     CUDA, its host clock on the CPU), but never less than the bound the judge's
-    clock sets: each batch's wall time less the calibrated overhead and three
+    clock sets: the batch's wall time less the calibrated overhead and three
     times its noise. A patched timer can therefore not shrink a time, and a
     claim far under that bound is itself evidence of tampering.
 
@@ -104,67 +236,64 @@ def measure(worker: Worker, target: P.Target, calib: Calibration, warm_sets: lis
     snapshot of one call of each batch, drawn at random after the calls return,
     for the judge to verify against a reference of those perturbed inputs.
     """
-    for _ in range(C.TIMING_WARMUP_CALLS):
-        _batch(worker, target, warm_sets[:1])
-    est_wall, _ = _batch(worker, target, warm_sets[:1])
-    est = max(0.001, est_wall - calib.overhead(1))
-    k = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(1, math.ceil(C.TIMING_TARGET_BATCH_S * 1e3 / est))))
-    if est > 2000:
-        batches = max(3, min(batches, int(30_000 / est)))
-
-    claims: list[float] = []
-    bounds: list[float] = []
-
-    def run(set_ids: list[int], main: bool = True) -> float:
-        seed = secrets.randbits(62) if perturb else None
-        wall, reply = _batch(worker, target, set_ids, check is not None, seed)
-        if reply.get("not_plain"):
-            raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
-                              "torch.Tensor (a lazy or subclassed output)")
-        n = len(set_ids)
-        trusted = max(0.0, wall - calib.overhead(n)) / n
-        if main:
-            per_call = reply.get("event_ms") or reply["host_ms"]
-            if len(per_call) != n:
-                raise TimingError(Check.PROTOCOL, "the worker's timing reply is malformed")
-            claims.extend(float(x) for x in per_call)
-            bounds.append(max(0.0, wall - calib.overhead(n) - 3 * calib.noise_ms * (1 + n / 16)) / n)
-        # Every full batch has one output checked; single-call passes only now and
-        # then (each check costs a reference run), chosen after the call returned.
-        if check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE):
-            j = reply.get("snapped")
-            if not isinstance(j, int) or not 0 <= j < n:
-                raise TimingError(Check.PROTOCOL, "the worker did not keep a timed output to check")
-            check(set_ids[j], seed if seed is not None else -1, j)
-        return trusted
-
-    fresh = repeat = faster = None
+    s = prepare(worker, target, calib, warm_sets, check, perturb)
     if check is not None:
-        # Same cache state for both passes: the sets are read once first, so a
-        # first pass is not slower merely because its data is cold.
-        # Fresh and repeated calls alternate, so a burst of load on the machine
-        # slows both kinds alike instead of faking a difference.
-        worker.request(P.TouchRequest(op=P.Op.TOUCH, set_ids=timing_sets))
-        fresh_t: list[float] = []
-        repeat_t: list[float] = []
-        for i, sid in enumerate(timing_sets):
-            fresh_t.append(run([sid], main=False))
-            if i:
-                repeat_t.append(run([timing_sets[i - 1]], main=False))
-        repeat_t.append(run([timing_sets[-1]], main=False))
-        fresh, repeat = statistics.median(fresh_t), statistics.median(repeat_t)
-        # repeat_t[i] is the second call on timing_sets[i], fresh_t[i] its first.
-        faster = sum(r < C.MEMO_RATIO * f for f, r in zip(fresh_t, repeat_t)) / len(fresh_t)
-    offset = rng.randrange(len(timing_sets))
-    per_batch = [run([timing_sets[(offset + b * k + i) % len(timing_sets)] for i in range(k)])
-                 for b in range(batches)]
-    claimed = statistics.median(claims)
-    bound = statistics.median(bounds)
-    value = max(claimed, bound)
-    stats = TimingStats(median=value, spread=_iqr(claims) / claimed if claimed > 0 else 0.0,
-                        count=k * batches, batches=batches, reported_median=claimed, clock_bound=bound)
-    return Measurement(stats, fresh, repeat, faster, statistics.median(per_batch), claimed, bound,
-                       min(bounds))
+        single_passes(s, calib, timing_sets, rng)
+    interleave([s], calib, timing_sets, rng, lambda w: None, rounds=rounds_for([s], batches))
+    return finish(s)
+
+
+def rounds_for(series: list[Series], batches: int = C.TIMING_BATCHES) -> int:
+    """Rounds of batches: fewer when a call takes seconds (about 30 s per side at most)."""
+    est = max(s.est_ms for s in series)
+    return batches if est <= 2000 else max(3, min(batches, int(30_000 / est)))
+
+
+# -- speedups and their intervals ----------------------------------------------
+
+
+def median_interval(values: list[float], confidence: float = C.SPEEDUP_CONFIDENCE) -> tuple[float, float] | None:
+    """A distribution-free interval for the median of `values` (order statistics, binomial).
+
+    None when there are too few values for the confidence asked.
+    """
+    xs = sorted(values)
+    n = len(xs)
+    alpha = (1 - confidence) / 2
+    # The largest j whose P(Binomial(n, 1/2) < j) stays under alpha: [x_(j), x_(n+1-j)].
+    j, cdf = 0, 0.0
+    while j < n:
+        p = math.comb(n, j) / 2 ** n
+        if cdf + p > alpha:
+            break
+        cdf += p
+        j += 1
+    if j == 0:
+        return None
+    return xs[j - 1], xs[n - j]
+
+
+def speedup_interval(base: Measurement, cand: Measurement) -> tuple[float | None, tuple[float, float] | None]:
+    """Speedup of `cand` over `base` and its 95% interval, from interleaved rounds.
+
+    Round r's batches of both sides ran back to back, so their ratio has the drift of that
+    moment cancelled: the speedup is the median of those per-round ratios, the interval
+    that of their median. With too few rounds for an interval, the ratio of the medians
+    and no interval.
+    """
+    if cand.stats.median <= 0:
+        return None, None
+    n = min(len(base.batch_ms), len(cand.batch_ms))
+    ratios = [b / c for b, c in zip(base.batch_ms[:n], cand.batch_ms[:n]) if c > 0]
+    iv = median_interval(ratios)
+    if iv is None or len(ratios) != n:
+        return base.stats.median / cand.stats.median, None
+    return statistics.median(ratios), iv
+
+
+def tie_interval_narrow(iv: tuple[float, float] | None) -> bool:
+    """True when an interval is narrow enough to call a 5% difference (or none)."""
+    return iv is not None and iv[1] / iv[0] <= C.SPEEDUP_INTERVAL_MAX_WIDTH
 
 
 def _iqr(values: list[float]) -> float:

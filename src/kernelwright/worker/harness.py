@@ -21,6 +21,8 @@ import torch
 from kernelwright import constants as C
 
 _perf = time.perf_counter
+_sleep = time.sleep
+_cuda_sleep = getattr(torch._C, "_cuda_sleep", lambda cycles: None)
 _type = builtins.type
 
 # Dotted names whose objects must be the same after import and after the runs.
@@ -274,6 +276,9 @@ class Harness:
         pin_flags(threads)
         self.sets: dict[int, tuple[Any, ...]] = {}
         self.last_outputs: list[Any] = []
+        # What the calibration no-op returns: an output of the task's size once the reference
+        # made one, so that the snapshot every timed batch takes is part of the overhead.
+        self.noop_out: Any = None
         self._recent_out_bytes: list[int] = []
         if self.cuda:
             torch.cuda.init()
@@ -283,6 +288,7 @@ class Harness:
             l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or C.L2_FLUSH_BYTES // 2
             self._flush = torch.empty(max(2 * l2, 8 << 20) // 4, dtype=torch.int32, device=device)
             self._Event = torch.cuda.Event
+            self._hold_cycles = _hold_cycles(self._Event, self._sync)
         else:
             self._sync = lambda: None
         self.integrity = Integrity()
@@ -297,6 +303,10 @@ class Harness:
         """
         moved = to_device(list(inputs), self.device)
         self.sets[set_id] = tuple(clone_tree(moved) if not self.cuda else moved)
+
+    def noop(self, *args: Any) -> Any:
+        """The calibration target: no work, returns a kept output of the task's size (or its input)."""
+        return self.noop_out if self.noop_out is not None else args[0]
 
     def poison(self) -> None:
         """Fill memory the allocator could hand the next call with NaN (exploit class 1)."""
@@ -317,22 +327,52 @@ class Harness:
         del hold
 
     def run_checked(self, fn: Callable[..., Any], set_id: int) -> dict[str, Any]:
-        """One correctness call on a copy of a staged set: output, type and mutation facts.
+        """One correctness call on a copy of a staged set: output, type, mutation and race facts.
 
-        The output is copied the moment the call returns (after a full sync), so
-        work a thread or stream finishes later is not in what gets checked.
+        The output is copied the moment the call returns, as a consumer on the caller's
+        stream would read it: on CUDA after that stream alone has finished (the copy is
+        ordered on it), before any device-wide sync. Work a side stream or a thread
+        finishes later is therefore not in what gets checked, and `race` says what was
+        still running: GPU work the device still had queued after the caller's stream was
+        done, or an output that changed while the worker waited RACE_SETTLE_S.
         """
         staged = self.sets[set_id]
         inputs = clone_tree(staged)
         self.poison()
         self._sync()
+        threads_before = _thread_count()
         out = fn(*inputs)
-        self._sync()
+        race = None
+        if self.cuda:
+            done = self._Event()
+            done.record()
+            done.synchronize()
+        threads_at_return = _thread_count()
         plain = is_plain_tensor_tree(out)
         snap = clone_tree(out) if plain else out
+        if self.cuda:
+            done = self._Event()
+            done.record()
+            done.synchronize()
+            t0 = _perf()
+            self._sync()
+            pending_ms = (_perf() - t0) * 1e3
+            if pending_ms > C.RACE_PENDING_MS:
+                race = (f"GPU work was still running {pending_ms:.3f} ms after forward returned and the "
+                        "caller's stream had finished: it ran on another stream that was never joined "
+                        "(wait_stream or an event) before return")
+        if plain and race is None:
+            _sleep(C.RACE_SETTLE_S)
+            self._sync()
+            if not unchanged(out, snap):
+                extra = threads_at_return - threads_before
+                race = ("the output changed after forward returned"
+                        + (f" ({extra} thread(s) more were running at return than before the call)"
+                           if extra > 0 else "")
+                        + ": work on another thread or stream was still writing it")
         mutated = not unchanged(inputs, staged)
         self._remember_sizes(out)
-        return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated}
+        return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated, "race": race}
 
     def call_once(self, fn: Callable[..., Any], set_id: int) -> None:
         """One call on a copy of a staged set, synchronized, its output dropped (a warm-up)."""
@@ -369,19 +409,25 @@ class Harness:
             if self.cuda:
                 self._flush.zero_()
                 self._sync()
+                # The stream is held busy for LAUNCH_HOLD_MS while the host launches the call, so
+                # the events time the GPU's work and not the host's launch latency.
+                _cuda_sleep(self._hold_cycles)
                 start, end = self._Event(enable_timing=True), self._Event(enable_timing=True)
                 start.record()
             t0 = _perf()
             out = fn(*args)
             if self.cuda:
                 end.record()
-            self._sync()
-            t1 = _perf()
+                end.synchronize()
+            # The snapshot is taken (on CUDA, ordered on the caller's stream) before the
+            # device-wide sync: what a consumer reads at return is what gets checked.
             if not is_plain_tensor_tree(out):
                 not_plain += 1
             elif snap and snapped < 0 and _urandom_below(n - i) == 0:
                 self.last_outputs = [clone_tree(out)]
                 snapped = i
+            self._sync()
+            t1 = _perf()
             host_ms.append((t1 - t0) * 1e3)
             if self.cuda:
                 event_ms.append(start.elapsed_time(end))
@@ -445,6 +491,28 @@ def perturb(inputs: Any, seed: int, index: int) -> Callable[[], None]:
             flat[pos] = old
 
     return undo
+
+
+def _hold_cycles(event: Any, sync: Callable[[], None]) -> int:
+    """GPU clock cycles of a spin lasting LAUNCH_HOLD_MS on this device (measured once)."""
+    probe = 2_000_000
+    _cuda_sleep(1000)
+    sync()
+    a, b = event(enable_timing=True), event(enable_timing=True)
+    a.record()
+    _cuda_sleep(probe)
+    b.record()
+    sync()
+    ms = a.elapsed_time(b)
+    return int(probe * C.LAUNCH_HOLD_MS / ms) if ms > 0 else 0
+
+
+def _thread_count() -> int:
+    """Threads of this process, native ones included (threading only sees Python's)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
 
 
 def _urandom_below(n: int) -> int:

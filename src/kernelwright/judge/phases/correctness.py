@@ -63,6 +63,10 @@ class CorrectnessPhase(JudgementState):
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
                                + S.tail(reply.get("error", ""), 800))
             out_spec = reply.get("out")
+            # Whatever the worker says here can only reject: the output it sent is still compared.
+            if reply.get("race"):
+                raise Rejected(Check.RACE, f"trial {i} ({s.distribution} inputs): the output was not "
+                               f"complete when forward returned: {S.tail(str(reply['race']), 400)}")
             c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
             self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error,
                                            c.max_rel_error, c.scale, c.passed))

@@ -48,6 +48,10 @@ class FloorsPhase(JudgementState):
         reply, _, _ = cand.request(P.SetRequest(op=P.Op.PROFILE, set_id=self._warm_set()),
                                    timeout=self.opts.call_timeout_s)
         if reply.get("status") == P.Status.OK:
-            self.findings += kernels.findings(reply.get("rows", []), self.cuda)
+            rows = reply.get("rows", [])
+            self.findings += kernels.findings(rows, self.cuda)
+            if self.cuda:
+                self.profiled_kernel_ms = sum(float(r.get("self_us", 0.0)) for r in rows
+                                              if isinstance(r, dict) and r.get("kind") == "kernel") / 1e3
         else:
             self.findings.append("profiling failed: " + S.tail(reply.get("error", ""), 200))

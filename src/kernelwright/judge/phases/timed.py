@@ -20,11 +20,12 @@ from kernelwright.sandbox.process import Worker
 
 
 class TimedPhase(FloorsPhase):
-    """Calibrate, time the candidate, check integrity and profile; the baselines once it is gone."""
+    """Calibrate, time the candidate and the baselines interleaved, check integrity and profile."""
 
     def _timing_phase(self, ref: Worker, cand: Worker, t0: float) -> None:
-        m_cand, checks = self._time_candidate(ref, cand) if self.opts.timing else (None, [])
+        timed = self._time_sides(ref, cand) if self.opts.timing else None
         # Integrity before profiling: importing the profiler re-wraps torch functions.
+        cand.signal(signal.SIGCONT)
         reply, _, _ = cand.request(P.BareRequest(op=P.Op.INTEGRITY), timeout=self.opts.call_timeout_s)
         self._integrity(reply.get("violations") if reply.get("status") == P.Status.OK
                         else ["the integrity check itself failed"], "after the runs")
@@ -32,22 +33,26 @@ class TimedPhase(FloorsPhase):
         self._integrity([violation] if violation else [], "while running")
         with self._step("timing.profile"):
             self._profile(cand)
-        # The candidate's process is gone before any baseline is timed: work it
-        # left queued on the GPU dies with its context, and nothing it started
-        # can slow the reference down.
+        # The candidate's process is gone before the baselines' last batches: work it left
+        # queued on the GPU dies with its context, and nothing it started can slow them.
         cand.close()
-        if m_cand is not None:
-            self._time_baselines(ref, m_cand, checks)
+        if timed is not None:
+            self._finish_timing(ref, *timed)
             self._phase("timing", t0)
 
-    def _time_candidate(self, ref: Worker, cand: Worker) -> tuple[timing.Measurement, list[Any]]:
-        """Calibrate in the trusted worker, then time the candidate; return what to check later."""
+    def _time_sides(self, ref: Worker, cand: Worker) -> tuple[Any, ...]:
+        """Calibrate in the trusted worker, then time candidate and baselines in interleaved rounds.
+
+        Returns the three series (compiled is None without that baseline) and the timed
+        outputs still to check.
+        """
         # The protocol's overhead is measured in the trusted worker (same harness,
         # same pipes) and subtracted from every side alike: the candidate can
         # neither inflate it nor be measured with a different yardstick.
         warm = [self._warm_set()]
+        perturb = self.meta.perturb_timing_inputs
         with S.paused(cand, ref), self._step("timing.calibrate"):
-            self.cal = timing.calibrate(ref, warm[0], self.meta.perturb_timing_inputs)
+            self.cal = timing.calibrate(ref, warm[0], perturb)
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
 
@@ -58,36 +63,105 @@ class TimedPhase(FloorsPhase):
                                + S.tail(reply.get("error", ""), 300))
             checks.append((set_id, seed, index, reply.get("out"), blobs))
 
+        running: list[Worker] = [ref]
+
+        def switch(w: Worker) -> None:
+            # Only the side being measured runs: the other's whole tree is stopped.
+            if running[0] is not w:
+                running[0].signal(signal.SIGSTOP)
+                w.signal(signal.SIGCONT)
+                running[0] = w
+
+        cand.signal(signal.SIGSTOP)
+        compiled = None
+        with self._step("timing.compile"):
+            if self._compile_baseline(ref, warm[0]):
+                compiled = timing.prepare(ref, P.Target.COMPILED, self.cal, warm, perturb=perturb)
+        eager = timing.prepare(ref, P.Target.EAGER, self.cal, warm, perturb=perturb)
         try:
-            with S.paused(ref), self._step("timing.candidate"):
-                m_cand = timing.measure(cand, P.Target.MODEL, self.cal, warm, timing_sets, check, self.rng,
-                                        perturb=self.meta.perturb_timing_inputs)
+            switch(cand)
+            with self._step("timing.candidate"):
+                mine = timing.prepare(cand, P.Target.MODEL, self.cal, warm, check, perturb)
+                timing.single_passes(mine, self.cal, timing_sets, self.rng)
+            sides = [mine, eager] + ([compiled] if compiled else [])
+
+            def narrow() -> bool:
+                return all(timing.tie_interval_narrow(timing.speedup_interval(
+                    timing.finish(b), timing.finish(mine))[1]) for b in sides[1:])
+
+            with self._step("timing.rounds"):
+                timing.interleave(sides, self.cal, timing_sets, self.rng, switch,
+                                  rounds=timing.rounds_for(sides), narrow=narrow)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
+        finally:
+            switch(ref)
+        m_cand = timing.finish(mine)
         for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
-        return m_cand, checks
+        return mine, eager, compiled, timing_sets, checks
 
-    def _time_baselines(self, ref: Worker, m_cand: timing.Measurement, checks: list[Any]) -> None:
-        """Eager and compiled baselines, timed outputs, roofline; the candidate has exited."""
-        warm = [self._warm_set()]
-        timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
+    def _finish_timing(self, ref: Worker, mine: timing.Series, eager: timing.Series,
+                       compiled: timing.Series | None, timing_sets: list[int], checks: list[Any]) -> None:
+        """The candidate has exited: baselines' last batches, timed outputs, speedups, floors."""
         ref.signal(signal.SIGCONT)
-        with self._step("timing.eager"):
-            m_eager = timing.measure(ref, P.Target.EAGER, self.cal, warm, timing_sets, None, self.rng,
-                                     perturb=self.meta.perturb_timing_inputs)
-        with self._step("timing.compile"):
-            m_comp = self._compile_baseline(ref, warm, timing_sets)
+        m_cand = timing.finish(mine)
+        speedups: dict[str, tuple[float | None, tuple[float, float] | None]] = {}
+        stats: dict[str, Any] = {}
+        with self._step("timing.after_exit"):
+            for name, series in (("eager", eager), ("compile", compiled)):
+                if series is None:
+                    speedups[name], stats[name] = (None, None), None
+                    continue
+                m_live = timing.finish(series)
+                point, iv = timing.speedup_interval(m_live, m_cand)
+                if not self.cuda:
+                    # On the CPU a stopped tree runs nothing (orphans included: they are reparented
+                    # to the judge and stopped with it), so nothing outlives the candidate's batch.
+                    speedups[name], stats[name] = (point, iv), m_live.stats
+                    continue
+                after = timing.Series(series.worker, series.target, series.calls, series.est_ms, None,
+                                      series.perturb)
+                timing.interleave([after], self.cal, timing_sets, self.rng, lambda w: None,
+                                  rounds=C.POST_EXIT_BATCHES)
+                m_after = timing.finish(after)
+                live_iv = timing.median_interval(m_live.batch_ms)
+                # Batches run back to back are a little faster than interleaved ones, so only a drop
+                # beyond that margin counts; GPU work a candidate leaves running is time-sliced
+                # with the baseline's, which costs whole milliseconds, far beyond it.
+                if live_iv is not None and m_after.stats.median < C.POST_EXIT_MARGIN * live_iv[0]:
+                    # Slower while the candidate's process lived than after: it may have left work
+                    # running. The lower figure is the one a candidate cannot have shaped.
+                    f = m_after.stats.median / m_live.stats.median
+                    self.findings.append(
+                        f"the {name} baseline ran slower while the candidate's process was alive "
+                        f"({m_live.stats.median:.4f} ms) than after it exited ({m_after.stats.median:.4f} "
+                        f"ms); its speedup is taken against the later figure")
+                    point = point * f if point is not None else None
+                    iv = (iv[0] * f, iv[1] * f) if iv else None
+                    m_live = m_after
+                speedups[name], stats[name] = (point, iv), m_live.stats
         with self._step("timing.floor"):
-            floor, flop_floor = self._floor(ref, S.ratio(m_eager.stats.median, m_cand.stats.median))
+            floor, flop_floor = self._floor(ref, speedups["eager"][0])
         with self._step("timing.timed_outputs"):
             self._check_timed_outputs(ref, checks)
         cand_ms = m_cand.stats.median
         self.timing = Timing(
-            candidate_ms=m_cand.stats, eager_ms=m_eager.stats, compile_ms=m_comp.stats if m_comp else None,
-            speedup_vs_eager=S.ratio(m_eager.stats.median, cand_ms),
-            speedup_vs_compile=S.ratio(m_comp.stats.median, cand_ms) if m_comp else None, floor_ms=floor)
+            candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
+            speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
+            speedup_vs_eager_interval=speedups["eager"][1], speedup_vs_compile_interval=speedups["compile"][1],
+            rounds=len(mine.values))
+        for name, (_, iv) in speedups.items():
+            if stats[name] is not None and not timing.tie_interval_narrow(iv):
+                self.findings.append(
+                    f"timing was noisy: the 95% interval of the speedup vs {name} is "
+                    + (f"{iv[0]:.2f}-{iv[1]:.2f}x" if iv else "unknown")
+                    + f" after {len(mine.values)} rounds; a difference inside it is not a claim")
+        prof = self.profiled_kernel_ms
+        if prof is not None and cand_ms < C.PROFILE_BOUND_SAFETY * prof:
+            raise Rejected(Check.TIMER, f"{cand_ms:.4f} ms per call was charged, but the judge's profile of one "
+                           f"call saw {prof:.4f} ms of GPU kernels: work ran outside the timed stream or clock")
         if floor is not None and cand_ms < C.ROOFLINE_SAFETY * floor:
             raise Rejected(Check.ROOFLINE, f"{cand_ms:.4f} ms per call is impossible on this device: "
                            f"reading its inputs and writing its outputs takes at least {floor:.4f} ms")
@@ -130,14 +204,14 @@ class TimedPhase(FloorsPhase):
                     raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
                                    f"differ between checked and timed calls): {c.detail}")
 
-    def _compile_baseline(self, ref: Worker, warm: list[int], timing_sets: list[int]) -> timing.Measurement | None:
+    def _compile_baseline(self, ref: Worker, warm_set: int) -> bool:
+        """torch.compile the reference in its worker; False (with a finding) when skipped or failed."""
         if not self.opts.compile_baseline:
             self.findings.append("torch.compile baseline skipped (--no-compile-baseline)")
-            return None
-        reply, _, _ = ref.request(P.SetRequest(op=P.Op.COMPILE, set_id=warm[0]),
+            return False
+        reply, _, _ = ref.request(P.SetRequest(op=P.Op.COMPILE, set_id=warm_set),
                                   timeout=self.opts.import_timeout_s)
         if reply.get("status") != P.Status.OK:
             self.findings.append("torch.compile baseline failed: " + S.tail(reply.get("error", ""), 300))
-            return None
-        return timing.measure(ref, P.Target.COMPILED, self.cal, warm, timing_sets, None, self.rng,
-                                       perturb=self.meta.perturb_timing_inputs)
+            return False
+        return True
