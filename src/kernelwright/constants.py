@@ -137,6 +137,8 @@ WORKER_MEMORY_BYTES = 16 << 30
 WORKER_FILE_SIZE_BYTES = 2 << 30
 WORKER_MAX_PROCESSES = 4096  # per user, threads included (not enforced for root)
 MEMORY_POLL_S = 0.1
+# How often a judge waiting on a worker checks that nobody else has stopped it.
+STOPPED_POLL_S = 0.1
 # Only a short tail of a crashed worker's stderr is shown in a reason.
 STDERR_TAIL_CHARS = 2500
 COMPILER_OUTPUT_CHARS = 2000

@@ -105,7 +105,7 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             reasons = [r.reason]
         except WorkerFailure as f:
             if ref is not None and f is ref.failure:
-                if not self.candidate_ran or f.kind in (Check.MEMORY, Check.TIMEOUT):
+                if not self.candidate_ran or (f.kind in (Check.MEMORY, Check.TIMEOUT) and not ref.external_stops):
                     raise TaskError(f"the reference worker failed while running the task: {f}") from None
                 # Once candidate code has run, it may have killed or stopped the
                 # reference (same user): that is the candidate's failure, not the task's.
@@ -124,6 +124,12 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             if self.ceilings.restore_if_changed():
                 self.findings.append("something changed the device-ceilings cache during this judgement; "
                                      "it was put back")
+        if ref is not None and ref.external_stops and self.candidate_ran:
+            # Whatever else happened, the reference was frozen by a process that is not the
+            # judge while candidate code existed: its timings and failures prove nothing.
+            reasons = [Reason(Check.TAMPER, f"the reference worker was stopped {ref.external_stops} time(s) by "
+                              "a process other than the judge while the candidate's code was running (the "
+                              "judge resumed it); a candidate must leave other processes alone")]
         return self._result(reasons)
 
     def _result(self, reasons: list[Reason]) -> JudgeResult:

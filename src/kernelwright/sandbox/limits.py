@@ -310,6 +310,16 @@ def _has_marker(pid: int, marker: bytes) -> bool:
         return False
 
 
+def is_stopped(pid: int) -> bool:
+    """True when the process is stopped by a signal or a tracer (state T or t in /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in (b"T", b"t")
+
+
 def signal_tree(root: int, sig: int, tag: str | None = None) -> None:
     """Send `sig` to every process of a worker's tree (see _tree)."""
     for pid in _tree(root, tag):

@@ -70,6 +70,10 @@ class Worker:
         self._failure: WorkerFailure | None = None
         self._killed_for: Check | None = None
         self.affinity_violation: str | None = None  # set by the watchdog: the tree left its cores
+        # The judge stops a worker's tree on purpose (it times the other side). Found stopped
+        # while the judge is not holding it, someone else stopped it: it is resumed and counted.
+        self._held = False
+        self.external_stops = 0
         self.tag = secrets.token_hex(8)
         env = limits.scrubbed_env(self.scratch, config, self.tag)
         log = open(self._log_path, "wb")
@@ -88,6 +92,7 @@ class Worker:
             os.close(from_child_w)
         limits.LIVE_WORKERS.add(self.proc.pid)
         self._chan = Channel(from_child_r, to_child_w, self._secret)
+        self._chan.idle = self._resume_if_stopped
         self._read_fd = from_child_r
         # The secret goes over the pipe, never argv or env (both readable in /proc).
         os.write(to_child_w, self._secret)
@@ -127,11 +132,20 @@ class Worker:
                 self.kill()
                 raise self._record(WorkerFailure(
                     Check.TIMEOUT, f"no answer within {timeout:.0f} s; the worker was killed"))
-            ready, _, _ = select.select([self._read_fd], [], [], min(left, 0.5))
+            ready, _, _ = select.select([self._read_fd], [], [], min(left, C.STOPPED_POLL_S))
             if ready:
                 return
             if self.proc.poll() is not None:
                 return  # EOF will surface from recv with the exit status
+            self._resume_if_stopped()
+
+    def _resume_if_stopped(self) -> None:
+        if not self._held and limits.is_stopped(self.proc.pid):
+            # Only the judge may stop a worker, and it is not holding this one: another
+            # process (the candidate's, in practice) did. Waiting would end in a timeout
+            # that blames whoever owns this worker, so resume it and let the judge decide.
+            self.external_stops += 1
+            limits.signal_tree(self.proc.pid, signal.SIGCONT, self.tag)
 
     # -- failures -------------------------------------------------------------
 
@@ -212,6 +226,8 @@ class Worker:
         """Signal the worker's whole tree: its group, descendants and orphans it left to the judge."""
         if self.proc.poll() is not None:
             return
+        if sig in (signal.SIGSTOP, signal.SIGCONT):
+            self._held = sig == signal.SIGSTOP
         limits.signal_tree(self.proc.pid, sig, self.tag)
 
     def kill(self) -> None:
