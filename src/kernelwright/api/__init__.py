@@ -33,18 +33,39 @@ The judge never imports the caller's objects: it rebuilds the task in its own sa
 processes. So the module is exported with `torch.export.export(module, example_inputs)`
 and saved with `torch.export.save` as `program.pt2`; beside it, a generated task file in
 KernelBench format, named after the module's class (`ScaleShift` -> `scale_shift.py`,
-which also names the search's runs), loads it. Both sit in a content-addressed directory
-under kernelwright's cache (`$KERNELWRIGHT_CACHE/modules/<hash>/`, by default
+which also names the search's runs), describes it (the export is the computation the task
+states and checks against). They sit in a content-addressed directory under
+kernelwright's cache (`$KERNELWRIGHT_CACHE/modules/<hash>/`, by default
 `~/.cache/kernelwright/modules/<hash>/`; the hash covers the task text, which includes the
 graph and the input generators, and every weight): the same module and inputs give the
 same task path, and so the same task hash in the store.
 
-- `Model()` loads the program (`torch.export.load(...).module()`) with the module's real
-  parameters and buffers, whose `state_dict` names are the module's own (a state-dict hook
-  drops the wrapper's level). The judge copies every same-named, same-shaped parameter and
-  buffer from the reference into `ModelNew`, so a candidate that declares the module's
-  parameters under the module's names computes with the real weights, and one that
-  invents its own is rejected as wrong. `get_init_inputs()` returns `[]`.
+- `Model()` holds the module's real parameters and buffers, whose `state_dict` names are
+  the module's own (a state-dict hook drops the wrapper's level). The judge copies every
+  same-named, same-shaped parameter and buffer from the reference into `ModelNew`, so a
+  candidate that declares the module's parameters under the module's names computes with
+  the real weights, and one that invents its own is rejected as wrong.
+  `get_init_inputs()` returns `[]`.
+- What `Model` runs is what the judge times as eager and compiles for the torch.compile
+  baseline, so it is the module itself whenever that can be shipped: the module is saved
+  with `torch.save` (`module.pt`) and the judge's processes import its classes from their
+  source files, as your process does, and call it as you call it (`module(x, 0.5)`: one
+  pass through `nn.Module`'s dispatch, then its forward). A speedup then means "faster
+  than my module". Its source files are recorded with their SHA-256 (part of the task, so
+  an edited file makes a new task); a class defined in the script being run (`__main__`)
+  is shipped with a copy of the script's imports, classes, functions and literal
+  constants (`script.py`; nothing the script runs is copied). Otherwise (a notebook or
+  `python -c`, a class defined inside a function, a module that cannot be pickled or whose
+  reloaded copy differs) `Model` runs the exported graph's ATen operators without
+  torch.export's call wrapper (`graph.pt`): within a few microseconds of the module (each
+  operator called through `torch.ops` costs about 0.5 us more on a CPU; the module's own
+  Python is left out), where the wrapper of `torch.export.load(...).module()` costs tens
+  of microseconds a call, which would have counted against eager alone. The result's
+  `findings` say which was timed. The reference outputs that candidates are checked
+  against come from the same `Model` (the export agrees with the module on the example,
+  see the last point). Timing the export on both sides instead was rejected:
+  its fixed cost would be added to every kernel's time too, squeezing real speedups
+  over a small module towards 1x.
 - Non-tensor arguments (floats, ints, bools, strings, None, tuples and lists of them)
   are specialised as constants by the export; `get_inputs()` passes them unchanged.
 - `get_inputs()` makes fresh tensors with each example tensor's shape, dtype and device,

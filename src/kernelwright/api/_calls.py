@@ -58,7 +58,7 @@ def verify(reference: nn.Module | str | os.PathLike[str], candidate: str | os.Pa
     from kernelwright.judge.verify import VerifyOptions, resolve_device, verify_files
 
     _check_fallback(fallback)
-    task_path, origin, dev, module_sig = _prepare(reference, example_inputs, metadata, device)
+    task_path, origin, dev, module_sig, baseline = _prepare(reference, example_inputs, metadata, device)
     dev = resolve_device(dev)
     cand_path = _candidate_file(candidate)
     options = VerifyOptions(device=dev, trials=trials, compile_baseline=compile_baseline, timing=timing,
@@ -66,7 +66,8 @@ def verify(reference: nn.Module | str | os.PathLike[str], candidate: str | os.Pa
     res = verify_files(task_path, cand_path, options)
     source = cand_path.read_text(encoding="utf-8")
     return KernelResult(
-        verdict=res.verdict, reasons=tuple(res.reasons), timing=res.timing, findings=tuple(res.findings),
+        verdict=res.verdict, reasons=tuple(res.reasons), timing=res.timing,
+        findings=tuple(res.findings) + baseline,
         kernel_path=str(cand_path) if res.accepted else None, kernel_source=source if res.accepted else None,
         task_path=str(task_path), device=dev, signatures=_signatures(origin, module_sig, dev, res.accepted),
         fallback=fallback, details=res.to_dict(), _origin=origin)
@@ -119,7 +120,7 @@ def optimize(module: nn.Module | str | os.PathLike[str], example_inputs: Sequenc
     from kernelwright.search.run import OptimizeRequest, optimize_task
 
     _check_fallback(fallback)
-    task_path, origin, dev, module_sig = _prepare(module, example_inputs, metadata, device)
+    task_path, origin, dev, module_sig, baseline = _prepare(module, example_inputs, metadata, device)
     specs = [models] if isinstance(models, str) else list(models or [])
     req = OptimizeRequest(task=task_path, models=specs, budget=budget, time_limit_s=time_limit_s,
                           max_cost_usd=max_cost_usd, max_tokens=max_tokens, device=dev, target=target,
@@ -146,7 +147,7 @@ def optimize(module: nn.Module | str | os.PathLike[str], example_inputs: Sequenc
     verdict = _read_json(kernel.parent / "best.json").get("verdict") or {}
     return OptimizeResult(
         verdict="accepted", timing=timing_from_dict(verdict.get("timing")),
-        findings=tuple(verdict.get("findings") or ()), kernel_path=str(kernel.resolve()),
+        findings=tuple(verdict.get("findings") or ()) + baseline, kernel_path=str(kernel.resolve()),
         kernel_source=kernel.read_text(encoding="utf-8"),
         signatures=_signatures(origin, module_sig, dev, True), details=verdict, **common)
 
@@ -154,9 +155,10 @@ def optimize(module: nn.Module | str | os.PathLike[str], example_inputs: Sequenc
 # -- shared steps -------------------------------------------------------------
 
 
-def _prepare(reference: Any, example_inputs: Any, metadata: Mapping[str, Any] | None,
-             device: str | None) -> tuple[Path, ModuleOrigin | TaskOrigin, str | None, InputSignature | None]:
-    """(task path, origin, device to judge on, the module's signature) for a module or a task path."""
+def _prepare(reference: Any, example_inputs: Any, metadata: Mapping[str, Any] | None, device: str | None
+             ) -> tuple[Path, ModuleOrigin | TaskOrigin, str | None, InputSignature | None, tuple[str, ...]]:
+    """(task path, origin, device to judge on, the module's signature, findings about the baselines)
+    for a module or a task path."""
     import torch.nn as nn
 
     from kernelwright.api._origin import ModuleOrigin, TaskOrigin
@@ -172,7 +174,7 @@ def _prepare(reference: Any, example_inputs: Any, metadata: Mapping[str, Any] | 
 
         path = Path(reference)
         load_task(path)  # a missing or malformed task is InputError/TaskError here, before anything runs
-        return path, TaskOrigin(path), device, None
+        return path, TaskOrigin(path), device, None, ()
     if not isinstance(reference, nn.Module):
         raise InputError(f"expected an nn.Module instance or a task file path, not {type(reference).__name__}")
     if example_inputs is None:
@@ -184,7 +186,10 @@ def _prepare(reference: Any, example_inputs: Any, metadata: Mapping[str, Any] | 
     if device not in (None, "auto") and device.split(":")[0] != converted.device:
         raise InputError(f"the module and its example inputs are on {converted.device}, but device={device!r} "
                          f"was asked for; move both to {device} first (the exported program keeps its device)")
-    return converted.path, ModuleOrigin(reference), converted.device, converted.signature
+    # Which form of the module the baselines time (the module itself, or its exported graph
+    # when the judge's processes cannot import it) decides what a speedup means: say so.
+    note = (converted.baseline_note,) if converted.baseline_note else ()
+    return converted.path, ModuleOrigin(reference), converted.device, converted.signature, note
 
 
 def _signatures(origin: Any, module_sig: InputSignature | None, device: str,

@@ -3,7 +3,10 @@
 The judge never imports the caller's objects: it runs the task file in its own
 processes. So the module is exported with `torch.export` (parameters, buffers and
 constants included; non-tensor arguments specialised to their example values), saved
-as `program.pt2`, and a generated `task.py` beside it loads that program. Both live in a
+as `program.pt2`, and a generated `task.py` beside it describes that program. What the
+task's Model runs, which is what the judge times as eager and torch.compile, is the
+caller's module itself whenever it can be shipped (`module.pt`), else the exported graph
+without torch.export's call wrapper (`graph.pt`): see `_baseline`. All live in a
 content-addressed directory under the cache, so the same module and inputs always give
 the same task path (and the same task hash in the store). The task file is named after the
 module's class (`ScaleShift` -> `scale_shift.py`), which names the search's runs.
@@ -28,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from kernelwright.api._baseline import Baseline, choose_baseline
 from kernelwright.api._errors import ConversionError
 from kernelwright.api._signature import InputSignature, is_plain_value, signature_of
 from kernelwright.paths import cache_dir
@@ -43,11 +47,17 @@ _AGREEMENT_RTOL = 1e-3  # exported program vs module on the example, relative to
 
 @dataclass(frozen=True)
 class ConvertedTask:
-    """A generated task: its file, the input signature it was exported for, its device type."""
+    """A generated task: its file, the input signature it was exported for, its device type.
+
+    `baseline` is what its Model runs ("module", "graph" or "program", see `_baseline`) and
+    `baseline_note` a sentence saying so, for the result's findings.
+    """
 
     path: Path
     signature: InputSignature
     device: str
+    baseline: str = "program"
+    baseline_note: str = ""
 
 
 def normalize_inputs(example_inputs: Any) -> tuple[Any, ...]:
@@ -120,16 +130,19 @@ def module_task(module: nn.Module, example_inputs: Any, metadata: Mapping[str, A
     _check_behaviour(module, program, args, name)
     signature = signature_of(args)
     assert signature is not None  # normalize_inputs admitted only what has a spec
-    text = _task_text(module, ep, program, args, meta, device)
+    baseline = choose_baseline(module, program, args, name, _disagreement)
+    text = _task_text(module, ep, program, args, meta, device, baseline)
+    # The text names the baseline's files, import paths and source digests; the weights it
+    # does not show are hashed here (module.pt and graph.pt hold the same ones as the program).
     key = hashlib.sha256(text.encode())
     for value in _weights(ep):
         key.update(value)
     directory = cache_dir() / "modules" / key.hexdigest()[:24]
-    text = text.replace(_PROGRAM_PLACEHOLDER, repr(str(directory / "program.pt2")))
+    text = text.replace(_DIR_PLACEHOLDER, repr(str(directory)))
     # Named after the module: the search names a run after its task file.
     filename = _snake(name) + ".py"
-    _write_task_dir(directory, {"program.pt2": data, filename: text.encode()})
-    return ConvertedTask(directory / filename, signature, device)
+    _write_task_dir(directory, {"program.pt2": data, **baseline.files, filename: text.encode()})
+    return ConvertedTask(directory / filename, signature, device, baseline.kind, baseline.note)
 
 
 # -- export and its checks ----------------------------------------------------
@@ -255,24 +268,30 @@ def _weights(ep: Any) -> list[bytes]:
 
 # -- the task file ------------------------------------------------------------
 
-_PROGRAM_PLACEHOLDER = "__KERNELWRIGHT_PROGRAM_PATH__"
+_DIR_PLACEHOLDER = "__KERNELWRIGHT_TASK_DIR__"
 
 _TEMPLATE = '''"""{name}, converted from an nn.Module instance by kernelwright's Python API.
 
-Model runs the module as torch.export captured it (program.pt2, loaded from the path
-below; the exported graph is printed further down) with the module's own weights. Its
-state_dict uses the module's own names: the judge copies every parameter and buffer into
-ModelNew by name and shape, so ModelNew should declare the same ones (listed below) and
-compute with them, not with values of its own. Non-tensor arguments were fixed to the
-example's values when the module was exported: forward always receives exactly these.
-get_inputs() makes fresh random tensors with the example's shapes, dtypes and devices on
-every call (how, for each input, is in its comment).
+Model computes what torch.export captured of the module (program.pt2 in the folder named
+below; the exported graph is printed further down) with the module's own weights. It runs
+{runs}
+when it can (see _load_module at the end), so that the judge's eager and torch.compile
+baselines cost what the module costs when called. Its state_dict uses the module's own
+names: the judge copies every parameter and buffer into ModelNew by name and shape, so
+ModelNew should declare the same ones (listed below) and compute with them, not with
+values of its own. Non-tensor arguments were fixed to the example's values when the
+module was exported: forward always receives exactly these. get_inputs() makes fresh
+random tensors with the example's shapes, dtypes and devices on every call (how, for each
+input, is in its comment).
 """
+
+import os
 
 import torch
 import torch.nn as nn
 {meta}
-_PROGRAM = {program}
+_DIR = {directory}
+_PROGRAM = os.path.join(_DIR, "program.pt2")
 
 # Parameters and buffers (state_dict names, as in the module):
 {state}
@@ -289,14 +308,14 @@ _PROGRAM = {program}
 
 
 def _module_names(module, state_dict, prefix, local_metadata):
-    # Drop the "program." level: state_dict names are the module's own.
-    inner = prefix + "program."
+    # Drop the "module." level: state_dict names are the module's own.
+    inner = prefix + "module."
     for key in [k for k in state_dict if k.startswith(inner)]:
         state_dict[prefix + key[len(inner):]] = state_dict.pop(key)
 
 
-def _program_names(module, state_dict, prefix, *args):
-    inner = prefix + "program."
+def _wrapped_names(module, state_dict, prefix, *args):
+    inner = prefix + "module."
     for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
         state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
 
@@ -304,12 +323,16 @@ def _program_names(module, state_dict, prefix, *args):
 class Model(nn.Module):
     def __init__(self):
         super().__init__()
-        self.program = torch.export.load(_PROGRAM).module()
+        self.module, direct = _load_module()
+        # Bound once, here: a call of Model then costs what a call of the module costs (one
+        # pass through nn.Module's dispatch, then its forward), with no second dispatch and
+        # no attribute lookups on the way.
+        self.call = self.module.forward if direct else self.module.__call__
         self.register_state_dict_post_hook(_module_names)
-        self.register_load_state_dict_pre_hook(_program_names)
+        self.register_load_state_dict_pre_hook(_wrapped_names)
 
     def forward(self{params}):
-        return self.program({call})
+        return self.call({call})
 
 
 def get_inputs():
@@ -320,11 +343,87 @@ def get_inputs():
 
 def get_init_inputs():
     return []
+
+
+# -- what Model runs -----------------------------------------------------------------
+# The judge times Model itself as eager (and compiles it for torch.compile), so Model runs
+# the cheapest faithful form of the module: the module itself, unpickled from module.pt,
+# its classes imported from the source files recorded here (only while they are unchanged)
+# or, for classes of the script that made the task, from its definitions in script.py;
+# else the exported graph's operators without torch.export's call wrapper (graph.pt);
+# else the exported program, whose wrapper costs tens of microseconds a call.
+_MODULE = {module_file}
+_DIRECT = {direct}
+_SCRIPT = {script}  # script.py is imported under this name
+_IMPORT_PATHS = {import_paths}
+_SOURCES = {sources}
+_GRAPH = {graph_file}
+_GRAPH_CONSTANTS = {graph_constants}  # buffers of graph.pt that the module's state_dict leaves out
+
+
+def _sha256(path):
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _import_script():
+    import importlib.util
+    import sys
+
+    if _SCRIPT in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(_SCRIPT, os.path.join(_DIR, "script.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_SCRIPT] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[_SCRIPT]
+        raise
+
+
+def _load_module():
+    """(module, whether to call its forward directly): the first of module.pt, graph.pt and
+    program.pt2 that loads (a module with forward hooks of its own is called whole)."""
+    import sys
+
+    if _MODULE and all(_sha256(path) == digest for path, digest in _SOURCES.items()):
+        for path in reversed(_IMPORT_PATHS):
+            if path not in sys.path:
+                sys.path.insert(0, path)  # ahead, as in the process that made the task
+        try:
+            if _SCRIPT:
+                _import_script()
+            return torch.load(os.path.join(_DIR, _MODULE), weights_only=False), _DIRECT
+        except Exception:
+            pass  # the graph below computes the same, with the same weights
+    if _GRAPH:
+        try:
+            graph = torch.load(os.path.join(_DIR, _GRAPH), weights_only=False)
+            for name in _GRAPH_CONSTANTS:
+                owner_name, _, leaf = name.rpartition(".")
+                owner = graph.get_submodule(owner_name)
+                owner.register_buffer(leaf, getattr(owner, leaf), persistent=False)
+            return graph, True
+        except Exception:
+            pass
+    return torch.export.load(_PROGRAM).module(), False
 '''
+
+_RUNS = {  # a line of the task's docstring
+    "module": "the module itself (module.pt, its classes imported from their source files)",
+    "graph": "the exported graph's operators without torch.export's call wrapper (graph.pt)",
+    "program": "the exported program (program.pt2)",
+}
 
 
 def _task_text(module: nn.Module, ep: Any, program: nn.Module, args: tuple[Any, ...],
-               meta: dict[str, Any] | None, device: str) -> str:
+               meta: dict[str, Any] | None, device: str, baseline: Baseline) -> str:
     names = _arg_names(module, len(args))
     state = [f"#   {k}: {_tensor_text(v)}" for k, v in program.state_dict().items()] or ["#   (none)"]
     try:
@@ -334,7 +433,15 @@ def _task_text(module: nn.Module, ep: Any, program: nn.Module, args: tuple[Any, 
     return _TEMPLATE.format(
         name=type(module).__name__,
         meta=f"\nKERNELWRIGHT = {meta!r}\n" if meta else "",
-        program=_PROGRAM_PLACEHOLDER,
+        directory=_DIR_PLACEHOLDER,
+        runs=_RUNS[baseline.kind],
+        module_file=repr("module.pt" if "module.pt" in baseline.files else None),
+        direct=repr(baseline.direct),
+        script=repr(baseline.script),
+        import_paths=_listing([repr(p) for p in baseline.import_paths], "[]"),
+        sources=_listing([f"{p!r}: {d!r}" for p, d in baseline.sources.items()], "{}"),
+        graph_file=repr("graph.pt" if "graph.pt" in baseline.files else None),
+        graph_constants=_listing([repr(c) for c in baseline.graph_constants], "[]"),
         state="\n".join(state),
         repr=_comment(repr(module)),
         source=_comment(textwrap.dedent(source)),
@@ -416,11 +523,18 @@ def _arg_names(module: nn.Module, n: int) -> list[str]:
     except (TypeError, ValueError):
         params = []
     names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:n]
-    reserved = {"self", "torch", "nn", "Model", "_PROGRAM"}
+    reserved = {"self", "os", "torch", "nn", "Model", "_DIR", "_PROGRAM"}
     if len(names) == n and len(set(names)) == n and all(
             s.isidentifier() and not keyword.iskeyword(s) and s not in reserved for s in names):
         return names
     return [f"x{i}" for i in range(n)]
+
+
+def _listing(items: list[str], brackets: str) -> str:
+    """Python source for a list or dict display of `items`, one a line."""
+    if not items:
+        return brackets
+    return brackets[0] + "\n" + "".join(f"    {item},\n" for item in items) + brackets[1]
 
 
 def _comment(text: str) -> str:

@@ -151,9 +151,15 @@ def timing_from_dict(d: dict[str, Any] | None) -> Timing | None:
         known = {f.name for f in dataclasses.fields(TimingStats)}
         return TimingStats(**{k: v for k, v in s.items() if k in known})
 
+    def interval(v: Any) -> tuple[float, float] | None:
+        return (float(v[0]), float(v[1])) if isinstance(v, (list, tuple)) and len(v) == 2 else None
+
     return Timing(candidate_ms=stats(d.get("candidate_ms")), eager_ms=stats(d.get("eager_ms")),
                   compile_ms=stats(d.get("compile_ms")), speedup_vs_eager=d.get("speedup_vs_eager"),
-                  speedup_vs_compile=d.get("speedup_vs_compile"), floor_ms=d.get("floor_ms"))
+                  speedup_vs_compile=d.get("speedup_vs_compile"), floor_ms=d.get("floor_ms"),
+                  speedup_vs_eager_interval=interval(d.get("speedup_vs_eager_interval")),
+                  speedup_vs_compile_interval=interval(d.get("speedup_vs_compile_interval")),
+                  rounds=int(d.get("rounds") or 0))
 
 
 def _plain(obj: Any) -> Any:
