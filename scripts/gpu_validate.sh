@@ -108,8 +108,24 @@ print('landlock abi', l.syscall(444, None, 0, 1), 'errno', ctypes.get_errno())"
 print('landlock abi', l.syscall(444, None, 0, 1), 'errno', ctypes.get_errno())"
     unshare --user --net --map-root-user true && echo "unshare --user --net: ok" || echo "unshare --user --net: refused"
     unshare --user --pid --fork --mount-proc --map-root-user true && echo "unshare --pid: ok" || echo "unshare --pid: refused"
-    timeout ${KW_TEST_S:-280} python3 -m pytest tests/exploits/test_race.py tests/exploits/test_gpu_cheats.py \
-      tests/exploits/test_honest.py -m gpu -q -rA --timeout=200 2>&1 | tee "$OUT/exploits_gpu.log" | tail -30
+    # The launch hold: does it take the whole device, and how long does it last?
+    python3 - <<'PY' 2>&1 | tee "$OUT/hold.log"
+import time, torch
+from kernelwright.worker.harness import Harness
+t0 = time.perf_counter(); h = Harness("cuda", None); t1 = time.perf_counter()
+print(f"harness {t1 - t0:.2f} s; hold blocks device: {h.hold.blocks_device} {h.hold.error}")
+print("hold ms:", [round(h.hold.measured_ms(), 4) for _ in range(5)])
+# A one-block spin beside the hold must wait for it: the side stream starts only after the hold.
+s = torch.cuda.Stream(priority=-1); a = torch.cuda.Event(enable_timing=True); b = torch.cuda.Event(enable_timing=True)
+x = torch.randn(4096, 4096, device="cuda"); torch.cuda.synchronize()
+a.record(); h.hold()
+with torch.cuda.stream(s):
+    y = x * 2; e = torch.cuda.Event(enable_timing=True); e.record()
+torch.cuda.synchronize()
+print(f"high-priority side stream's work ended {a.elapsed_time(e):.4f} ms after the hold began (hold {h.hold.measured_ms():.4f} ms)")
+PY
+    timeout ${KW_TEST_S:-280} python3 -m pytest ${KW_TESTS:-tests/exploits/test_race.py tests/exploits/test_gpu_cheats.py tests/exploits/test_honest.py} \
+      -m gpu -q -rA --timeout=200 2>&1 | tee "$OUT/exploits_gpu.log" | tail -30
     acc=${KW_ACC_DIR:-$OUT/acc}
     timeout ${KW_ACC_S:-250} python3 benchmarks/timing_accuracy.py --out "$acc" 2>&1 | tee "$OUT/accuracy.log" | tail -25 ;;
   suite)

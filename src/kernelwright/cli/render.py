@@ -52,6 +52,9 @@ def print_verdict(result: JudgeResult, console: Console | None = None) -> None:
         table.add_row("torch.compile", _ms(t.compile_ms), _bound(t.compile_ms),
                       speedup_text(t.speedup_vs_compile, getattr(t, "speedup_vs_compile_interval", None)))
         console.print(table)
+        if t.profile_busy_ms is not None:
+            console.print(f"  GPU busy in one profiled call: {t.profile_busy_ms:.4f} ms, every stream (the time "
+                          f"charged may not be under {C.PROFILE_BOUND_SAFETY:g}x this)", highlight=False)
         if getattr(t, "rounds", 0):
             console.print(f"  timing: {t.rounds} rounds, each one batch of every side in a random order; "
                           "the speedup is the median of the rounds' ratios", highlight=False)

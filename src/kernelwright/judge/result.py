@@ -91,6 +91,9 @@ class Timing:
     speedup_vs_eager_interval: tuple[float, float] | None = None
     speedup_vs_compile_interval: tuple[float, float] | None = None
     rounds: int = 0  # interleaved rounds of batches behind these figures
+    # CUDA: how long the device was busy (the union of all kernels' intervals, every stream) in one
+    # call the judge profiled; a charged time under PROFILE_BOUND_SAFETY times this is rejected.
+    profile_busy_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,11 @@ class RoleBase:
         self.h.stage(-1, (torch.zeros(1),))
         self.h.integrity.watch(self)
         self.targets[P.Target.NOOP] = self.h.noop
-        return P.SetupReply(environment=describe_device(header["device"]),
-                            hardening=self.hardening_problems), []
+        env = describe_device(header["device"])
+        if self.h.cuda:
+            env["launch_hold"] = ("every SM" if self.h.hold.blocks_device
+                                  else f"one block ({self.h.hold.error or 'no jiterator'})")
+        return P.SetupReply(environment=env, hardening=self.hardening_problems), []
 
     def op_stage(self, header: P.StageRequest, blobs: list[bytes]) -> Reply:
         """Receive an input set and keep it on the device."""

@@ -19,10 +19,11 @@ from typing import Any, Callable
 import torch
 
 from kernelwright import constants as C
+from kernelwright.worker import dispatch_guard
+from kernelwright.worker.hold import DeviceHold
 
 _perf = time.perf_counter
 _sleep = time.sleep
-_cuda_sleep = getattr(torch._C, "_cuda_sleep", lambda cycles: None)
 _type = builtins.type
 
 # Dotted names whose objects must be the same after import and after the runs.
@@ -117,8 +118,9 @@ def pin_flags(threads: int | None) -> None:
 # kernelwright's own code inside the worker: every function and method in these
 # modules must still be the same object, with the same code, after the runs.
 _GUARDED_MODULES = (
-    "kernelwright.worker.harness", "kernelwright.worker.common",
+    "kernelwright.worker.harness", "kernelwright.worker.common", "kernelwright.worker.hold",
     "kernelwright.worker.candidate", "kernelwright.worker.inputs",
+    "kernelwright.worker.dispatch_guard",
     "kernelwright.sandbox.codec", "kernelwright.sandbox.channel",
 )
 
@@ -139,9 +141,15 @@ def _module_callables(modname: str) -> dict[str, Any]:
 
 
 class Integrity:
-    """A snapshot of guarded objects and flags, compared later by identity, code and value."""
+    """A snapshot of guarded objects and flags, compared later by identity, code and value.
+
+    Also of the dispatcher: the kernels registered for the aten operators the harness calls,
+    the mode stacks and the dispatch keys forced on or off (`dispatch_guard`), since a hook
+    there runs candidate code inside the harness's own copies and comparisons.
+    """
 
     def __init__(self) -> None:
+        self._hooks = dispatch_guard.baseline()
         self._objects: dict[str, Any] = {}
         for name in _GUARDED:
             try:
@@ -186,6 +194,8 @@ class Integrity:
         for key, value in self._flags.items():
             if now_flags.get(key) != value:
                 found.append(f"global setting {key} changed from {value!r} to {now_flags.get(key)!r}")
+        found.extend(dispatch_guard.hook_changes(self._hooks))
+        found.extend(dispatch_guard.tripped())
         return found
 
 
@@ -257,13 +267,25 @@ def to_device(tree: Any, device: str) -> Any:
 
 
 def clone_tree(tree: Any) -> Any:
-    """Deep-copy the tensors of a tree."""
+    """Deep-copy the tensors of a tree, by a copy that no candidate hook can enter unreported.
+
+    This is how outputs are snapshotted; a hook inside the copy could compute an output that
+    the timed call never did (`dispatch_guard` says which hooks are shut out, which reported).
+    The check comes after the copy: checking first would take tens of microseconds between
+    the return and the snapshot, time in which work a call left running could finish unseen.
+    """
+    copy = _clone_leaves(tree)
+    dispatch_guard.check_copy_path()
+    return copy
+
+
+def _clone_leaves(tree: Any) -> Any:
     if isinstance(tree, torch.Tensor):
-        return tree.clone()
+        return dispatch_guard.clone(tree)
     if isinstance(tree, tuple):
-        return tuple(clone_tree(t) for t in tree)
+        return tuple(_clone_leaves(t) for t in tree)
     if isinstance(tree, list):
-        return [clone_tree(t) for t in tree]
+        return [_clone_leaves(t) for t in tree]
     return tree
 
 
@@ -288,7 +310,7 @@ class Harness:
             l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or C.L2_FLUSH_BYTES // 2
             self._flush = torch.empty(max(2 * l2, 8 << 20) // 4, dtype=torch.int32, device=device)
             self._Event = torch.cuda.Event
-            self._hold_cycles = _hold_cycles(self._Event, self._sync)
+            self.hold = DeviceHold(device, self._Event, self._sync)
         else:
             self._sync = lambda: None
         self.integrity = Integrity()
@@ -341,26 +363,21 @@ class Harness:
         self.poison()
         self._sync()
         threads_before = _thread_count()
+        if self.cuda:
+            # Behind the hold, every kernel of the call, on any stream, starts together once the
+            # hold ends: work on a stream that is never joined is then still running when the
+            # caller's stream finishes, however the host side was timed.
+            self.hold()
         out = fn(*inputs)
         race = None
-        if self.cuda:
-            done = self._Event()
-            done.record()
-            done.synchronize()
         threads_at_return = _thread_count()
         plain = is_plain_tensor_tree(out)
+        # The copy is ordered on the caller's stream alone: what a consumer reads at return.
         snap = clone_tree(out) if plain else out
         if self.cuda:
-            done = self._Event()
-            done.record()
-            done.synchronize()
-            t0 = _perf()
-            self._sync()
-            pending_ms = (_perf() - t0) * 1e3
+            pending_ms = self._pending_ms()
             if pending_ms > C.RACE_PENDING_MS:
-                race = (f"GPU work was still running {pending_ms:.3f} ms after forward returned and the "
-                        "caller's stream had finished: it ran on another stream that was never joined "
-                        "(wait_stream or an event) before return")
+                race = _pending_race(pending_ms)
         if plain and race is None:
             _sleep(C.RACE_SETTLE_S)
             self._sync()
@@ -373,6 +390,19 @@ class Harness:
         mutated = not unchanged(inputs, staged)
         self._remember_sizes(out)
         return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated, "race": race}
+
+    def _pending_ms(self) -> float:
+        """GPU work still queued on other streams once the caller's stream is done (ms).
+
+        The caller's stream is waited for first (the output copy may be on it), then the
+        whole device: the second wait is the time other streams still needed.
+        """
+        done = self._Event()
+        done.record()
+        done.synchronize()
+        t0 = _perf()
+        self._sync()
+        return (_perf() - t0) * 1e3
 
     def call_once(self, fn: Callable[..., Any], set_id: int) -> None:
         """One call on a copy of a staged set, synchronized, its output dropped (a warm-up)."""
@@ -402,6 +432,7 @@ class Harness:
         self.last_outputs = []
         snapped = -1
         not_plain = 0
+        pending: list[float] = []  # per call: GPU work still queued once its stream was done (ms)
         n = len(set_ids)
         for i, sid in enumerate(set_ids):
             args = self.sets[sid]
@@ -411,7 +442,7 @@ class Harness:
                 self._sync()
                 # The stream is held busy for LAUNCH_HOLD_MS while the host launches the call, so
                 # the events time the GPU's work and not the host's launch latency.
-                _cuda_sleep(self._hold_cycles)
+                self.hold()
                 start, end = self._Event(enable_timing=True), self._Event(enable_timing=True)
                 start.record()
             t0 = _perf()
@@ -426,6 +457,8 @@ class Harness:
             elif snap and snapped < 0 and _urandom_below(n - i) == 0:
                 self.last_outputs = [clone_tree(out)]
                 snapped = i
+            if self.cuda:
+                pending.append(self._pending_ms())
             self._sync()
             t1 = _perf()
             host_ms.append((t1 - t0) * 1e3)
@@ -434,7 +467,8 @@ class Harness:
             del out
             if undo is not None:
                 undo()
-        return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped}
+        return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped,
+                "pending_ms": pending}
 
     def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:
         """Which kernels (CUDA) or operators (CPU) one call ran, with their self time.
@@ -452,6 +486,7 @@ class Harness:
             fn(*inputs)
             self._sync()
         rows: dict[tuple[str, str], list[float]] = {}
+        spans: list[tuple[float, float]] = []
         for ev in prof.function_events:
             is_dev = str(getattr(ev, "device_type", "")).endswith("CUDA")
             kind = "kernel" if is_dev else "op"
@@ -459,7 +494,15 @@ class Harness:
             acc = rows.setdefault((kind, ev.name), [0.0, 0])
             acc[0] += float(t)
             acc[1] += 1
-        return [{"kind": k, "name": n, "self_us": v[0], "count": v[1]} for (k, n), v in rows.items()]
+            if is_dev and getattr(ev, "time_range", None) is not None:
+                spans.append((float(ev.time_range.start), float(ev.time_range.end)))
+        out = [{"kind": k, "name": n, "self_us": v[0], "count": v[1]} for (k, n), v in rows.items()]
+        if spans:
+            # Kernels of several streams may overlap: the time the device was busy is the union
+            # of their intervals, not the sum of their durations.
+            out.append({"kind": "busy", "name": "device busy (union of kernel intervals)",
+                        "self_us": _union_length(spans), "count": len(spans)})
+        return out
 
 
 PERTURB_ELEMENTS = 64
@@ -493,18 +536,21 @@ def perturb(inputs: Any, seed: int, index: int) -> Callable[[], None]:
     return undo
 
 
-def _hold_cycles(event: Any, sync: Callable[[], None]) -> int:
-    """GPU clock cycles of a spin lasting LAUNCH_HOLD_MS on this device (measured once)."""
-    probe = 2_000_000
-    _cuda_sleep(1000)
-    sync()
-    a, b = event(enable_timing=True), event(enable_timing=True)
-    a.record()
-    _cuda_sleep(probe)
-    b.record()
-    sync()
-    ms = a.elapsed_time(b)
-    return int(probe * C.LAUNCH_HOLD_MS / ms) if ms > 0 else 0
+def _union_length(spans: list[tuple[float, float]]) -> float:
+    """Total length covered by a set of intervals."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def _pending_race(pending_ms: float) -> str:
+    return (f"GPU work was still running {pending_ms:.3f} ms after forward returned and the caller's "
+            "stream had finished: it ran on another stream that was never joined (wait_stream or an "
+            "event) before return, so a consumer of the output would read it unfinished")
 
 
 def _thread_count() -> int:

@@ -55,7 +55,7 @@ class JudgementState:
         self.timing: Timing | None = None
         self.candidate_ran = False
         self.prestaged: set[int] = set()  # sets the candidate got before the relay
-        self.profiled_kernel_ms: float | None = None  # GPU kernels of one profiled call, summed
+        self.profiled_kernel_ms: float | None = None  # GPU busy time of one profiled call (union of kernel intervals)
 
     # -- accounting ----------------------------------------------------------
 

@@ -151,7 +151,7 @@ class TimedPhase(FloorsPhase):
             candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
             speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
             speedup_vs_eager_interval=speedups["eager"][1], speedup_vs_compile_interval=speedups["compile"][1],
-            rounds=len(mine.values))
+            rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms)
         for name, (_, iv) in speedups.items():
             if stats[name] is not None and not timing.tie_interval_narrow(iv):
                 self.findings.append(

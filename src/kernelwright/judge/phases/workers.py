@@ -37,5 +37,9 @@ class WorkersPhase(JudgementState):
                                  "before this verdict and outside any timing)")
         self.env.update(pair.environment)
         self.findings += [f"sandbox: {p}" for p in pair.hardening]
+        hold = self.env.get("launch_hold")
+        if hold is not None and hold != "every SM":
+            self.findings.append(f"timing: the launch hold covers {hold}, not the whole device: work on another "
+                                 "stream could overlap it uncharged (see docs/judge.md, timing on the GPU)")
         self._phase("start", t0)
         return pair.ref, pair.cand
