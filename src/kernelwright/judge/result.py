@@ -87,7 +87,8 @@ class Timing:
     speedup_vs_compile: float | None
     floor_ms: float | None = None
     # 95% intervals (low, high) of the speedups, from rounds in which the sides' batches ran
-    # back to back; None when too few rounds ran for one.
+    # back to back, widened by BETWEEN_PROCESS_SPREAD (what one pair of processes cannot show);
+    # None when too few rounds ran for one.
     speedup_vs_eager_interval: tuple[float, float] | None = None
     speedup_vs_compile_interval: tuple[float, float] | None = None
     rounds: int = 0  # interleaved rounds of batches behind these figures

@@ -298,6 +298,14 @@ def speedup_interval(base: Measurement, cand: Measurement) -> tuple[float | None
     return statistics.median(ratios), iv
 
 
+def widened(iv: tuple[float, float] | None, cuda: bool) -> tuple[float, float] | None:
+    """A verdict's interval widened by the spread between pairs of worker processes (see constants)."""
+    if iv is None:
+        return None
+    f = C.BETWEEN_PROCESS_SPREAD["cuda" if cuda else "cpu"]
+    return iv[0] / f, iv[1] * f
+
+
 def tie_interval_narrow(iv: tuple[float, float] | None) -> bool:
     """True when an interval is narrow enough to call a 5% difference (or none)."""
     return iv is not None and iv[1] / iv[0] <= C.SPEEDUP_INTERVAL_MAX_WIDTH

@@ -82,6 +82,11 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
         # The source unchanged: the same bytes hit the same build cache entry.
         path.write_text(cand.source)
         res = rejudge(task_path, path, device, compile_baseline)
+        for _ in range(C.REJUDGE_REPLICAS - 1):
+            if res.get("verdict") != "accepted" or not _holds(res):
+                break
+            # Again in another fresh pair of processes: a speedup is claimed only if it holds in each.
+            res = _worse(res, rejudge(task_path, path, device, compile_baseline))
         timing = res.get("timing") or {}
         speed = timing.get("speedup_vs_eager")
         entry = {"candidate_id": cand.id, "verdict": res.get("verdict"), "speedup_vs_eager": speed,
@@ -109,6 +114,38 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
     else:
         note = "no finalist held up when re-judged in a fresh process"
     return Crowning(None, note, log)
+
+
+def _holds(res: dict[str, Any]) -> bool:
+    timing = res.get("timing") or {}
+    return holds_up(timing.get("speedup_vs_eager"), _interval(timing.get("speedup_vs_eager_interval")))
+
+
+def _worse(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Of two re-judgements of one kernel, the one that claims less, its interval widened to both.
+
+    The 95% interval of one verdict covers the noise within that pair of processes, not
+    between pairs: on the 2-core CPU machine the task's own code read 0.90-1.19x against
+    itself from one fresh pair to the next (examples/layernorm), each time with a narrow
+    interval. So the claim is the lower figure, its interval running from the lower low to
+    the higher high.
+    """
+    if b.get("verdict") != "accepted":
+        return b
+    ta, tb = a.get("timing") or {}, b.get("timing") or {}
+    worse = b if (tb.get("speedup_vs_eager") or 0.0) < (ta.get("speedup_vs_eager") or 0.0) else a
+    out = dict(worse)
+    timing = dict(worse.get("timing") or {})
+    for key in ("speedup_vs_eager_interval", "speedup_vs_compile_interval"):
+        ia, ib = _interval(ta.get(key)), _interval(tb.get(key))
+        if ia and ib:
+            timing[key] = [min(ia[0], ib[0]), max(ia[1], ib[1])]
+    out["timing"] = timing
+    out.setdefault("findings", [])
+    out["findings"] = list(out["findings"]) + [
+        f"re-judged {C.REJUDGE_REPLICAS} times in fresh processes: speedups vs eager "
+        f"{ta.get('speedup_vs_eager') or 0:.2f}x and {tb.get('speedup_vs_eager') or 0:.2f}x; the lower is the claim"]
+    return out
 
 
 def holds_up(speed: float | None, interval: tuple[float, float] | None) -> bool:

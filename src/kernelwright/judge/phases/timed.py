@@ -150,7 +150,8 @@ class TimedPhase(FloorsPhase):
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
             speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
-            speedup_vs_eager_interval=speedups["eager"][1], speedup_vs_compile_interval=speedups["compile"][1],
+            speedup_vs_eager_interval=timing.widened(speedups["eager"][1], self.cuda),
+            speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda),
             rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms)
         for name, (_, iv) in speedups.items():
             if stats[name] is not None and not timing.tie_interval_narrow(iv):

@@ -1,0 +1,53 @@
+"""A tie reads as a tie (issue 12, part 4): the task's own code, judged as a candidate.
+
+Every shipped example and task fixture, on the CPU: the candidate is the task's `Model`
+itself (`class ModelNew(Model): pass`, so not one line of the computation differs), timed
+through the same call path as eager. 1.0 must lie inside its reported interval, and it must
+never clear the bar that `optimize` crowns a kernel with: the low end of the interval at
+1.05x or more over two fresh verdicts, the lower figure with the interval widened to both.
+A shared machine is noisy, so a reading whose interval misses 1.0 is retried (three verdicts
+at most); a claim of being faster is never forgiven.
+
+The issue asks for point readings within 0.93-1.07x. On the 2-core machine some tasks do
+not meet that from one pair of worker processes to the next (examples/rowsum read 1.10,
+1.14 and 1.10; examples/layernorm 0.93-1.19 over 16 pairs), each time with a narrow
+interval of its own: the reason the judge widens intervals by BETWEEN_PROCESS_SPREAD.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernelwright.search.finalize import _worse, holds_up
+from tests.conftest import EXAMPLES, TASKS
+
+ALL_TASKS = sorted(EXAMPLES.glob("*/task.py")) + sorted(TASKS.glob("*.py"))
+READINGS = 3
+
+
+def _name(path: Path) -> str:
+    return path.parent.name if path.name == "task.py" else path.stem
+
+
+@pytest.mark.parametrize("task", ALL_TASKS, ids=_name)
+def test_identical_candidate_reads_as_a_tie(judge, task: Path) -> None:
+    candidate = task.read_text() + "\n\nclass ModelNew(Model):\n    pass\n"
+    readings: list[tuple[float, object, int]] = []
+    verdicts = []
+    for _ in range(READINGS):
+        result = judge(task, candidate)
+        assert result.accepted, result.reasons
+        t = result.timing
+        assert t is not None and t.speedup_vs_eager is not None
+        readings.append((round(t.speedup_vs_eager, 3), t.speedup_vs_eager_interval, t.rounds))
+        verdicts.append(result.to_dict())
+        if len(verdicts) >= 2:
+            claim = _worse(verdicts[-2], verdicts[-1])["timing"]
+            assert not holds_up(claim["speedup_vs_eager"], tuple(claim["speedup_vs_eager_interval"] or ()) or None), (
+                f"the task's own code was claimed faster than itself: {readings}")
+        iv = t.speedup_vs_eager_interval
+        if iv is not None and iv[0] <= 1.0 <= iv[1]:
+            return
+    pytest.fail(f"no reading with 1.0 inside its interval in {READINGS} verdicts: {readings}")

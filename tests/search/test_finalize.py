@@ -1,0 +1,30 @@
+"""Crowning: a finalist's claim is the less favourable of its fresh re-judgements."""
+
+from __future__ import annotations
+
+from kernelwright.search.finalize import _worse, holds_up
+
+
+def _verdict(speed: float, low: float, high: float, verdict: str = "accepted") -> dict:
+    return {"verdict": verdict, "findings": [],
+            "timing": {"speedup_vs_eager": speed, "speedup_vs_eager_interval": [low, high],
+                       "speedup_vs_compile_interval": None}}
+
+
+def test_the_lower_reading_is_the_claim_with_the_interval_widened_to_both() -> None:
+    # One pair of processes said 1.18x [1.15-1.24] for the task's own code (seen on the CPU);
+    # the next said 0.97x [0.94-1.00]. Neither interval alone covers the other.
+    combined = _worse(_verdict(1.18, 1.15, 1.24), _verdict(0.97, 0.94, 1.00))
+    t = combined["timing"]
+    assert t["speedup_vs_eager"] == 0.97 and t["speedup_vs_eager_interval"] == [0.94, 1.24]
+    assert not holds_up(t["speedup_vs_eager"], tuple(t["speedup_vs_eager_interval"]))
+    assert any("the lower is the claim" in f for f in combined["findings"])
+
+
+def test_a_real_speedup_holds_in_both_and_a_rejection_wins() -> None:
+    combined = _worse(_verdict(1.62, 1.55, 1.70), _verdict(1.58, 1.52, 1.66))
+    t = combined["timing"]
+    assert holds_up(t["speedup_vs_eager"], tuple(t["speedup_vs_eager_interval"]))
+    assert t["speedup_vs_eager_interval"] == [1.52, 1.70]
+    rejected = _worse(_verdict(1.62, 1.55, 1.70), _verdict(0.0, 0.0, 0.0, verdict="rejected"))
+    assert rejected["verdict"] == "rejected"
