@@ -306,9 +306,19 @@ def widened(iv: tuple[float, float] | None, cuda: bool) -> tuple[float, float] |
     return iv[0] / f, iv[1] * f
 
 
-def tie_interval_narrow(iv: tuple[float, float] | None) -> bool:
-    """True when an interval is narrow enough to call a 5% difference (or none)."""
-    return iv is not None and iv[1] / iv[0] <= C.SPEEDUP_INTERVAL_MAX_WIDTH
+def settled(iv: tuple[float, float] | None, cuda: bool) -> bool:
+    """True when more rounds could not change what a speedup's interval lets anyone claim.
+
+    That is when it is narrow (high / low within SPEEDUP_INTERVAL_MAX_WIDTH), or when even
+    widened between processes it lies wholly under the reporting bar (a slower kernel, or
+    a tie that cannot become a claim) or wholly at or above it (a claim).
+    """
+    if iv is None:
+        return False
+    w = widened(iv, cuda)
+    assert w is not None
+    return iv[1] / iv[0] <= C.SPEEDUP_INTERVAL_MAX_WIDTH or w[1] < C.SPEEDUP_REPORT_MIN \
+        or w[0] >= C.SPEEDUP_REPORT_MIN
 
 
 def _iqr(values: list[float]) -> float:

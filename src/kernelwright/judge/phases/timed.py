@@ -86,8 +86,8 @@ class TimedPhase(FloorsPhase):
             sides = [mine, eager] + ([compiled] if compiled else [])
 
             def narrow() -> bool:
-                return all(timing.tie_interval_narrow(timing.speedup_interval(
-                    timing.finish(b), timing.finish(mine))[1]) for b in sides[1:])
+                return all(timing.settled(timing.speedup_interval(
+                    timing.finish(b), timing.finish(mine))[1], self.cuda) for b in sides[1:])
 
             with self._step("timing.rounds"):
                 timing.interleave(sides, self.cal, timing_sets, self.rng, switch,
@@ -154,11 +154,13 @@ class TimedPhase(FloorsPhase):
             speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda),
             rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms)
         for name, (_, iv) in speedups.items():
-            if stats[name] is not None and not timing.tie_interval_narrow(iv):
+            if stats[name] is not None and not timing.settled(iv, self.cuda):
+                w = timing.widened(iv, self.cuda)
                 self.findings.append(
                     f"timing was noisy: the 95% interval of the speedup vs {name} is "
-                    + (f"{iv[0]:.2f}-{iv[1]:.2f}x" if iv else "unknown")
-                    + f" after {len(mine.values)} rounds; a difference inside it is not a claim")
+                    + (f"{w[0]:.2f}-{w[1]:.2f}x" if w else "unknown")
+                    + f" after {len(mine.values)} rounds, across the {C.SPEEDUP_REPORT_MIN:g}x bar; "
+                    "a difference inside it is not a claim")
         prof = self.profiled_kernel_ms
         if prof is not None and cand_ms < C.PROFILE_BOUND_SAFETY * prof:
             raise Rejected(Check.TIMER, f"{cand_ms:.4f} ms per call was charged, but the judge's profile of one "
