@@ -440,8 +440,9 @@ class Harness:
             if self.cuda:
                 self._flush.zero_()
                 self._sync()
-                # The stream is held busy for LAUNCH_HOLD_MS while the host launches the call, so
-                # the events time the GPU's work and not the host's launch latency.
+                # The whole device is held for LAUNCH_HOLD_MS while the host launches the call, so
+                # the events time the GPU's work and not the host's launch latency, and no
+                # stream's work can start before the start event (worker/hold.py).
                 self.hold()
                 start, end = self._Event(enable_timing=True), self._Event(enable_timing=True)
                 start.record()
