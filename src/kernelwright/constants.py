@@ -160,7 +160,8 @@ MAX_FRAME_BYTES = 8 << 30
 # much faster than eager: within a few percent it is a tie, whatever the medians say.
 SPEEDUP_REPORT_MIN = 1.05
 FINALIST_REJUDGES = 3  # accepted kernels re-judged, fastest first, until one holds up
-# Fresh verdicts (each a new pair of worker processes) a finalist must hold up in: one pair's
-# interval does not cover the spread between pairs (see search/finalize.py).
+# Fresh verdicts (each a new pair of worker processes) a finalist whose claim is near the bar
+# must hold up in: one pair's interval does not cover the spread between pairs, and widening it
+# by BETWEEN_PROCESS_SPREAD covers what was seen, with no margin (see search/finalize.py).
 REJUDGE_REPLICAS = 2
 REJUDGE_TIMEOUT_S = 1800.0

@@ -3,8 +3,9 @@
 Every shipped example and task fixture, on the CPU: the candidate is the task's `Model`
 itself (`class ModelNew(Model): pass`, so not one line of the computation differs), timed
 through the same call path as eager. 1.0 must lie inside its reported interval, and it must
-never clear the bar that `optimize` crowns a kernel with: the low end of the interval at
-1.05x or more over two fresh verdicts, the lower figure with the interval widened to both.
+never clear the bar that `optimize` crowns a kernel with (the low end of the interval at
+1.05x or more), checked here the strict way on every pair of consecutive verdicts: the lower
+figure, with the interval widened to both.
 A shared machine is noisy, so a reading whose interval misses 1.0 is retried (three verdicts
 at most); a claim of being faster is never forgiven.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernelwright.search.finalize import _worse, holds_up
+from kernelwright.search.finalize import _worse, holds_up, marginal
 
 
 def _verdict(speed: float, low: float, high: float, verdict: str = "accepted") -> dict:
@@ -28,3 +28,11 @@ def test_a_real_speedup_holds_in_both_and_a_rejection_wins() -> None:
     assert t["speedup_vs_eager_interval"] == [1.52, 1.70]
     rejected = _worse(_verdict(1.62, 1.55, 1.70), _verdict(0.0, 0.0, 0.0, verdict="rejected"))
     assert rejected["verdict"] == "rejected"
+
+
+def test_only_a_claim_near_the_bar_is_re_judged_again() -> None:
+    # CPU spread 1.15: a low end of 1.10 clears 1.05 by less than that, 1.45 by more.
+    assert marginal(_verdict(1.30, 1.10, 1.50), "cpu")
+    assert not marginal(_verdict(1.72, 1.45, 2.20), "cpu")
+    assert not marginal(_verdict(1.02, 0.90, 1.15), "cpu")  # no claim: nothing to confirm
+    assert not marginal(_verdict(1.10, 1.09, 1.12), "cuda")  # GPU spread 1.03: 1.09 >= 1.05 * 1.03
