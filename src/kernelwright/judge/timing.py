@@ -130,11 +130,11 @@ def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, 
         raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
                           "torch.Tensor (a lazy or subclassed output)")
     n = len(set_ids)
-    pending = reply.get("pending_ms") or []
-    if s.check is not None and pending and statistics.median(float(p) for p in pending) > C.RACE_PENDING_MS:
+    pending = statistics.median(float(p) for p in reply.get("pending_ms") or [0.0])
+    if s.check is not None and pending > C.RACE_PENDING_MS:
         # Most calls of the batch left GPU work running on another stream after their own
         # stream was done (one slow sync is a host hiccup; every call is the candidate).
-        raise TimingError(Check.RACE, f"GPU work was still running {statistics.median(pending):.3f} ms (median "
+        raise TimingError(Check.RACE, f"GPU work was still running {pending:.3f} ms (median "
                           "over a timed batch) after forward returned and the caller's stream had finished: "
                           "it ran on another stream that was never joined before return")
     trusted = max(0.0, wall - calib.overhead(n)) / n

@@ -160,12 +160,13 @@ class Integrity:
         for modname in _GUARDED_MODULES:
             self._own.update(_module_callables(modname))
         self._codes = {k: getattr(v, "__code__", None) for k, v in self._own.items()}
-        self._instances: list[Any] = []
+        self._instances: list[tuple[Any, dict[str, Any]]] = []
         self._flags = global_flags()
 
     def watch(self, obj: Any) -> None:
-        """Also check that this judge object gains no instance attributes that shadow its methods."""
-        self._instances.append(obj)
+        """Also check that this judge object gains no instance attributes that shadow its methods,
+        and keeps the callables it holds (the harness's launch hold, its synchronize)."""
+        self._instances.append((obj, {k: v for k, v in vars(obj).items() if callable(v)}))
 
     def violations(self) -> list[str]:
         """What changed since the snapshot: swapped functions, rewritten code, moved flags."""
@@ -186,10 +187,14 @@ class Integrity:
                 found.append(f"judge function {name} was replaced")
             elif getattr(obj, "__code__", None) is not self._codes[name]:
                 found.append(f"judge function {name} was rewritten")
-        for obj in self._instances:
-            for attr, value in vars(obj).items():
+        for obj, held in self._instances:
+            now = vars(obj)
+            for attr, value in now.items():
                 if callable(value) and hasattr(type(obj), attr):
                     found.append(f"judge method {type(obj).__name__}.{attr} was shadowed")
+            for attr, value in held.items():
+                if now.get(attr) is not value:
+                    found.append(f"judge attribute {type(obj).__name__}.{attr} was replaced")
         now_flags = global_flags()
         for key, value in self._flags.items():
             if now_flags.get(key) != value:
@@ -315,6 +320,8 @@ class Harness:
             self._sync = lambda: None
         self.integrity = Integrity()
         self.integrity.watch(self)
+        if self.cuda:
+            self.integrity.watch(self.hold)
 
     def stage(self, set_id: int, inputs: tuple[Any, ...]) -> None:
         """Keep an input set on the device under `set_id`.
