@@ -31,6 +31,7 @@ _GUARDED = (
     "time.perf_counter", "time.perf_counter_ns", "time.monotonic", "time.time", "time.sleep",
     "torch.cuda.synchronize", "torch.cuda.Event.record", "torch.cuda.Event.elapsed_time",
     "torch.cuda.Event.synchronize", "torch.cuda.current_stream", "torch.cuda.Stream.synchronize",
+    "torch.cuda.CUDAGraph.replay",
     "torch.allclose", "torch.isclose", "torch.equal", "torch.testing.assert_close",
     "torch.Tensor.__torch_function__", "torch.Tensor.cpu", "torch.Tensor.clone",
     "torch.Tensor.to", "torch.Tensor.copy_", "torch.Tensor.numpy", "torch.Tensor.contiguous",
@@ -163,10 +164,11 @@ class Integrity:
         self._instances: list[tuple[Any, dict[str, Any]]] = []
         self._flags = global_flags()
 
-    def watch(self, obj: Any) -> None:
+    def watch(self, obj: Any, frozen: bool = False) -> None:
         """Also check that this judge object gains no instance attributes that shadow its methods,
-        and keeps the callables it holds (the harness's launch hold, its synchronize)."""
-        self._instances.append((obj, {k: v for k, v in vars(obj).items() if callable(v)}))
+        and keeps the callables it holds (the harness's launch hold, its synchronize); with
+        `frozen`, keeps every attribute it holds (the launch hold's length and graph)."""
+        self._instances.append((obj, {k: v for k, v in vars(obj).items() if frozen or callable(v)}))
 
     def violations(self) -> list[str]:
         """What changed since the snapshot: swapped functions, rewritten code, moved flags."""
@@ -193,7 +195,7 @@ class Integrity:
                 if callable(value) and hasattr(type(obj), attr):
                     found.append(f"judge method {type(obj).__name__}.{attr} was shadowed")
             for attr, value in held.items():
-                if now.get(attr) is not value:
+                if attr not in now or now[attr] is not value:
                     found.append(f"judge attribute {type(obj).__name__}.{attr} was replaced")
         now_flags = global_flags()
         for key, value in self._flags.items():
@@ -321,7 +323,7 @@ class Harness:
         self.integrity = Integrity()
         self.integrity.watch(self)
         if self.cuda:
-            self.integrity.watch(self.hold)
+            self.integrity.watch(self.hold, frozen=True)
 
     def stage(self, set_id: int, inputs: tuple[Any, ...]) -> None:
         """Keep an input set on the device under `set_id`.
