@@ -127,7 +127,7 @@ PY
     timeout ${KW_TEST_S:-280} python3 -m pytest ${KW_TESTS:-tests/exploits/test_race.py tests/exploits/test_gpu_cheats.py tests/exploits/test_honest.py} \
       -m gpu -q -rA --timeout=200 2>&1 | tee "$OUT/exploits_gpu.log" | tail -30
     acc=${KW_ACC_DIR:-$OUT/acc}
-    timeout ${KW_ACC_S:-250} python3 benchmarks/timing_accuracy.py --out "$acc" 2>&1 | tee "$OUT/accuracy.log" | tail -25 ;;
+    timeout ${KW_ACC_S:-250} python3 benchmarks/timing_accuracy.py --out "$acc" ${KW_ACC_ONLY:+--only $KW_ACC_ONLY} 2>&1 | tee "$OUT/accuracy.log" | tail -25 ;;
   suite)
     # The whole suite on the GPU machine's torch, GPU tests included (no docs/LLM-SDK tests: mkdocs and
     # the SDKs are not installed there).
