@@ -219,6 +219,7 @@ class SetupReply(EmptyReply, total=False):
 
     environment: dict[str, Any]
     hardening: list[str]
+    confinement: dict[str, str]  # candidate workers: sandbox.confine.Confinement, as a dict
 
 
 class TimeReply(EmptyReply, total=False):

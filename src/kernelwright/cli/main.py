@@ -31,9 +31,14 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="CPU threads for every side (default: all cores this process may use).")
 @click.option("--no-build-cache", is_flag=True, help="Build the candidate in a fresh directory.")
+@click.option("--require-confinement", is_flag=True,
+              help="Refuse to run the candidate (exit 2) unless its sandbox has no network, a minimal file "
+                   "view and no signals out (needs Landlock ABI 6 and user namespaces).")
+@click.option("--no-confine", is_flag=True,
+              help="Run the candidate unconfined (also KERNELWRIGHT_CONFINE=0); the verdict says so.")
 def verify(task: str, candidate: str, device: str | None, as_json: bool, trials: int,
            no_compile_baseline: bool, no_timing: bool, strict_task: bool, threads: int | None,
-           no_build_cache: bool) -> None:
+           no_build_cache: bool, require_confinement: bool, no_confine: bool) -> None:
     """Judge CANDIDATE (a file defining ModelNew) against TASK (KernelBench format).
 
     Exit 0: accepted. Exit 1: rejected. Exit 2: the task, a file or the command line is wrong.
@@ -43,7 +48,8 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
 
     opts = VerifyOptions(device=device, trials=trials, compile_baseline=not no_compile_baseline,
                          timing=not no_timing, strict_task=strict_task, threads=threads,
-                         build_cache=not no_build_cache)
+                         build_cache=not no_build_cache, require_confinement=require_confinement,
+                         **({"confine": False} if no_confine else {}))
     try:
         result = verify_files(task, candidate, opts)
     except (TaskError, InputError) as exc:

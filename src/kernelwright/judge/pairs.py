@@ -39,6 +39,7 @@ class PairSpec:
     threads: int | None
     memory_bytes: int
     build_cache_dir: str | None = None  # None: given with the load request (pooled pairs)
+    confine: bool = True  # the candidate worker confined (sandbox.confine)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Pair:
     cand: Worker
     environment: dict[str, Any] = field(default_factory=dict)
     hardening: list[str] = field(default_factory=list)
+    confinement: dict[str, str] = field(default_factory=dict)  # the candidate's, as its setup reported it
     start_s: float = 0.0
     spawned_at: float = 0.0
 
@@ -66,9 +68,11 @@ def spawn_pair(spec: PairSpec) -> Pair:
     """Spawn both workers (milliseconds); they start up in parallel until `finish_start`."""
     cuda = spec.device == "cuda"
     base = dict(memory_bytes=spec.memory_bytes, threads=spec.threads, cuda=cuda)
-    ref = Worker(P.Role.REFERENCE, SandboxConfig(**base, drop_capabilities=False))
+    # The reference runs the task, which is trusted (docs/threat-model.md), unconfined.
+    ref = Worker(P.Role.REFERENCE, SandboxConfig(**base, drop_capabilities=False, confine=False))
     try:
-        cand = Worker(P.Role.CANDIDATE, SandboxConfig(**base, build_cache_dir=spec.build_cache_dir))
+        cand = Worker(P.Role.CANDIDATE, SandboxConfig(**base, build_cache_dir=spec.build_cache_dir,
+                                                      confine=spec.confine))
     except BaseException:
         ref.close()
         raise
@@ -99,6 +103,7 @@ def finish_start(pair: Pair, spec: PairSpec, background: bool = False) -> Pair:
         raise
     pair.environment = dict(reply_ref["environment"])
     pair.hardening = list(reply_cand.get("hardening", []))
+    pair.confinement = dict(reply_cand.get("confinement") or {})
     pair.start_s = time.perf_counter() - pair.spawned_at
     return pair
 

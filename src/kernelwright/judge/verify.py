@@ -8,10 +8,11 @@ channels. Reference outputs live here and nowhere else.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ from kernelwright.judge.phases.timed import TimedPhase
 from kernelwright.judge.phases.workers import WorkersPhase, pair_spec
 from kernelwright.judge.result import Check, JudgeResult, Reason
 from kernelwright.sandbox import limits, quiet
+from kernelwright.sandbox.confine import ENV_CONFINE
 from kernelwright.sandbox.process import Worker, WorkerFailure
 from kernelwright.task.loader import InputError, load_candidate, load_task
 from kernelwright.task.metadata import TaskError
@@ -52,6 +54,11 @@ class VerifyOptions:
     memory_bytes: int = C.WORKER_MEMORY_BYTES
     import_timeout_s: float = C.IMPORT_TIMEOUT_S
     call_timeout_s: float = C.CALL_TIMEOUT_S
+    # The candidate's worker confined (no network, minimal file view, no signals out); off
+    # by KERNELWRIGHT_CONFINE=0 in the environment. `require_confinement`: refuse to judge
+    # where the kernel cannot enforce all of it.
+    confine: bool = field(default_factory=lambda: os.environ.get(ENV_CONFINE, "1") != "0")
+    require_confinement: bool = False
 
 
 def resolve_device(device: str | None) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import kernelwright
 from kernelwright.paths import cache_dir
+from kernelwright.sandbox import confine, pch
 
 if TYPE_CHECKING:
     from kernelwright.sandbox.process import SandboxConfig
@@ -62,7 +63,7 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
     env.update(build_env(build))
     # One precompiled torch/extension.h per toolchain and flags, for every candidate (pch.py);
     # the variable, when the judge's own environment sets it, moves it out of the cache.
-    env["KERNELWRIGHT_PCH_DIR"] = os.environ.get("KERNELWRIGHT_PCH_DIR") or str(cache_dir() / "pch")
+    env[pch.ENV] = str(pch_root())
     # The same allocator behaviour in every worker: glibc's dynamic mmap threshold
     # otherwise depends on what a process happened to allocate before (a worker
     # that received large input buffers then trims and re-faults its heap on every
@@ -84,7 +85,23 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
     if config.drop_capabilities:
         env["KERNELWRIGHT_DROP_CAPS"] = "1"
     env["KERNELWRIGHT_WORKER_TAG"] = tag
+    if config.confine:
+        env.update(confine_env(scratch, build, config.build_cache_dir is None, env[pch.ENV]))
     return env
+
+
+def pch_root() -> Path:
+    """Where the shared precompiled headers live (the judge's own setting moves them)."""
+    return Path(os.environ.get(pch.ENV) or cache_dir() / "pch")
+
+
+def confine_env(scratch: Path, build: Path, pooled: bool, pch_dir: str) -> dict[str, str]:
+    """What a confined worker may write (its scratch, its build directory) and read besides the
+    system's: a pre-started worker learns its build directory later and narrows to it then
+    (sandbox.confine.narrow), so it starts with the whole build cache."""
+    writable = [str(scratch), str(build)] + ([str(cache_dir() / "build")] if pooled else [])
+    return {confine.ENV_CONFINE: "1", confine.ENV_WRITABLE: os.pathsep.join(writable),
+            confine.ENV_READABLE: pch_dir}
 
 
 def build_env(build: Path) -> dict[str, str]:
@@ -155,15 +172,7 @@ def harden_self() -> list[str]:
 
 
 def _drop_caps(libc: ctypes.CDLL) -> bool:
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    header = Header(0x20080522, 0)
-    data = (Data * 2)()
+    header, data = confine.cap_structs()
     if libc.capget(ctypes.byref(header), data) != 0:
         return False
     for cap in _DROP_CAPS:

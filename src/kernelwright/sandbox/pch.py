@@ -11,10 +11,11 @@ it would not use is found out once, by a probe compile, and never built again.
 torch's own `use_pch=True` is no use here: it writes the header into torch's install
 directory, and every `load_inline` without it deletes that header again.
 
-Trust: like the build cache, the directory is shared by candidates, so a candidate can
-replace a header that later candidates compile with. That only changes code that runs
-inside later candidates' processes, which the judge treats as hostile anyway; it cannot
-touch the reference, the comparison or the clock.
+Trust: the directory is shared by every candidate, so only the trusted side writes it. A
+confined candidate worker (sandbox.confine) may read it and nothing more; the judge builds
+the header for torch's default flags (`prebuild`) before it loads a candidate that uses
+`load_inline`. A candidate whose own flags need another header builds without one (an
+unconfined worker, with confinement turned off, still builds and shares it as before).
 """
 
 from __future__ import annotations
@@ -58,6 +59,15 @@ def install(root: str | Path) -> None:
 
     load_inline.__wrapped_by_kernelwright__ = True  # type: ignore[attr-defined]
     ext.load_inline = load_inline
+
+
+def prebuild(root: str | Path, device: str) -> None:
+    """Trusted side: build the headers for torch's default flags (C++, and CUDA's on CUDA) once."""
+    for kind in ("cpu", "cuda") if device.startswith("cuda") else ("cpu",):
+        try:
+            ensure(Path(root), header_flags([], [], kind))
+        except Exception:  # noqa: BLE001 - without a header a build only takes longer
+            continue
 
 
 def _include_for(root: Path, call: dict[str, Any]) -> str | None:

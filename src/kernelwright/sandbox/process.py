@@ -54,6 +54,8 @@ class SandboxConfig:
     cuda: bool = False
     drop_capabilities: bool = True
     build_cache_dir: str | None = None
+    # Candidate workers: no network, a minimal file-system view, no signals out (sandbox.confine).
+    confine: bool = True
 
 
 class Worker:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from kernelwright import protocol as P
-from kernelwright.sandbox import codec, limits, pch
+from kernelwright.sandbox import codec, confine, limits, pch
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
 
@@ -24,6 +24,10 @@ class CandidateWorker(RoleBase):
         state = codec.decode(header["state"], blobs)
         if header.get("build_dir"):
             _use_build_dir(header["build_dir"])
+            why = self._narrow(header["build_dir"])
+            if why:
+                return P.LoadCandidateReply(status=P.Status.IMPORT_FAILED, compile_error=False,
+                                            error=f"the sandbox could not be narrowed to the build directory: {why}"), []
         path = Path(header["filename"])
         path.write_text(header["source"])  # so tracebacks and inspect can show lines
         _share_torch_header(header["source"])
@@ -60,6 +64,12 @@ class CandidateWorker(RoleBase):
         return P.LoadCandidateReply(import_s=import_s, construct_s=time.perf_counter() - t0 - import_s,
                                     copied=copied, state_keys=len(state),
                                     integrity=self.h.integrity.violations()), []
+
+    def _narrow(self, build_dir: str) -> str:
+        """A pre-started worker could write the whole build cache; from now on only this directory."""
+        if self.confinement is None:
+            return ""
+        return confine.narrow(self.confinement, [os.getcwd(), build_dir])
 
     def op_build(self, header: P.BuildRequest, blobs: list[bytes]) -> Reply:
         """Import only, so the candidate's extensions build into its cache; nothing is trusted."""

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 
 from kernelwright import protocol as P
-from kernelwright.sandbox import codec
+from kernelwright.sandbox import codec, confine
 from kernelwright.worker.harness import Harness, describe_device
 
 Reply = tuple[Any, list[bytes]]  # a reply shape of `protocol` and its blobs
@@ -33,8 +33,9 @@ def exec_module(name: str, source: str, filename: str) -> types.ModuleType:
 class RoleBase:
     """Dispatch `op` to `op_<name>` methods; subclasses add their own ops."""
 
-    def __init__(self, hardening_problems: list[str]) -> None:
+    def __init__(self, hardening_problems: list[str], confinement: confine.Confinement | None = None) -> None:
         self.hardening_problems = hardening_problems
+        self.confinement = confinement
         self.h: Harness | None = None
         self.targets: dict[str, Callable[..., Any]] = {P.Target.NOOP: noop}
 
@@ -59,7 +60,10 @@ class RoleBase:
         if self.h.cuda:
             env["launch_hold"] = ("every SM" if self.h.hold.blocks_device
                                   else f"one block ({self.h.hold.error or 'no jiterator'})")
-        return P.SetupReply(environment=env, hardening=self.hardening_problems), []
+        reply = P.SetupReply(environment=env, hardening=self.hardening_problems)
+        if self.confinement is not None:
+            reply["confinement"] = self.confinement.to_dict()
+        return reply, []
 
     def op_stage(self, header: P.StageRequest, blobs: list[bytes]) -> Reply:
         """Receive an input set and keep it on the device."""

@@ -29,6 +29,11 @@ def main() -> None:
             os._exit(WorkerExit.HANDSHAKE_FAILED)
         secret += chunk
     problems = limits.harden_self()
+    # Still single-threaded and still only our code: the last moment a user namespace can
+    # be entered. What could not be enforced is reported with the setup reply.
+    from kernelwright.sandbox import confine
+
+    confinement = confine.apply() if role == Role.CANDIDATE else None
     chan = Channel(rfd, wfd, secret)
     del secret
 
@@ -38,7 +43,7 @@ def main() -> None:
         from kernelwright.worker.candidate import CandidateWorker as Handler
     else:
         os._exit(WorkerExit.PROTOCOL_ERROR)
-    handler = Handler(hardening_problems=problems)
+    handler = Handler(hardening_problems=problems, confinement=confinement)
 
     while True:
         try:

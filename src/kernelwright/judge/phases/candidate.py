@@ -11,7 +11,8 @@ from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet
 from kernelwright.judge.phases.state import JudgementState, Rejected
 from kernelwright.judge.result import Check
-from kernelwright.sandbox import buildcache
+from kernelwright.sandbox import buildcache, pch
+from kernelwright.sandbox.limits import pch_root
 from kernelwright.sandbox.process import Worker
 
 
@@ -24,6 +25,9 @@ class CandidatePhase(JudgementState):
                                         build_dir=str(self.build_dir) if self.build_dir else None,
                                         init_inputs=reply0["init_inputs"], state=reply0["state"],
                                         weight_seed=weight_seed, eval_mode=self.meta.eval_mode)
+        if self.opts.confine and "load_inline" in self.cand.source:
+            # A confined candidate only reads the shared precompiled header: the judge builds it.
+            pch.prebuild(pch_root(), self.device)
         lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
         self.candidate_ran = True
         with lock:

@@ -10,6 +10,8 @@ from kernelwright.judge import _support as S
 from kernelwright.judge.pairs import PairSpec, start_pair
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox import buildcache
+from kernelwright.sandbox.confine import Confinement
+from kernelwright.task.loader import InputError
 from kernelwright.sandbox.process import Worker
 
 if TYPE_CHECKING:
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 def pair_spec(options: VerifyOptions, device: str) -> PairSpec:
     """The workers a verdict with these options needs (what a PairPool must hold for it)."""
     threads = options.threads or (None if device == "cuda" else max(1, S.cpu_count()))
-    return PairSpec(device, threads, options.memory_bytes)
+    return PairSpec(device, threads, options.memory_bytes, confine=options.confine)
 
 
 class WorkersPhase(JudgementState):
@@ -36,7 +38,17 @@ class WorkersPhase(JudgementState):
             self.findings.append(f"workers: pre-started ({pair.start_s:.1f} s to start, "
                                  "before this verdict and outside any timing)")
         self.env.update(pair.environment)
+        self.env["confinement"] = pair.confinement or Confinement(error="confinement was turned off").to_dict()
         self.findings += [f"sandbox: {p}" for p in pair.hardening]
+        missing = Confinement(**self.env["confinement"]).missing()
+        if missing and self.opts.require_confinement:
+            pair.close()
+            raise InputError(f"the candidate's sandbox lacks {', '.join(missing)} confinement on this machine "
+                             f"({self.env['confinement'].get('error') or 'turned off'}), and it was required "
+                             "(--require-confinement): nothing was run")
+        if missing:
+            self.findings.append(f"sandbox: not confined: {', '.join(missing)} "
+                                 f"({self.env['confinement'].get('error') or 'turned off'})")
         hold = self.env.get("launch_hold")
         if hold is not None and hold != "every SM":
             self.findings.append(f"timing: the launch hold covers {hold}, not the whole device: work on another "
