@@ -1,7 +1,7 @@
 """Wall time per verdict, split by phase: each candidate form new and cached, cold and pre-started.
 
     python benchmarks/judge_latency.py [--device cpu|cuda] [--repeats N] [--pairs TASK:CANDIDATE ...]
-                                       [--json FILE]
+                                       [--json FILE] [--confinement]
 
 States, each on its own build cache:
   new           an empty build cache (the candidate compiles) and workers started for it:
@@ -15,6 +15,10 @@ Device ceilings are measured once up front and shared by every run, so no row pa
 them. Prints one row per candidate and state with the median of each phase, and which
 phase dominates; by default one candidate per form for each shipped example. The
 precompiled torch header that load_inline C++ builds share is built before the table.
+
+With --confinement, instead: each candidate's cached verdict (workers started for it, and
+pre-started) with the candidate's worker confined and unconfined, alternating, side by side:
+what confinement (sandbox.confine) adds to a verdict.
 """
 
 from __future__ import annotations
@@ -53,9 +57,9 @@ def default_pairs(device: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def options(device: str) -> VerifyOptions:
+def options(device: str, confine: bool = True) -> VerifyOptions:
     """What the search judges with."""
-    return VerifyOptions(device=device, compile_baseline=False)
+    return VerifyOptions(device=device, compile_baseline=False, confine=confine)
 
 
 _OPS: dict[str, list[float]] = {}  # "role:op[:target]" -> [requests, seconds] in the current run
@@ -82,19 +86,19 @@ def _count_requests() -> None:
 
 
 def one_run(task: str, cand: str, device: str, cache: Path, pool: PairPool | None = None,
-            use_pool: bool = True) -> dict[str, float]:
+            use_pool: bool = True, confine: bool = True) -> dict[str, float]:
     """One verdict on `cache`; with `pool` and `use_pool`, its workers were started (and finished
     starting) before. Without `use_pool`, a pair the pool is still starting finishes first, so
     it does not compete with the verdict being measured."""
     os.environ["KERNELWRIGHT_CACHE"] = str(cache)
     if pool is not None:
         if use_pool:
-            pool.refill(pair_spec(options(device), device))
+            pool.refill(pair_spec(options(device, confine), device))
         pool.wait_ready()
         pool = pool if use_pool else None
     _OPS.clear()
     t0 = time.perf_counter()
-    result = verify_files(task, cand, options(device), pool=pool)
+    result = verify_files(task, cand, options(device, confine), pool=pool)
     wall = time.perf_counter() - t0
     # Every phase and sub-step the judge reports (timing.candidate, timing.eager, ...), so the
     # JSON shows what dominates inside a phase too.
@@ -117,6 +121,7 @@ def main() -> None:
     ap.add_argument("--pairs", nargs="*", default=None, help="TASK:CANDIDATE pairs")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
     ap.add_argument("--ops", action="store_true", help="also print requests per worker op (count, seconds)")
+    ap.add_argument("--confinement", action="store_true", help="confined against unconfined verdicts instead")
     args = ap.parse_args()
     _count_requests()
     import torch
@@ -134,6 +139,10 @@ def main() -> None:
     for task, cand in pairs:
         if "load_inline" in Path(cand).read_text():
             one_run(task, cand, device, ceilings)
+    if args.confinement:
+        confinement_table(pairs, device, ceilings, args.repeats, args.json)
+        shutil.rmtree(base, ignore_errors=True)
+        return
     rows = []
     with PairPool() as pool:
         for task, cand in pairs:
@@ -168,6 +177,37 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     shutil.rmtree(base, ignore_errors=True)
+
+
+def confinement_table(pairs: list[tuple[str, str]], device: str, cache: Path, repeats: int,
+                      json_path: str | None) -> None:
+    """Cached verdicts confined and unconfined, alternating; medians and their difference."""
+    rows = []
+    with PairPool() as pool:
+        for task, cand in pairs:
+            name = f"{Path(cand).parent.name}/{Path(cand).stem}"
+            for pooled in (False, True):
+                totals: dict[bool, list[float]] = {True: [], False: []}
+                starts: dict[bool, list[float]] = {True: [], False: []}
+                for _ in range(repeats):
+                    for confine in (True, False):
+                        r = one_run(task, cand, device, cache, pool, pooled, confine)
+                        totals[confine].append(r["total"])
+                        starts[confine].append(r["start"])
+                row = {"candidate": name, "state": "cached+pool" if pooled else "cached",
+                       **{f"{k}_{'confined' if c else 'unconfined'}": statistics.median(v[c])
+                          for k, v in (("total", totals), ("start", starts)) for c in (True, False)}}
+                row["added"] = row["total_confined"] - row["total_unconfined"]
+                rows.append(row)
+    print(f"\nconfinement on {device} ({repeats} repeat(s) each, alternating; median seconds):")
+    print(f"{'candidate':<34}{'state':<13}{'confined':>10}{'unconfined':>12}{'added':>8}"
+          f"{'start c':>9}{'start u':>9}")
+    for r in rows:
+        print(f"{r['candidate']:<34}{r['state']:<13}{r['total_confined']:>10.2f}{r['total_unconfined']:>12.2f}"
+              f"{r['added']:>+8.2f}{r['start_confined']:>9.2f}{r['start_unconfined']:>9.2f}")
+    print(f"median added: {statistics.median(r['added'] for r in rows):+.3f} s over {len(rows)} rows")
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

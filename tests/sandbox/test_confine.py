@@ -29,11 +29,12 @@ class ModelNew(nn.Module):
 
 
 def test_missing_lists_every_part_not_fully_enforced():
-    full = Confinement(network="namespace", filesystem="landlock abi 7", signals="landlock scope",
-                       ptrace="landlock")
+    full = Confinement(network="namespace", unix_sockets="seccomp", filesystem="landlock abi 7",
+                       signals="landlock scope", ptrace="landlock")
     assert full.missing() == []
-    assert Confinement().missing() == ["filesystem", "signals", "ptrace", "network"]
-    tcp_only = Confinement(network="tcp only (landlock)", filesystem="landlock abi 4", ptrace="landlock")
+    assert Confinement().missing() == ["filesystem", "unix_sockets", "signals", "ptrace", "network"]
+    tcp_only = Confinement(network="tcp only (landlock)", unix_sockets="seccomp", filesystem="landlock abi 4",
+                           ptrace="landlock")
     assert tcp_only.missing() == ["signals", "network"]
 
 
@@ -55,7 +56,7 @@ def test_an_unconfined_verdict_says_so(tmp_path):
                                                                      timing=False, confine=False))
     assert result.accepted, result.reasons
     assert result.environment["confinement"]["filesystem"] == "none"
-    assert any(f.startswith("sandbox: not confined: filesystem, signals, ptrace, network") for f in result.findings)
+    assert any(f.startswith("sandbox: not confined: filesystem, unix_sockets, signals, ptrace, network") for f in result.findings)
 
 
 @pytest.mark.skipif(landlock_abi() < 6, reason="needs Landlock ABI 6 (kernel 6.12 or later)")

@@ -18,6 +18,12 @@ candidate wrote, while the process is still single-threaded and still runs only 
   its build directory until the candidate arrives: it starts with the whole build cache and
   narrows to the one directory before the import (`narrow`), a second Landlock layer
   (layers only ever take rights away).
+- **Unix sockets** (seccomp): Landlock does not cover connecting to a socket file, and a
+  network namespace does not either, so a socket file the user can reach (an ssh-agent, the
+  Docker daemon, a desktop bus) would be a way out. A seccomp filter makes `socket(AF_UNIX)`
+  and `io_uring_setup` (which can create sockets too) fail, and every system call of another
+  architecture's ABI (i386, x32), through which the filter could be sidestepped. Nothing a
+  kernel build or run needs opens one (glibc falls back from nscd to files).
 - **Signals and ptrace** (Landlock, ABI 6 for signals): no signal to any process outside the
   worker's own domain (the judge, the reference worker, other candidates); Landlock never
   lets a domain ptrace a process outside it.
@@ -83,6 +89,7 @@ class Confinement:
     """How each part of a candidate worker's confinement is enforced ("none" where it is not)."""
 
     network: str = NONE  # "namespace" | "tcp only (landlock)" | "none"
+    unix_sockets: str = NONE  # "seccomp" | "none"
     filesystem: str = NONE  # "landlock abi N" | "none"
     signals: str = NONE  # "landlock scope" | "none"
     ptrace: str = NONE  # "landlock" | "none"
@@ -90,7 +97,7 @@ class Confinement:
 
     def missing(self) -> list[str]:
         """The parts not fully enforced."""
-        out = [name for name in ("filesystem", "signals", "ptrace") if getattr(self, name) == NONE]
+        out = [name for name in ("filesystem", "unix_sockets", "signals", "ptrace") if getattr(self, name) == NONE]
         if self.network != "namespace":
             out.append("network")
         return out
@@ -222,6 +229,59 @@ def python_paths() -> list[str]:
     return sorted(paths)
 
 
+# seccomp: struct seccomp_data is {int nr; u32 arch; u64 ip; u64 args[6]}.
+_SECCOMP_MODE_FILTER = 2
+_PR_SET_SECCOMP = 22
+_RET_ALLOW = 0x7FFF0000
+_RET_ERRNO = 0x00050000
+_AF_UNIX = 1
+_ARCHES = {  # machine: (AUDIT_ARCH, socket, io_uring_setup)
+    "x86_64": (0xC000003E, 41, 425),
+    "aarch64": (0xC00000B7, 198, 425),
+}
+_X32_BIT = 0x40000000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _deny_unix_sockets() -> str:
+    """Install the seccomp filter described above; "" or why not."""
+    import errno
+
+    arch = _ARCHES.get(os.uname().machine)
+    if arch is None:
+        return f"seccomp: no filter for {os.uname().machine}"
+    audit, nr_socket, nr_uring = arch
+    ld_w_abs, jeq_k, jset_k, ret_k = 0x20, 0x15, 0x45, 0x06
+    deny, eacces = _RET_ERRNO | errno.EPERM, _RET_ERRNO | errno.EACCES
+    prog = [
+        (ld_w_abs, 0, 0, 4),  # arch
+        (jeq_k, 1, 0, audit),
+        (ret_k, 0, 0, deny),  # another architecture's system call
+        (ld_w_abs, 0, 0, 0),  # nr
+        (jset_k, 0, 1, _X32_BIT if audit == 0xC000003E else 0),
+        (ret_k, 0, 0, deny),  # x32
+        (jeq_k, 0, 1, nr_uring),
+        (ret_k, 0, 0, deny),
+        (jeq_k, 0, 3, nr_socket),
+        (ld_w_abs, 0, 0, 16),  # args[0], low word (little-endian)
+        (jeq_k, 0, 1, _AF_UNIX),
+        (ret_k, 0, 0, eacces),
+        (ret_k, 0, 0, _RET_ALLOW),
+    ]
+    filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+    fprog = _SockFprog(len(prog), filters)
+    if _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        return f"seccomp: {os.strerror(ctypes.get_errno())}"
+    return ""
+
+
 def _split(var: str) -> list[str]:
     return [p for p in os.environ.get(var, "").split(os.pathsep) if p]
 
@@ -235,6 +295,10 @@ def apply() -> Confinement:
     if os.environ.get(ENV_CONFINE) != "1":
         return Confinement(error="confinement was turned off")
     errors = []
+    why = _deny_unix_sockets()
+    unix_sockets = "seccomp" if not why else NONE
+    if why:
+        errors.append(why)
     why = _own_network()
     network = "namespace" if not why else NONE
     if why:
@@ -242,18 +306,18 @@ def apply() -> Confinement:
     abi = landlock_abi()
     if abi < 1:
         errors.append("Landlock is not available in this kernel")
-        return Confinement(network=network, error="; ".join(errors))
+        return Confinement(network=network, unix_sockets=unix_sockets, error="; ".join(errors))
     readable = [*_SYSTEM_READ, *python_paths(), *_split(ENV_READABLE)]
     devices = [*_DEVICE_WRITE, *sorted(glob.glob("/dev/nvidia[0-9]*"))]
     why = _restrict(abi, readable, _split(ENV_WRITABLE), devices, network == NONE)
     if why:
         errors.append(why)
-        return Confinement(network=network, error="; ".join(errors))
+        return Confinement(network=network, unix_sockets=unix_sockets, error="; ".join(errors))
     if network == NONE and abi >= 4:
         network = "tcp only (landlock)"
     if abi < 6:
         errors.append(f"Landlock ABI {abi} cannot scope signals (needs 6)")
-    return Confinement(network=network, filesystem=f"landlock abi {abi}",
+    return Confinement(network=network, unix_sockets=unix_sockets, filesystem=f"landlock abi {abi}",
                        signals="landlock scope" if abi >= 6 else NONE, ptrace="landlock",
                        error="; ".join(errors))
 
