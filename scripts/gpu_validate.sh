@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
-#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency
+#   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
+#                                torch211|judge12|confine13|suite
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -128,6 +129,25 @@ PY
       -m gpu -q -rA --timeout=200 2>&1 | tee "$OUT/exploits_gpu.log" | tail -30
     acc=${KW_ACC_DIR:-$OUT/acc}
     timeout ${KW_ACC_S:-250} python3 benchmarks/timing_accuracy.py --out "$acc" ${KW_ACC_ONLY:+--only $KW_ACC_ONLY} 2>&1 | tee "$OUT/accuracy.log" | tail -25 ;;
+  confine13)
+    # Issue 13 on the GPU machine: confined CUDA verdicts of every GPU form, the confinement
+    # exploits, and what confinement adds to a verdict.
+    echo "kernel $(uname -r)"
+    for c in triton_kernel cuda_nvrtc cuda_inline; do
+      timeout 150 kernelwright verify examples/elementwise/task.py examples/elementwise/$c.py --device cuda --json \
+        --no-compile-baseline --require-confinement > "$OUT/confined_$c.json" 2> "$OUT/confined_$c.err"
+      echo "$c exit $?"
+      python3 -c "import json; d=json.load(open('$OUT/confined_$c.json')); t=d['timing'] or {};
+print(d['verdict'], [(r['check'], r['detail'][:400]) for r in d['reasons']], d['environment'].get('confinement'),
+      t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'))" || tail -5 "$OUT/confined_$c.err"
+    done
+    timeout 200 python3 -m pytest tests/exploits/test_read_home_secret.py tests/exploits/test_network_exfil.py \
+      tests/exploits/test_unix_socket_exfil.py tests/exploits/test_build_cache_plant.py tests/exploits/test_signal_judge.py \
+      tests/exploits/test_ptrace_sibling.py tests/sandbox/test_confine.py -q -rA --timeout=180 2>&1 \
+      | tee "$OUT/confine_tests.log" | tail -25
+    timeout 200 python3 benchmarks/judge_latency.py --device cuda --repeats 2 --confinement \
+      --pairs examples/elementwise/task.py:examples/elementwise/cuda_nvrtc.py \
+              examples/elementwise/task.py:examples/elementwise/triton_kernel.py 2>&1 | tee "$OUT/confine_latency.log" | tail -8 ;;
   suite)
     # The whole suite on the GPU machine's torch, GPU tests included (no docs/LLM-SDK tests: mkdocs and
     # the SDKs are not installed there).

@@ -70,7 +70,10 @@ class SearchConfig:
     device_facts: str = ""
     judge: VerifyOptions = field(default_factory=VerifyOptions)
     prebuild: bool = True
-    ncu: bool = True  # add Nsight Compute's summary to accepted kernels' feedback where ncu exists
+    # Add Nsight Compute's summary to accepted kernels' feedback where ncu exists and the judge
+    # runs candidates unconfined: ncu injects itself into the profiled process and talks to it
+    # over sockets, which a confined candidate cannot open (search/ncu.py).
+    ncu: bool = True
 
 
 @dataclass(frozen=True)
@@ -335,7 +338,8 @@ class Search:
             result = _error_result("judge_error", f"{type(exc).__name__}: {exc}", verdict="error")
         seconds = time.perf_counter() - t0
         fb = feedback(result)
-        if result.accepted and self.cfg.device == "cuda" and self.cfg.ncu and ncu.available():
+        if result.accepted and self.cfg.device == "cuda" and self.cfg.ncu and not self.cfg.judge.confine \
+                and ncu.available():
             # Nsight Compute says whether the kernel is memory- or compute-bound: feedback only.
             summary = ncu.profile(self.task_path, path, buildcache.build_dir(source, self.cfg.device))
             fb = f"{fb}\n{summary}" if summary else fb

@@ -67,7 +67,9 @@ def profile(task_path: Path, candidate_path: Path, build_dir: Path | None = None
     if exe is None:
         return ""
     scratch = Path(tempfile.mkdtemp(prefix="kw-ncu-"))
-    config = SandboxConfig(cuda=True, build_cache_dir=str(build_dir) if build_dir else None)
+    # Unconfined (sandbox.confine): ncu's injected library reports to ncu over sockets. The
+    # search calls this only when its judge runs candidates unconfined too.
+    config = SandboxConfig(cuda=True, build_cache_dir=str(build_dir) if build_dir else None, confine=False)
     env = limits.scrubbed_env(scratch, config)
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     cmd = [exe, "--section", "SpeedOfLight", "--csv", "--launch-count", str(NCU_LAUNCHES),
