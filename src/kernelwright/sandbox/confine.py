@@ -214,6 +214,11 @@ def _restrict(abi: int, readable: list[str], writable: list[str], devices: list[
     return ""
 
 
+def _devices() -> list[str]:
+    """Device files a worker may open for writing: the fixed ones and every NVIDIA GPU and MIG capability."""
+    return [*_DEVICE_WRITE, *sorted(glob.glob("/dev/nvidia[0-9]*")), *sorted(glob.glob("/dev/nvidia-caps/*"))]
+
+
 def python_paths() -> list[str]:
     """Where this interpreter reads its code from: prefixes, the import path, kernelwright's source."""
     import kernelwright
@@ -308,7 +313,7 @@ def apply() -> Confinement:
         errors.append("Landlock is not available in this kernel")
         return Confinement(network=network, unix_sockets=unix_sockets, error="; ".join(errors))
     readable = [*_SYSTEM_READ, *python_paths(), *_split(ENV_READABLE)]
-    devices = [*_DEVICE_WRITE, *sorted(glob.glob("/dev/nvidia[0-9]*"))]
+    devices = _devices()
     why = _restrict(abi, readable, _split(ENV_WRITABLE), devices, network == NONE)
     if why:
         errors.append(why)
@@ -331,5 +336,5 @@ def narrow(current: Confinement, writable: list[str]) -> str:
         return ""
     abi = landlock_abi()
     readable = [*_SYSTEM_READ, *python_paths(), *_split(ENV_READABLE)]
-    devices = [*_DEVICE_WRITE, *sorted(glob.glob("/dev/nvidia[0-9]*"))]
+    devices = _devices()
     return _restrict(abi, readable, writable, devices, current.network == "tcp only (landlock)")
