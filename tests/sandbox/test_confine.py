@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +76,16 @@ def test_cli_reports_the_confinement_and_refuses_when_told(tmp_path):
                              timeout=300)
     assert refused.returncode == 2
     assert json.loads(refused.stdout)["verdict"] == "error"
+
+
+def test_every_directory_a_rule_names_exists_before_the_worker_starts(tmp_path):
+    # Regression test for a fixed bug; before the fix: on a fresh cache the precompiled-header
+    # directory did not exist when a confined worker started, its Landlock rule was skipped, and
+    # the header the judge built moments later could not be read (a compile error).
+    from kernelwright.sandbox import confine
+    from kernelwright.sandbox.limits import confine_env
+
+    env = confine_env(tmp_path / "scratch", tmp_path / "build", True, str(tmp_path / "pch"))
+    named = env[confine.ENV_WRITABLE].split(os.pathsep) + [env[confine.ENV_READABLE]]
+    assert str(tmp_path / "pch") in named
+    assert all(Path(p).is_dir() for p in named), named

@@ -108,3 +108,20 @@ def _built_with_the_shared_header(source: str, device: str) -> Path:
     pch_dir = Path(text.split("-I", 1)[1].split()[0])
     assert (pch_dir / "torch" / "extension.h.gch").exists()
     return ninja[0]
+
+
+def test_the_judge_builds_headers_only_for_literal_safe_flags() -> None:
+    """What `prebuild` reads from a candidate's source: it builds in the judge's own process, so
+    flags that run or plant code (a plugin, another compiler, include paths) are never taken."""
+    assert pch.declared_builds(forms.FORMS["cpp_inline"].skeleton()) == [(["-O3"], "cpu")]
+    assert pch.declared_builds(forms.FORMS["cuda_inline"].skeleton()) == [(["-O3"], "cuda")]
+    calls = {
+        'load_inline(name="a", cpp_sources=S, extra_cflags=["-O2", "-DN=4", "-std=c++17"])': [(["-O2", "-DN=4", "-std=c++17"], "cpu")],
+        'load_inline(name="a", cpp_sources=S, extra_cflags=["-fplugin=/tmp/x.so"])': [],
+        'load_inline(name="a", cpp_sources=S, extra_cflags=["-B/tmp/evil"])': [],
+        'load_inline(name="a", cpp_sources=S, extra_cflags=["-O3"], extra_include_paths=["/tmp/h"])': [],
+        'load_inline(name="a", cpp_sources=S, extra_cflags=FLAGS)': [],
+        'load_inline(name="a", cpp_sources=S)': [([], "cpu")],
+    }
+    for call, expected in calls.items():
+        assert pch.declared_builds(call) == expected, call

@@ -100,6 +100,10 @@ def confine_env(scratch: Path, build: Path, pooled: bool, pch_dir: str) -> dict[
     system's: a pre-started worker learns its build directory later and narrows to it then
     (sandbox.confine.narrow), so it starts with the whole build cache."""
     writable = [str(scratch), str(build)] + ([str(cache_dir() / "build")] if pooled else [])
+    # A Landlock rule needs its directory to exist when the worker starts: one made later (the
+    # first precompiled header of a fresh cache) would stay out of reach.
+    for path in (*writable, pch_dir):
+        Path(path).mkdir(parents=True, exist_ok=True)
     return {confine.ENV_CONFINE: "1", confine.ENV_WRITABLE: os.pathsep.join(writable),
             confine.ENV_READABLE: pch_dir}
 

@@ -20,11 +20,13 @@ unconfined worker, with confinement turned off, still builds and shares it as be
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import functools
 import hashlib
 import inspect
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,11 +63,57 @@ def install(root: str | Path) -> None:
     ext.load_inline = load_inline
 
 
-def prebuild(root: str | Path, device: str) -> None:
-    """Trusted side: build the headers for torch's default flags (C++, and CUDA's on CUDA) once."""
-    for kind in ("cpu", "cuda") if device.startswith("cuda") else ("cpu",):
+# Flags the trusted side compiles the shared header with when a candidate asks for them: only
+# optimisation, language and warning switches and plain macros. Anything else (-fplugin=,
+# -B, -wrapper, include paths) would let a candidate run code in, or plant code through, the
+# judge's own compile.
+_SAFE_FLAG = re.compile(r"-(O[0-3sz]?|march=native|mtune=native|ffast-math|fopenmp|funroll-loops|"
+                        r"fno-math-errno|std=c\+\+(17|20|2a)|D[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_.]*)?|"
+                        r"w|g|Wall|Wextra|Wno-[a-z-]+)")
+
+
+def declared_builds(source: str) -> list[tuple[list[str], str]]:
+    """(extra_cflags, "cpu"|"cuda") of every `load_inline` call in `source` whose arguments are
+    literals the judge may build a header for (safe flags, no include paths); read, never run."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found: list[tuple[list[str], str]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name != "load_inline":
+            continue
+        kw = {k.arg: k.value for k in node.keywords if k.arg}
         try:
-            ensure(Path(root), header_flags([], [], kind))
+            flags = ast.literal_eval(kw["extra_cflags"]) if "extra_cflags" in kw else []
+            paths = ast.literal_eval(kw["extra_include_paths"]) if "extra_include_paths" in kw else []
+            with_cuda = ast.literal_eval(kw["with_cuda"]) if "with_cuda" in kw else None
+        except ValueError:
+            continue
+        if not isinstance(flags, (list, tuple)) or paths or \
+                not all(isinstance(f, str) and _SAFE_FLAG.fullmatch(f.strip()) for f in flags):
+            continue
+        cuda = ("cuda_sources" in kw and not (isinstance(kw["cuda_sources"], ast.Constant)
+                                               and kw["cuda_sources"].value is None)) if with_cuda is None else bool(with_cuda)
+        found.append(([f.strip() for f in flags], "cuda" if cuda else "cpu"))
+    return found
+
+
+def prebuild(root: str | Path, device: str, source: str = "") -> None:
+    """Trusted side: build the headers a candidate's builds will look for, once per flags.
+
+    Torch's default flags (C++, and CUDA's on CUDA), and the literal, allow-listed flags of
+    each `load_inline` call in `source`.
+    """
+    wanted = [([], kind) for kind in (("cpu", "cuda") if device.startswith("cuda") else ("cpu",))]
+    wanted += [(flags, kind) for flags, kind in declared_builds(source)
+               if kind == "cpu" or device.startswith("cuda")]
+    for flags, kind in wanted:
+        try:
+            ensure(Path(root), header_flags(flags, [], kind))
         except Exception:  # noqa: BLE001 - without a header a build only takes longer
             continue
 

@@ -27,7 +27,7 @@ class CandidatePhase(JudgementState):
                                         weight_seed=weight_seed, eval_mode=self.meta.eval_mode)
         if self.opts.confine and "load_inline" in self.cand.source:
             # A confined candidate only reads the shared precompiled header: the judge builds it.
-            pch.prebuild(pch_root(), self.device)
+            pch.prebuild(pch_root(), self.device, self.cand.source)
         lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
         self.candidate_ran = True
         with lock:
