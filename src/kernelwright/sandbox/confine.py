@@ -39,7 +39,7 @@ import ctypes
 import glob
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +191,10 @@ def _restrict(abi: int, readable: list[str], writable: list[str], devices: list[
         return f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}"
     read = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
     try:
-        for paths, rights in ((readable, read), (writable, handled), (devices, read | _FS_WRITE_FILE)):
+        # /proc/self resolves to this process's own directory now: the CUDA driver writes files
+        # there when it starts (it fails with error 304 otherwise); other processes' stay read-only.
+        for paths, rights in ((readable, read), (writable, handled), (devices, read | _FS_WRITE_FILE),
+                              (["/proc/self"], (read | _FS_WRITE_FILE | _FS_TRUNCATE) & handled)):
             for p in paths:
                 try:
                     pfd = os.open(p, os.O_PATH | os.O_CLOEXEC)
@@ -235,15 +238,15 @@ def python_paths() -> list[str]:
 
 
 # seccomp: struct seccomp_data is {int nr; u32 arch; u64 ip; u64 args[6]}.
-_SECCOMP_MODE_FILTER = 2
-_PR_SET_SECCOMP = 22
 _RET_ALLOW = 0x7FFF0000
 _RET_ERRNO = 0x00050000
 _AF_UNIX = 1
-_ARCHES = {  # machine: (AUDIT_ARCH, socket, io_uring_setup)
-    "x86_64": (0xC000003E, 41, 425),
-    "aarch64": (0xC00000B7, 198, 425),
+_ARCHES = {  # machine: (AUDIT_ARCH, socket, io_uring_setup, seccomp)
+    "x86_64": (0xC000003E, 41, 425, 317),
+    "aarch64": (0xC00000B7, 198, 425, 277),
 }
+_SECCOMP_SET_MODE_FILTER = 1
+_SECCOMP_FILTER_FLAG_TSYNC = 1
 _X32_BIT = 0x40000000
 
 
@@ -255,14 +258,18 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def _deny_unix_sockets() -> str:
-    """Install the seccomp filter described above; "" or why not."""
+def deny_unix_sockets() -> str:
+    """Install the seccomp filter described above on every thread of this process; "" or why not.
+
+    Threads started later inherit it; TSYNC puts it on the threads that already run (the
+    CUDA driver's), so it can come after the driver has started.
+    """
     import errno
 
     arch = _ARCHES.get(os.uname().machine)
     if arch is None:
         return f"seccomp: no filter for {os.uname().machine}"
-    audit, nr_socket, nr_uring = arch
+    audit, nr_socket, nr_uring, nr_seccomp = arch
     ld_w_abs, jeq_k, jset_k, ret_k = 0x20, 0x15, 0x45, 0x06
     deny, eacces = _RET_ERRNO | errno.EPERM, _RET_ERRNO | errno.EACCES
     prog = [
@@ -282,8 +289,12 @@ def _deny_unix_sockets() -> str:
     ]
     filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
     fprog = _SockFprog(len(prog), filters)
-    if _libc().prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+    rc = _libc().syscall(nr_seccomp, ctypes.c_uint(_SECCOMP_SET_MODE_FILTER), ctypes.c_uint(_SECCOMP_FILTER_FLAG_TSYNC),
+                         ctypes.byref(fprog))
+    if rc < 0:
         return f"seccomp: {os.strerror(ctypes.get_errno())}"
+    if rc > 0:
+        return f"seccomp: thread {rc} could not take the filter"
     return ""
 
 
@@ -294,16 +305,14 @@ def _split(var: str) -> list[str]:
 def apply() -> Confinement:
     """Confine this worker as its environment asks (ENV_CONFINE); what was enforced.
 
-    Must run while the process is single-threaded (a user namespace needs it) and after
-    `limits.harden_self` (Landlock needs no_new_privs).
+    Must run while the process is single-threaded (a user namespace needs it, and a Landlock
+    layer binds only the calling thread and the threads it starts later) and after
+    `limits.harden_self` (Landlock needs no_new_privs). The Unix-socket filter comes later,
+    from `seal`.
     """
     if os.environ.get(ENV_CONFINE) != "1":
         return Confinement(error="confinement was turned off")
     errors = []
-    why = _deny_unix_sockets()
-    unix_sockets = "seccomp" if not why else NONE
-    if why:
-        errors.append(why)
     why = _own_network()
     network = "namespace" if not why else NONE
     if why:
@@ -311,20 +320,36 @@ def apply() -> Confinement:
     abi = landlock_abi()
     if abi < 1:
         errors.append("Landlock is not available in this kernel")
-        return Confinement(network=network, unix_sockets=unix_sockets, error="; ".join(errors))
+        return Confinement(network=network, error="; ".join(errors))
     readable = [*_SYSTEM_READ, *python_paths(), *_split(ENV_READABLE)]
     devices = _devices()
     why = _restrict(abi, readable, _split(ENV_WRITABLE), devices, network == NONE)
     if why:
         errors.append(why)
-        return Confinement(network=network, unix_sockets=unix_sockets, error="; ".join(errors))
+        return Confinement(network=network, error="; ".join(errors))
     if network == NONE and abi >= 4:
         network = "tcp only (landlock)"
     if abi < 6:
         errors.append(f"Landlock ABI {abi} cannot scope signals (needs 6)")
-    return Confinement(network=network, unix_sockets=unix_sockets, filesystem=f"landlock abi {abi}",
+    return Confinement(network=network, filesystem=f"landlock abi {abi}",
                        signals="landlock scope" if abi >= 6 else NONE, ptrace="landlock",
                        error="; ".join(errors))
+
+
+def seal(current: Confinement) -> Confinement:
+    """Add the Unix-socket filter; `current` with `unix_sockets` filled in.
+
+    Called once the CUDA driver has started and before the candidate's code is imported:
+    the driver's start (cuInit) opens a Unix socket to look for an MPS server and fails
+    with "OS call failed" (error 304) when `socket(AF_UNIX)` is refused, so the filter
+    cannot come first. Nothing but our code has run by then.
+    """
+    if os.environ.get(ENV_CONFINE) != "1" or current.unix_sockets != NONE:
+        return current
+    why = deny_unix_sockets()
+    if why:
+        return replace(current, error="; ".join(e for e in (current.error, why) if e))
+    return replace(current, unix_sockets="seccomp")
 
 
 def narrow(current: Confinement, writable: list[str]) -> str:

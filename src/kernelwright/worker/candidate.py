@@ -20,6 +20,7 @@ class CandidateWorker(RoleBase):
     def op_load(self, header: P.LoadCandidateRequest, blobs: list[bytes]) -> Reply:
         """Import the candidate (this compiles it), build ModelNew, copy the reference weights."""
         assert self.h is not None
+        self._seal()
         init = codec.decode(header["init_inputs"], blobs)
         state = codec.decode(header["state"], blobs)
         if header.get("build_dir"):
@@ -65,6 +66,18 @@ class CandidateWorker(RoleBase):
                                     copied=copied, state_keys=len(state),
                                     integrity=self.h.integrity.violations()), []
 
+    def _seal(self) -> None:
+        """The Unix-socket filter before any of the candidate's code runs (a no-op after setup).
+
+        A build-only worker has no harness: start the CUDA driver first, which needs a socket
+        (`confine.seal` says why); the candidate's build may start it too.
+        """
+        if self.confinement is None or self.confinement.unix_sockets != confine.NONE:
+            return
+        if self.h is None and torch.cuda.is_available():
+            torch.cuda.init()
+        self.confinement = confine.seal(self.confinement)
+
     def _narrow(self, build_dir: str) -> str:
         """A pre-started worker could write the whole build cache; from now on only this directory."""
         if self.confinement is None:
@@ -73,6 +86,7 @@ class CandidateWorker(RoleBase):
 
     def op_build(self, header: P.BuildRequest, blobs: list[bytes]) -> Reply:
         """Import only, so the candidate's extensions build into its cache; nothing is trusted."""
+        self._seal()
         path = Path(header["filename"])
         path.write_text(header["source"])
         _share_torch_header(header["source"])

@@ -62,6 +62,7 @@ class RoleBase:
                                   else f"one block ({self.h.hold.error or 'no jiterator'})")
         reply = P.SetupReply(environment=env, hardening=self.hardening_problems)
         if self.confinement is not None:
+            self.confinement = confine.seal(self.confinement)  # the CUDA driver has started
             reply["confinement"] = self.confinement.to_dict()
         return reply, []
 
