@@ -89,3 +89,108 @@ def test_every_directory_a_rule_names_exists_before_the_worker_starts(tmp_path):
     named = env[confine.ENV_WRITABLE].split(os.pathsep) + [env[confine.ENV_READABLE]]
     assert str(tmp_path / "pch") in named
     assert all(Path(p).is_dir() for p in named), named
+
+
+# Run in a fresh interpreter: confinement cannot be undone, and pytest's process must stay free.
+THREADS_THEN_FILTER = '''
+import ctypes, socket, threading
+from kernelwright.sandbox import confine
+ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # no_new_privs, as limits.harden_self
+go, result = threading.Event(), []
+def later():
+    go.wait()
+    try:
+        socket.socket(socket.AF_UNIX).close()
+        result.append("allowed")
+    except OSError as exc:
+        result.append(exc.strerror)
+t = threading.Thread(target=later)
+t.start()  # a thread already running when the filter goes on, as the CUDA driver's are
+print(repr(confine.deny_unix_sockets()))
+go.set()
+t.join()
+print(result[0])
+'''
+
+
+def test_the_socket_filter_binds_threads_that_already_run():
+    r = subprocess.run([sys.executable, "-c", THREADS_THEN_FILTER], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["''", "Permission denied"]
+
+
+OWN_PROC_ONLY = '''
+import ctypes, os, sys, threading
+from kernelwright.sandbox import confine
+ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)
+print(confine.apply().filesystem)
+def name_thread():  # what the CUDA driver does with the threads it starts
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", "wb") as f:
+        f.write(b"kw-named")
+t = threading.Thread(target=name_thread)
+t.start()
+t.join()
+print("named")
+try:  # raising another process's OOM score needs no privilege: the judge would be killed first
+    with open(f"/proc/{sys.argv[1]}/oom_score_adj", "w") as f:
+        f.write("999")
+    print("other written")
+except OSError as exc:
+    print("other", exc.strerror)
+'''
+
+
+@pytest.mark.skipif(landlock_abi() < 3, reason="needs Landlock ABI 3 (truncation rights)")
+@pytest.mark.parametrize("confined", [True, False], ids=["confined", "unconfined"])
+def test_a_worker_writes_its_own_proc_files_and_no_one_elses(tmp_path, confined):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        env = dict(os.environ, KERNELWRIGHT_CONFINE="1" if confined else "0", KERNELWRIGHT_WRITABLE=str(tmp_path))
+        r = subprocess.run([sys.executable, "-c", OWN_PROC_ONLY, str(other.pid)], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split("\n")
+        assert lines[1] == "named", r.stdout
+        score = Path(f"/proc/{other.pid}/oom_score_adj").read_text().strip()
+    finally:
+        other.kill()
+        other.wait()
+    if confined:
+        assert lines[0].startswith("landlock") and lines[2] == "other Permission denied", r.stdout
+        assert score != "999"
+    else:
+        assert lines[2] == "other written" and score == "999", r.stdout
+
+
+# A build-only worker (the search's prebuild) runs the candidate's import without a setup;
+# the socket filter must be on before it.
+TRIES_SOCKET = '''
+import os
+import socket
+import torch.nn as nn
+
+try:
+    socket.socket(socket.AF_UNIX).close()
+    said = "allowed"
+except OSError as exc:
+    said = exc.strerror
+os.makedirs(os.environ["TORCH_EXTENSIONS_DIR"], exist_ok=True)
+with open(os.path.join(os.environ["TORCH_EXTENSIONS_DIR"], "said"), "w") as f:
+    f.write(said)
+
+
+class ModelNew(nn.Module):
+    pass
+'''
+
+
+@pytest.mark.skipif(landlock_abi() < 6, reason="needs Landlock ABI 6 (kernel 6.12 or later)")
+def test_a_build_only_worker_is_sealed_before_the_import(tmp_path):
+    from kernelwright.judge.prebuild import prebuild
+    from kernelwright.sandbox import buildcache
+
+    source = TRIES_SOCKET + f"# {tmp_path}\n"  # its own build directory
+    result = prebuild(source, "cand.py", "cpu")
+    assert result.ok, result.error
+    said = buildcache.build_dir(source, "cpu") / "torch_extensions" / "said"
+    assert said.read_text() == "Permission denied"

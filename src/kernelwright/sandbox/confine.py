@@ -22,8 +22,13 @@ candidate wrote, while the process is still single-threaded and still runs only 
   network namespace does not either, so a socket file the user can reach (an ssh-agent, the
   Docker daemon, a desktop bus) would be a way out. A seccomp filter makes `socket(AF_UNIX)`
   and `io_uring_setup` (which can create sockets too) fail, and every system call of another
-  architecture's ABI (i386, x32), through which the filter could be sidestepped. Nothing a
-  kernel build or run needs opens one (glibc falls back from nscd to files).
+  architecture's ABI (i386, x32), through which the filter could be sidestepped. It goes on
+  last (`seal`), on every thread, once the CUDA driver has started and before the candidate's
+  code is imported: the driver's start opens one (to look for an MPS server); nothing a
+  kernel build or run needs afterwards does (glibc falls back from nscd to files).
+- **Its own /proc** is writable (Landlock, with truncation): the CUDA driver names its
+  threads through `/proc/self/task/TID/comm` and fails to start (error 304) otherwise.
+  Other processes' files there, such as the judge's `oom_score_adj`, are not.
 - **Signals and ptrace** (Landlock, ABI 6 for signals): no signal to any process outside the
   worker's own domain (the judge, the reference worker, other candidates); Landlock never
   lets a domain ptrace a process outside it.
