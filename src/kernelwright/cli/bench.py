@@ -1,0 +1,184 @@
+"""`kernelwright bench`: judge a whole suite in KernelBench's layout and print KernelBench's figures."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kernelwright import constants as C
+from kernelwright.bench.metrics import P_VALUES
+from kernelwright.cli.render import exit_bad_input, speedup_text
+
+
+def _levels(text: str | None) -> frozenset[int] | None:
+    if not text:
+        return None
+    try:
+        return frozenset(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give levels as numbers, e.g. 1,2") from None
+
+
+def default_out(suite: Path, device: str) -> Path:
+    """Beside the store: bench/SUITE-DEVICE, so that the same command again resumes."""
+    from kernelwright.store import default_store_path
+
+    return default_store_path().parent / "bench" / f"{suite.resolve().name}-{device}"
+
+
+@click.command()
+@click.argument("suite", type=click.Path(exists=True, file_okay=False))
+@click.option("--candidates", "candidates", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Candidates under the tasks' relative names (level1/23_Softmax.py), several in a folder per "
+                   "task (level1/23_Softmax/*.py), or KernelBench's level_1_problem_23_sample_0_kernel.py.")
+@click.option("--levels", default=None, metavar="1,2", help="Only these levels.")
+@click.option("--tasks", "pattern", default=None, metavar="GLOB",
+              help="Only tasks whose name (level1/23_Softmax.py) or file name matches.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Where to judge (default: cuda when available, else cpu).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where results.jsonl goes (default: bench/SUITE-DEVICE beside the store); "
+                   "running again with the same OUT resumes.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--trials", type=click.IntRange(1, 1000), default=C.MIN_TRIALS, show_default=True,
+              help="Correctness trials per candidate.")
+@click.option("--no-compile-baseline", is_flag=True, help="Skip timing torch.compile (it is slow on the CPU).")
+@click.option("--no-timing", is_flag=True, help="Check correctness and honesty only (fast_p above 0 is then 0).")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads for every side.")
+@click.option("--store", "store_path", default=None, help="SQLite store (default: $KERNELWRIGHT_STORE or "
+              "~/.local/share/kernelwright/kernelwright.db).")
+@click.option("--no-confine", is_flag=True, help="Run candidates unconfined (also KERNELWRIGHT_CONFINE=0).")
+def bench(suite: str, candidates: str, levels: str | None, pattern: str | None, device: str | None,
+          out_dir: str | None, as_json: bool, trials: int, no_compile_baseline: bool, no_timing: bool,
+          threads: int | None, store_path: str | None, no_confine: bool) -> None:
+    """Judge every candidate of every task of SUITE (a KernelBench checkout or a folder in its layout).
+
+    Prints the correctness rate, reject reasons, fast_p at p = 0, 1, 1.5, 2 against eager and
+    torch.compile, and geometric-mean speedups. Exit 0: the bench finished (whatever the
+    verdicts). Exit 2: the suite, a folder or an option is wrong. Exit 130: interrupted (run the
+    same command again to resume).
+    """
+    from kernelwright.bench import BenchOptions, run_bench, summarize
+    from kernelwright.bench.metrics import outcomes
+    from kernelwright.judge.verify import VerifyOptions, resolve_device
+    from kernelwright.store import default_store_path
+    from kernelwright.task import InputError
+
+    console = Console(stderr=True)
+    try:
+        dev = resolve_device(device)
+        out = Path(out_dir) if out_dir else default_out(Path(suite), dev)
+        opts = BenchOptions(
+            out=out, levels=_levels(levels), pattern=pattern,
+            store_path=Path(store_path) if store_path else default_store_path(),
+            verify=VerifyOptions(device=dev, trials=trials, compile_baseline=not no_compile_baseline,
+                                 timing=not no_timing, threads=threads, **({"confine": False} if no_confine else {})))
+        opts.store_path.parent.mkdir(parents=True, exist_ok=True)
+        if not as_json:
+            console.print(f"results: {out / 'results.jsonl'}")
+        with _progress(console, as_json) as (bar, on_row):
+            tasks, rows = run_bench(Path(suite), Path(candidates), opts, on_row)
+    except InputError as exc:
+        exit_bad_input(str(exc), as_json)
+        return
+    except KeyboardInterrupt:
+        click.echo("interrupted: every finished verdict is in results.jsonl; run the same command to resume",
+                   err=True)
+        sys.exit(130)
+    names = [t.name for t in tasks]
+    summary = summarize(names, rows)
+    outs = outcomes(names, rows)
+    if as_json:
+        doc = {"tasks": [_task_json(o) for o in outs], "summary": summary.to_dict(),
+               "out": str(out / "results.jsonl")}
+        sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
+    else:
+        _print(Console(), outs, summary)
+    sys.exit(C.ExitCode.ACCEPTED)
+
+
+class _progress:
+    """A bar over tasks that shows the running fast_1 (silent with --json)."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, transient=True)
+        self.tid: Any = None
+        self.fast: dict[str, float] = {}
+        self.seen: set[str] = set()
+
+    def __enter__(self) -> tuple[Progress, Any]:
+        if not self.quiet:
+            self.bar.start()
+        return self.bar, self.on_row
+
+    def on_row(self, p: Any) -> None:
+        """Advance to the record's task; fast_1 over the tasks seen so far."""
+        if self.tid is None:
+            self.tid = self.bar.add_task("bench", total=p.tasks)
+        r = p.row
+        if r.accepted and r.speedup_vs_eager is not None:
+            self.fast[r.task] = max(self.fast.get(r.task, 0.0), r.speedup_vs_eager)
+        self.seen.add(r.task)
+        fast1 = sum(v > 1.0 for v in self.fast.values())
+        self.bar.update(self.tid, completed=p.task_index + 1,
+                        description=f"{r.task} {r.verdict}  fast_1 {fast1}/{len(self.seen)}")
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+
+def _task_json(o: Any) -> dict[str, Any]:
+    r = o.row
+    return {"task": o.task, "verdict": str(o.verdict), "candidates": o.candidates,
+            "candidate": r.candidate if r else None,
+            "speedup_vs_eager": r.speedup_vs_eager if r else None,
+            "speedup_vs_eager_interval": list(r.eager_interval) if r and r.eager_interval else None,
+            "speedup_vs_compile": r.speedup_vs_compile if r else None,
+            "speedup_vs_compile_interval": list(r.compile_interval) if r and r.compile_interval else None,
+            "reasons": r.reasons if r else [{"check": "missing", "detail": "no candidate for this task"}]}
+
+
+def _print(console: Console, outs: list[Any], s: Any) -> None:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("task", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("vs eager [95%]", no_wrap=True)
+    table.add_column("vs compile [95%]", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for o in outs:
+        r = o.row
+        reason = "" if r is None or o.verdict == "accepted" or not r.reasons else \
+            f"{r.reasons[0]['check']}: {r.reasons[0]['detail']}"[:120]
+        table.add_row(o.task, str(o.verdict) if r else "missing",
+                      speedup_text(r.speedup_vs_eager, r.eager_interval, compact=True) if r else "-",
+                      speedup_text(r.speedup_vs_compile, r.compile_interval, compact=True) if r else "-",
+                      reason if r else "no candidate")
+    console.print(table)
+    console.print(f"tasks {s.tasks}  candidates judged {s.candidates}  correct {s.correct} "
+                  f"({s.correctness_rate:.0%})  errors {s.errors}  without a candidate {s.missing}")
+    if s.reasons:
+        console.print("rejected or failed, by first reason: " + ", ".join(f"{k} {v}" for k, v in s.reasons.items()))
+    fp = Table(box=box.SIMPLE_HEAD, show_edge=False, title="fast_p: share of all tasks correct and > p times faster")
+    fp.add_column("baseline")
+    for p in P_VALUES:
+        fp.add_column(f"p={p:g}", justify="right")
+    fp.add_column("geomean", justify="right")
+    for b, g in (("eager", s.geomean_vs_eager), ("compile", s.geomean_vs_compile)):
+        shares, sure = s.fast_p[b], s.fast_p_sure[b]
+        if shares is None or sure is None:
+            fp.add_row(b, *(["not timed"] + [""] * len(P_VALUES)))
+            continue
+        fp.add_row(b, *(f"{v:.2f}" for v in shares.values()), "-" if g is None else f"{g:.2f}x")
+        fp.add_row(f"{b}, interval clears p", "", *(f"{v:.2f}" for v in sure.values()), "")
+    console.print(fp)

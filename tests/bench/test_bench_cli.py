@@ -1,0 +1,102 @@
+"""`kernelwright bench` end to end on the CPU: verdicts on a small suite, one JSON object,
+resuming after kill -9 without judging anything twice, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kernelwright.bench import records as R
+from tests.bench.suite_fixture import make_suite
+
+FAST = ["--device", "cpu", "--no-compile-baseline", "--no-timing", "--threads", "1"]
+
+
+def _bench(*args: str, store: Path, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KERNELWRIGHT_STORE=str(store), COLUMNS="160")
+    return subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "bench", *args], capture_output=True,
+                          text=True, env=env, timeout=600, **kw)
+
+
+def test_a_suite_judged_with_one_json_object_and_a_second_run_judging_nothing(tmp_path):
+    suite, cands = make_suite(tmp_path)
+    out = tmp_path / "out"
+    r = _bench(str(suite), "--candidates", str(cands), "--out", str(out), "--json", *FAST, store=tmp_path / "s.db")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # exactly one object
+    tasks = {t["task"]: t for t in doc["tasks"]}
+    assert list(tasks) == ["level1/1_GeluMul.py", "level1/2_Hinge.py", "level2/1_LinearRelu.py",
+                           "level2/2_Broken.py"]
+    # The gelu task's honest candidate passes, whatever the replaying one does.
+    assert tasks["level1/1_GeluMul.py"]["verdict"] == "accepted"
+    assert tasks["level1/1_GeluMul.py"]["candidates"] == 2
+    assert tasks["level1/2_Hinge.py"]["verdict"] == "accepted"
+    assert tasks["level1/2_Hinge.py"]["candidate"] == "level1/2_Hinge/honest.py"
+    assert tasks["level2/1_LinearRelu.py"]["verdict"] == "missing"
+    broken = tasks["level2/2_Broken.py"]
+    assert broken["verdict"] == "error" and broken["reasons"][0]["check"] == "task"
+    assert "cannot make its inputs" in broken["reasons"][0]["detail"]
+    rows = {r.candidate: r for r in R.load(out)}
+    assert rows["level1/2_Hinge/zeros.py"].verdict == "rejected"
+    assert rows["level_1_problem_1_sample_0_kernel.py"].verdict == "rejected"  # replays its first output
+    s = doc["summary"]
+    assert (s["tasks"], s["candidates"], s["correct"], s["missing"], s["errors"]) == (4, 5, 2, 1, 1)
+    assert s["fast_p"]["eager"] is None  # --no-timing: nothing was timed, and it says so
+    # Every verdict went to the store, one run per task.
+    from kernelwright.store import Store
+
+    with Store(tmp_path / "s.db") as store:
+        assert sorted(run.task_name for run in store.list_runs()) == ["level1/1_GeluMul.py", "level1/2_Hinge.py",
+                                                                      "level2/2_Broken.py"]
+    t0 = time.perf_counter()
+    again = _bench(str(suite), "--candidates", str(cands), "--out", str(out), "--json", *FAST, store=tmp_path / "s.db")
+    assert again.returncode == 0 and json.loads(again.stdout)["summary"] == s
+    assert len((out / R.RESULTS).read_text().splitlines()) == 5  # nothing judged twice
+    assert time.perf_counter() - t0 < 30
+
+
+def test_resume_after_kill_9_judges_nothing_twice(tmp_path):
+    suite, cands = make_suite(tmp_path)
+    out = tmp_path / "out"
+    env = dict(os.environ, KERNELWRIGHT_STORE=str(tmp_path / "s.db"))
+    proc = subprocess.Popen([sys.executable, "-m", "kernelwright.cli.main", "bench", str(suite), "--candidates",
+                             str(cands), "--out", str(out), "--json", *FAST], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / R.RESULTS
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the bench finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = [r.key for r in R.load(out)]
+    assert 1 <= len(first) < 5
+    r = _bench(str(suite), "--candidates", str(cands), "--out", str(out), "--json", *FAST, store=tmp_path / "s.db")
+    assert r.returncode == 0, r.stderr  # the killed bench's lock did not outlive it
+    keys = [row.key for row in R.load(out)]
+    assert len(keys) == len(set(keys)) == 5 and keys[: len(first)] == first
+    assert json.loads(r.stdout)["summary"]["candidates"] == 5
+
+
+def test_bad_suite_and_a_busy_out_are_exit_2(tmp_path):
+    suite, cands = make_suite(tmp_path)
+    r = _bench(str(tmp_path), "--candidates", str(cands), *FAST, store=tmp_path / "s.db")
+    assert r.returncode == 2 and "KernelBench's layout" in r.stderr and "Traceback" not in r.stderr
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        r = _bench(str(suite), "--candidates", str(cands), "--out", str(out), "--json", *FAST, store=tmp_path / "s.db")
+    finally:
+        os.close(fd)
+    assert r.returncode == 2 and "another kernelwright bench" in json.loads(r.stdout)["error"]

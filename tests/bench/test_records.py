@@ -1,0 +1,31 @@
+"""results.jsonl: durable lines, a line cut short by a kill, the resume key."""
+
+from __future__ import annotations
+
+from kernelwright.bench import records as R
+from kernelwright.bench.records import BenchRow, Verdict
+
+
+def test_round_trip_and_a_cut_line_dropped(tmp_path):
+    a = BenchRow("level1/1_A.py", "level1/1_A.py", Verdict.ACCEPTED, "k1", "cpu", speedup_vs_eager=1.5,
+                 eager_interval=(1.4, 1.6))
+    b = BenchRow("level1/2_B.py", "level1/2_B.py", Verdict.REJECTED, "k2", "cpu",
+                 reasons=[{"check": "mismatch", "detail": "wrong"}])
+    R.append(tmp_path, a)
+    R.append(tmp_path, b)
+    with open(tmp_path / R.RESULTS, "ab") as f:
+        f.write(b'{"task": "level1/3_C.py", "verd')  # killed mid-write
+    assert R.load(tmp_path) == [a, b]
+    assert (tmp_path / R.RESULTS).read_bytes().endswith(b"\n")  # repaired: the next line starts clean
+    R.append(tmp_path, a)
+    assert len(R.load(tmp_path)) == 3
+
+
+def test_the_key_changes_with_whatever_the_verdict_depends_on():
+    base = R.verdict_key("task", "cand", "cpu", {"trials": 5})
+    assert base == R.verdict_key("task", "cand", "cpu", {"trials": 5})
+    for other in (R.verdict_key("task2", "cand", "cpu", {"trials": 5}),
+                  R.verdict_key("task", "cand2", "cpu", {"trials": 5}),
+                  R.verdict_key("task", "cand", "cuda", {"trials": 5}),
+                  R.verdict_key("task", "cand", "cpu", {"trials": 6})):
+        assert other != base
