@@ -96,6 +96,10 @@ TIMING_WARMUP_CALLS = 3
 # memoization check and keep a call's inputs out of the cache the last one left.
 TIMING_INPUT_SETS = 6
 TIMING_INPUT_BYTES_CAP = 1 << 30  # rotate fewer sets when inputs are large
+# The judge compares outputs this many elements at a time, so that its float64 temporaries
+# stay about 1 GiB whatever the output's size (a 6 GB output compared whole needed ~5x its
+# float64 size at once).
+COMPARE_CHUNK_ELEMENTS = 1 << 24
 CALIBRATION_REPEATS = 7
 # A reported time this far below the judge's own clock is a patched timer.
 TIMER_AGREEMENT_RATIO = 0.25
@@ -142,7 +146,16 @@ DEGENERATE_RELATIVE_CHANGE = 1e-3
 WORKER_START_TIMEOUT_S = 120.0
 IMPORT_TIMEOUT_S = 600.0  # candidate import includes its compile
 CALL_TIMEOUT_S = 120.0
-WORKER_MEMORY_BYTES = 16 << 30
+# A worker may use this share of the machine's RAM (two run at once beside the judge), never
+# less than the floor; `limits.default_worker_memory` applies it.
+WORKER_MEMORY_SHARE = 0.45
+WORKER_MEMORY_FLOOR_BYTES = 4 << 30
+# The judge holds the references (native and float64 outputs) of at most this share of the
+# memory available when it starts; trial sets beyond it get theirs made when they are used.
+JUDGE_REFERENCE_SHARE = 0.25
+# Two sets' references (the one compared, the one fetched ahead) must fit in this share of
+# the available memory, or the task does not fit the machine (a task error with the numbers).
+JUDGE_MEMORY_SHARE_MAX = 0.6
 WORKER_FILE_SIZE_BYTES = 2 << 30
 WORKER_MAX_PROCESSES = 4096  # per user, threads included (not enforced for root)
 MEMORY_POLL_S = 0.1

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from kernelwright import constants as C
 from kernelwright import forms
 from kernelwright.judge.pairs import PairPool, PairSpec
 from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files
 from kernelwright.sandbox import buildcache
 from tests.conftest import TASKS
 
-SPEC = PairSpec("cpu", 1, C.WORKER_MEMORY_BYTES)
+SPEC = PairSpec("cpu", 1, 4 << 30)
 OPTS = VerifyOptions(device="cpu", threads=1, compile_baseline=False)
 
 
@@ -28,7 +27,7 @@ def test_pool_hands_out_a_started_pair_once_and_only_for_its_spec() -> None:
         finally:
             pair.close()
         pool.refill(SPEC)
-        assert pool.take(PairSpec("cpu", 2, C.WORKER_MEMORY_BYTES)) is None  # another spec: discarded
+        assert pool.take(PairSpec("cpu", 2, 4 << 30)) is None  # another spec: discarded
         pool.refill(SPEC)
         dead = pool.take(SPEC)
         dead.cand.kill()

@@ -30,6 +30,11 @@ class InputSet:
     native: Any = None
     ref64: Any = None
     slack: list[float] = field(default_factory=list)
+    # A trial set too large for the judge to hold with every other: its references are made
+    # (from the same secret seed) just before it is used and dropped after (`deferred`).
+    deferred: bool = False
+    seed: int = 0
+    shape_variant: dict[str, Any] | None = None
 
 
 

@@ -90,59 +90,106 @@ def compare_tree(out: Any, out_meta: Any, native: Any, ref64: Any | None, device
 
 
 def compare_tensor(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor,
-                   tol: C.Tolerance, factor: float = 1.0) -> Comparison:
-    """Element-wise check against a float64 reference, NaN/Inf matched against the native output."""
+                   tol: C.Tolerance, factor: float = 1.0, chunk: int = C.COMPARE_CHUNK_ELEMENTS) -> Comparison:
+    """Element-wise check against a float64 reference, NaN/Inf matched against the native output.
+
+    Runs over `chunk` elements at a time in two passes (the output's scale first, then the
+    tolerance), so memory stays bounded for any output size; the result does not depend on
+    the chunk size.
+    """
     if out.numel() == 0:
         return Comparison(True, 0.0, 0.0, 0.0, 0.0)
+    o_all, n_all = out.reshape(-1), native.reshape(-1)
+    r_all = ref.reshape(-1) if ref.shape == native.shape else n_all
+    spans = [(a, min(a + chunk, o_all.numel())) for a in range(0, o_all.numel(), chunk)]
     if not native.dtype.is_floating_point and not native.is_complex():
-        bad = (out != native)
-        if bool(bad.any()):
-            idx = _first_index(bad)
-            return _fail(Check.MISMATCH, f"{int(bad.sum())} of {out.numel()} elements differ; "
+        nbad, first = 0, None
+        for a, b in spans:
+            bad = o_all[a:b] != n_all[a:b]
+            k = int(bad.sum())
+            if k and first is None:
+                first = a + int(bad.nonzero()[0, 0])
+            nbad += k
+        if nbad:
+            idx = _unravel(first, out.shape)
+            return _fail(Check.MISMATCH, f"{nbad} of {out.numel()} elements differ; "
                          f"first at {idx}: got {out[idx].item()}, expected {native[idx].item()}")
         return Comparison(True, 0.0, 0.0, 0.0, 0.0)
-    o = out.to(torch.float64)
-    n = native.to(torch.float64)
-    r = ref.to(torch.float64) if ref.shape == native.shape else n
-    if _all_finite(n) and _all_finite(o) and _all_finite(r):
-        # The common case, with no masks (a few passes: it dominates every timed-output check).
-        return _compare_finite(o, r, tol, factor)
-    # The non-finite pattern comes from the native-precision run: float64 does not
-    # overflow where float32 does, and the task's own dtype defines the contract.
+    # Pass 1: the NaN/Inf pattern and the scale (root-mean-square of the finite reference).
+    sumsq, count = 0.0, 0
+    wrong, where = 0, ""  # NaN/Inf pattern differences, and the first
+    for a, b in spans:
+        o, n, r = _f64(o_all, n_all, r_all, a, b)
+        if _all_finite(n) and _all_finite(o) and _all_finite(r):
+            count += b - a  # the common case, with no masks
+        else:
+            k, first_here = _pattern(o, n, a, out.shape)
+            wrong, where = wrong + k, where or first_here
+            o, r, finite = _masked(o, n, r)
+            count += int(finite.sum())
+        sumsq += float(r.square().sum())
+    if wrong:
+        return _fail(Check.NONFINITE, f"NaN/Inf differ from the reference at {wrong} elements; first at {where}")
+    scale = math.sqrt(sumsq) / max(count, 1) ** 0.5
+    scale = scale if scale > 0 else 1.0
+    # Pass 2: each element against its tolerance.
+    max_abs = max_norm = 0.0
+    nbad, first, got, expected = 0, 0, 0.0, 0.0
+    for a, b in spans:
+        o, n, r = _f64(o_all, n_all, r_all, a, b)
+        if not (_all_finite(n) and _all_finite(o) and _all_finite(r)):
+            o, r, _ = _masked(o, n, r)
+        diff = (o - r).abs_()
+        max_abs = max(max_abs, float(diff.max()))
+        allowed = r.abs().mul_(factor * tol.rtol).add_(factor * tol.atol * scale).clamp_min_(1e-300)
+        norm = diff.div_(allowed)
+        max_norm = max(max_norm, float(norm.max()))
+        bad = norm > 1.0
+        k = int(bad.sum())
+        if k and not nbad:
+            j = int(bad.nonzero()[0, 0])
+            first, got, expected = a + j, float(o[j]), float(r[j])
+        nbad += k
+    if not nbad:
+        return Comparison(True, max_abs, max_abs / scale, scale, max_norm)
+    return Comparison(False, max_abs, max_abs / scale, scale, max_norm, Check.MISMATCH,
+                      _outside_detail(nbad, out.numel(), tol, factor, scale, max_abs, _unravel(first, out.shape),
+                                      got, expected))
+
+
+def _f64(o_all: torch.Tensor, n_all: torch.Tensor, r_all: torch.Tensor, a: int,
+         b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return o_all[a:b].to(torch.float64), n_all[a:b].to(torch.float64), r_all[a:b].to(torch.float64)
+
+
+def _pattern(o: torch.Tensor, n: torch.Tensor, offset: int, shape: torch.Size) -> tuple[int, str]:
+    """How many places out's NaN/Inf (or the Inf signs) differ from the native output's, and the
+    first ("index: got x, expected y"). The pattern comes from the native-precision run: float64
+    does not overflow where float32 does, and the task's own dtype defines the contract."""
     n_nan, o_nan = torch.isnan(n), torch.isnan(o)
     n_inf, o_inf = torch.isinf(n), torch.isinf(o)
-    if not torch.equal(n_nan, o_nan) or not torch.equal(n_inf, o_inf) or \
-            not torch.equal(torch.where(n_inf, n, 0.0), torch.where(o_inf, o, 0.0)):
-        bad = (n_nan != o_nan) | (n_inf != o_inf) | (n_inf & o_inf & (n != o))
-        idx = _first_index(bad)
-        return _fail(Check.NONFINITE, f"NaN/Inf differ from the reference at {int(bad.sum())} elements; "
-                     f"first at {idx}: got {o[idx].item()}, expected {n[idx].item()}")
-    # Past the pattern check, non-finite places agree: they count as exact matches.
+    bad = (n_nan != o_nan) | (n_inf != o_inf) | (n_inf & o_inf & (n != o))
+    k = int(bad.sum())
+    if not k:
+        return 0, ""
+    j = int(bad.nonzero()[0, 0])
+    return k, f"{_unravel(offset + j, shape)}: got {o[j].item()}, expected {n[j].item()}"
+
+
+def _masked(o: torch.Tensor, n: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Past the pattern check, non-finite places agree: zeroed in out and reference they count
+    as exact matches. (out, reference, the native output's finite mask)."""
     finite = torch.isfinite(n)
     r = torch.where(finite & torch.isfinite(r), r, n)
-    return _compare_finite(torch.where(finite, o, 0.0), torch.where(finite, r, 0.0), tol, factor,
-                           count=int(finite.sum()))
+    return torch.where(finite, o, 0.0), torch.where(finite, r, 0.0), finite
 
 
-def _compare_finite(o: torch.Tensor, r: torch.Tensor, tol: C.Tolerance, factor: float,
-                    count: int | None = None) -> Comparison:
-    """The element-wise check on finite float64 tensors; `count`: how many elements are real
-    (the rest were zeroed in both), for the scale."""
-    scale = float(torch.linalg.vector_norm(r)) / max(r.numel() if count is None else count, 1) ** 0.5
-    scale = scale if scale > 0 else 1.0
-    diff = (o - r).abs_()
-    max_abs = float(diff.max())
-    allowed = r.abs().mul_(factor * tol.rtol).add_(factor * tol.atol * scale).clamp_min_(1e-300)
-    norm = diff.div_(allowed)
-    max_norm = float(norm.max())
-    result = Comparison(max_norm <= 1.0, max_abs, max_abs / scale, scale, max_norm)
-    if result.passed:
-        return result
-    bad = norm > 1.0
-    idx = _first_index(bad)
-    return Comparison(False, max_abs, max_abs / scale, scale, max_norm, Check.MISMATCH,
-                      _outside_detail(int(bad.sum()), o.numel(), tol, factor, scale, max_abs, idx,
-                                      o[idx].item(), r[idx].item()))
+def _unravel(flat: int, shape: torch.Size) -> tuple[int, ...]:
+    idx = []
+    for dim in reversed(tuple(shape)):
+        idx.append(flat % dim)
+        flat //= dim
+    return tuple(reversed(idx))
 
 
 def _all_finite(t: torch.Tensor) -> bool:
@@ -169,28 +216,29 @@ def zeros_would_pass(native: Any, ref64: Any | None, rtol: float | None, atol: f
     return True
 
 
-def relative_change(a: Any, b: Any) -> float:
+def relative_change(a: Any, b: Any, chunk: int = C.COMPARE_CHUNK_ELEMENTS) -> float:
     """Largest change between two outputs relative to their scale (for the dependence check)."""
     worst = 0.0
     for x, y in zip(leaves(a), leaves(b)):
         if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape \
                 and x.is_floating_point() and x.numel():
-            x64, y64 = x.double(), y.double()
-            ok = torch.isfinite(x64) & torch.isfinite(y64)
-            if not bool(ok.any()):
+            xs, ys = x.reshape(-1), y.reshape(-1)
+            sumsq, count, biggest = 0.0, 0, 0.0
+            for a0 in range(0, xs.numel(), chunk):
+                x64, y64 = xs[a0:a0 + chunk].double(), ys[a0:a0 + chunk].double()
+                ok = torch.isfinite(x64) & torch.isfinite(y64)
+                if bool(ok.any()):
+                    sumsq += float((x64[ok] ** 2).sum())
+                    count += int(ok.sum())
+                    biggest = max(biggest, float((x64[ok] - y64[ok]).abs().max()))
+            if not count:
                 continue
-            scale = float(torch.sqrt((x64[ok] ** 2).mean())) or 1.0
-            worst = max(worst, float((x64[ok] - y64[ok]).abs().max()) / scale)
+            worst = max(worst, biggest / (math.sqrt(sumsq / count) or 1.0))
         elif isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape:
             worst = max(worst, 0.0 if torch.equal(x, y) else 1.0)
         else:
             worst = max(worst, 1.0)
     return worst
-
-
-def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
-    nz = mask.nonzero()
-    return tuple(int(v) for v in nz[0]) if len(nz) else ()
 
 
 def _fail(check: Check, detail: str) -> Comparison:

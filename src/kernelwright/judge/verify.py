@@ -51,7 +51,7 @@ class VerifyOptions:
     strict_task: bool = False
     threads: int | None = None
     build_cache: bool = True
-    memory_bytes: int = C.WORKER_MEMORY_BYTES
+    memory_bytes: int = field(default_factory=limits.default_worker_memory)
     import_timeout_s: float = C.IMPORT_TIMEOUT_S
     call_timeout_s: float = C.CALL_TIMEOUT_S
     # The candidate's worker confined (no network, minimal file view, no signals out); off
@@ -59,6 +59,9 @@ class VerifyOptions:
     # where the kernel cannot enforce all of it.
     confine: bool = field(default_factory=lambda: os.environ.get(ENV_CONFINE, "1") != "0")
     require_confinement: bool = False
+    # Bytes of references (native and float64 outputs) the judge may hold at once; None: a share
+    # of the memory available on this machine (constants.JUDGE_REFERENCE_SHARE).
+    reference_memory_bytes: int | None = None
 
 
 def resolve_device(device: str | None) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import kernelwright
+from kernelwright import constants as C
 from kernelwright.paths import cache_dir
 from kernelwright.sandbox import confine, pch
 
@@ -114,6 +115,22 @@ def build_env(build: Path) -> dict[str, str]:
             "TORCHINDUCTOR_CACHE_DIR": str(build / "inductor"), "CUDA_CACHE_PATH": str(build / "nv")}
 
 
+def machine_memory() -> tuple[int, int]:
+    """(total, available) bytes of RAM, from /proc/meminfo (sysconf where it is missing)."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        total = int(info["MemTotal"].split()[0]) << 10
+        return total, int(info.get("MemAvailable", info["MemTotal"]).split()[0]) << 10
+    except (OSError, KeyError, ValueError):
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return total, total // 2
+
+
+def default_worker_memory() -> int:
+    """A worker's memory limit on this machine: a share of its RAM, never below the floor."""
+    return max(C.WORKER_MEMORY_FLOOR_BYTES, int(C.WORKER_MEMORY_SHARE * machine_memory()[0]))
+
+
 def apply_rlimits(config: "SandboxConfig") -> None:
     """Run in the child between fork and exec: cap files, processes and cores."""
     _set(resource.RLIMIT_CORE, 0)
@@ -124,6 +141,13 @@ def apply_rlimits(config: "SandboxConfig") -> None:
         # only apply to CPU workers; the RSS watchdog covers both.
         _set(resource.RLIMIT_AS, config.memory_bytes * 2)
     pin_cores(config.threads)
+    # When the machine runs out of memory, the kernel kills a worker, never the judge: the
+    # judge then gives a verdict (memory) instead of vanishing with every result in flight.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
     # Killed with the judge, even when stopped (a judge killed during a quiet period would
     # otherwise leave its background workers stopped for ever). The signal follows the
     # death of the spawning thread: workers are spawned by the thread that closes them.

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,7 +47,7 @@ class WorkerFailure(Exception):
 class SandboxConfig:
     """Limits for one worker."""
 
-    memory_bytes: int = C.WORKER_MEMORY_BYTES
+    memory_bytes: int = field(default_factory=limits.default_worker_memory)
     file_size_bytes: int = C.WORKER_FILE_SIZE_BYTES
     max_processes: int = C.WORKER_MAX_PROCESSES
     threads: int | None = None

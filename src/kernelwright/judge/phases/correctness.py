@@ -24,6 +24,8 @@ class CorrectnessPhase(JudgementState):
         current one, so at most two sets are in the judge's memory at a time.
         """
         def fetch(s: InputSet, keep_in_ref: bool) -> tuple[dict[str, Any], list[bytes]]:
+            if s.deferred:  # made now, one set ahead of the trial that uses it
+                self._make_deferred(ref, s)
             return self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=not keep_in_ref))
 
         todo = [(s, keep) for s, keep in plan if s.set_id not in self.prestaged]
@@ -76,3 +78,5 @@ class CorrectnessPhase(JudgementState):
             if reply.get("mutated") and not self.meta.mutates_inputs:
                 raise Rejected(Check.INPUT_MUTATION, f"trial {i}: the candidate changed its inputs, "
                                "which the task does not declare")
+            if s.deferred:
+                s.native = s.ref64 = None  # made again only if it were needed again

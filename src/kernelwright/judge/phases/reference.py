@@ -10,6 +10,7 @@ from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge._support import InputSet, fresh_seed
 from kernelwright.judge.phases.state import JudgementState
+from kernelwright.sandbox import limits
 from kernelwright.sandbox.codec import decode
 from kernelwright.sandbox.process import Worker
 from kernelwright.task.metadata import TaskError
@@ -35,9 +36,20 @@ class ReferencePhase(JudgementState):
         return plan
 
     def _make_sets(self, ref: Worker, made_warm: Callable[[InputSet], None] | None = None) -> None:
-        """Make every planned set in the reference; `made_warm(set)` once the warm-up set exists."""
+        """Make every planned set in the reference; `made_warm(set)` once the warm-up set exists.
+
+        The judge keeps each trial set's references (native and float64 outputs) until the
+        candidate is checked on it. Where they would not all fit in its share of the memory
+        available (`reference_budget`), later trial sets are planned but made only when used
+        (`InputSet.deferred`), two at a time at most; a task whose two sets cannot fit at all
+        is a task error with the numbers.
+        """
         budget = C.TIMING_INPUT_BYTES_CAP
         timing_refs = 0
+        held_budget = self.opts.reference_memory_bytes
+        if held_budget is None:
+            held_budget = int(C.JUDGE_REFERENCE_SHARE * limits.machine_memory()[1])
+        held, per_set, deferred = 0, 0, 0
         for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
             if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
                 continue
@@ -45,29 +57,67 @@ class ReferencePhase(JudgementState):
             # exactly those inputs, so a timing set's own outputs are needed only once (for
             # the degenerate-task check) or when the task turns perturbation off.
             want_ref = not is_timing or not self.meta.perturb_timing_inputs or timing_refs == 0
+            seed = fresh_seed()
+            if not is_timing and per_set and held + per_set > held_budget and held >= 2 * per_set:
+                self.sets[set_id] = InputSet(set_id, dist, S.variant_name(variant), 0, deferred=True, seed=seed,
+                                             shape_variant=variant)
+                deferred += 1
+                continue
             timing_refs += is_timing and want_ref
             reply, blobs = self._ref_request(ref, P.MakeSetRequest(
-                op=P.Op.MAKE_SET, set_id=set_id, seed=fresh_seed(), distribution=dist,
+                op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist,
                 variant=variant, reference=want_ref))
             if not want_ref:
                 self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]))
                 budget -= int(reply["nbytes"])
                 continue
-            s = InputSet(set_id, dist, "timing" if is_timing else S.variant_name(variant),
-                     int(reply["nbytes"]), decode(reply["native"], blobs))
-            if "ref64" in reply:
-                s.ref64 = decode(reply["ref64"], blobs)
-            elif set_id == 0:
-                self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")
-                                     + "): compared against the task's own precision")
-            if reply.get("mutated") and not self.meta.mutates_inputs and set_id == 0:
-                self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
-                                     "in the task metadata")
-            s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
+            s = self._take_references(InputSet(set_id, dist, "timing" if is_timing else S.variant_name(variant),
+                                               int(reply["nbytes"]), seed=seed, shape_variant=variant), reply, blobs)
+            if set_id == 0:
+                per_set = sum(len(b) for b in blobs)
+                self._check_fits(per_set, held_budget)
+            held += sum(len(b) for b in blobs)
             budget -= s.nbytes if is_timing else 0
             self.sets[set_id] = s
             if made_warm is not None and s.variant == "default" and self._warm_set() == set_id:
                 made_warm(s)
+        if deferred:
+            self.findings.append(
+                f"large outputs: the judge holds the references of {len(self.sets) - deferred} input sets and "
+                f"makes those of the other {deferred} trial sets when each is used ({_size(per_set)} a set, "
+                f"{_size(held_budget)} for references on this machine); the dependence check uses "
+                "the sets held")
+
+    def _take_references(self, s: InputSet, reply: dict[str, Any], blobs: list[bytes]) -> InputSet:
+        """Fill `s` with the references of a MAKE_SET reply (and the findings only set 0 gives)."""
+        s.native = decode(reply["native"], blobs)
+        s.ref64 = decode(reply["ref64"], blobs) if "ref64" in reply else None
+        if "ref64" not in reply and s.set_id == 0:
+            self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")
+                                 + "): compared against the task's own precision")
+        if reply.get("mutated") and not self.meta.mutates_inputs and s.set_id == 0:
+            self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
+                                 "in the task metadata")
+        s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
+        return s
+
+    def _check_fits(self, per_set: int, held_budget: int) -> None:
+        """A task error, with the numbers, when two sets' references cannot fit in this machine."""
+        available = limits.machine_memory()[1]
+        if 2 * per_set > max(held_budget, C.JUDGE_MEMORY_SHARE_MAX * available):
+            raise TaskError(
+                f"the task does not fit this machine: each input set's outputs (native and float64) take "
+                f"{_size(per_set)}, and the judge must hold two sets at a time, {_size(2 * per_set)}, with "
+                f"{_size(available)} of memory available; use smaller shapes in get_inputs, or a machine with "
+                "more memory")
+
+    def _make_deferred(self, ref: Worker, s: InputSet) -> None:
+        """Make a deferred set's inputs and references again from its seed (in the reference worker)."""
+        reply, blobs = self._ref_request(ref, P.MakeSetRequest(
+            op=P.Op.MAKE_SET, set_id=s.set_id, seed=s.seed, distribution=s.distribution,
+            variant=s.shape_variant, reference=True))
+        s.nbytes = int(reply["nbytes"])
+        self._take_references(s, reply, blobs)
 
     def _check_degenerate(self) -> None:
         trials = [s for s in self.sets.values() if s.variant in ("default", "timing") and s.native is not None]
@@ -81,3 +131,11 @@ class ReferencePhase(JudgementState):
         if warnings and self.opts.strict_task:
             raise TaskError("degenerate task: " + "; ".join(warnings))
         self.findings += [f"degenerate task: {w}" for w in warnings]
+
+
+def _size(n: float) -> str:
+    """Bytes as GiB, MiB or KiB, whichever reads best."""
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n / 1024:.1f} KiB"

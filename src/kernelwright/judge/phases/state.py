@@ -86,6 +86,10 @@ class JudgementState:
         if reply.get("status") != P.Status.OK:
             raise Rejected(Check.CRASH, "staging inputs failed: " + S.tail(reply.get("error", ""), 400))
 
+    def _make_deferred(self, ref: Worker, s: InputSet) -> None:
+        """Make a deferred set's inputs and references when it is used (ReferencePhase does)."""
+        raise NotImplementedError
+
     def _integrity(self, violations: Any, when: str) -> None:
         if violations:
             raise Rejected(Check.TAMPER, f"{when}: " + "; ".join(str(v) for v in violations[:6]))
