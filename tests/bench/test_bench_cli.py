@@ -37,6 +37,8 @@ def test_a_suite_judged_with_one_json_object_and_a_second_run_judging_nothing(tm
     assert tasks["level1/1_GeluMul.py"]["candidates"] == 2
     assert tasks["level1/2_Hinge.py"]["verdict"] == "accepted"
     assert tasks["level1/2_Hinge.py"]["candidate"] == "level1/2_Hinge/honest.py"
+    assert [(x["candidate"], x["verdict"]) for x in tasks["level1/2_Hinge.py"]["records"]] == [
+        ("level1/2_Hinge/honest.py", "accepted"), ("level1/2_Hinge/zeros.py", "rejected")]
     assert tasks["level2/1_LinearRelu.py"]["verdict"] == "missing"
     broken = tasks["level2/2_Broken.py"]
     assert broken["verdict"] == "error" and broken["reasons"][0]["check"] == "task"

@@ -97,7 +97,8 @@ def bench(suite: str, candidates: str, levels: str | None, pattern: str | None, 
     summary = summarize(names, rows)
     outs = outcomes(names, rows)
     if as_json:
-        doc = {"tasks": [_task_json(o) for o in outs], "summary": summary.to_dict(),
+        doc = {"tasks": [_task_json(o, [r for r in rows if r.task == o.task]) for o in outs],
+               "summary": summary.to_dict(),
                "out": str(out / "results.jsonl")}
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
     else:
@@ -138,7 +139,8 @@ class _progress:
             self.bar.stop()
 
 
-def _task_json(o: Any) -> dict[str, Any]:
+def _task_json(o: Any, records: list[Any]) -> dict[str, Any]:
+    """A task's entry of --json: its deciding record's figures, then every candidate's record."""
     r = o.row
     return {"task": o.task, "verdict": str(o.verdict), "candidates": o.candidates,
             "candidate": r.candidate if r else None,
@@ -146,7 +148,10 @@ def _task_json(o: Any) -> dict[str, Any]:
             "speedup_vs_eager_interval": list(r.eager_interval) if r and r.eager_interval else None,
             "speedup_vs_compile": r.speedup_vs_compile if r else None,
             "speedup_vs_compile_interval": list(r.compile_interval) if r and r.compile_interval else None,
-            "reasons": r.reasons if r else [{"check": "missing", "detail": "no candidate for this task"}]}
+            "reasons": r.reasons if r else [{"check": "missing", "detail": "no candidate for this task"}],
+            "records": [{"candidate": x.candidate, "verdict": str(x.verdict), "speedup_vs_eager": x.speedup_vs_eager,
+                         "speedup_vs_compile": x.speedup_vs_compile, "reasons": x.reasons, "seconds": x.seconds}
+                        for x in records]}
 
 
 def _print(console: Console, outs: list[Any], s: Any) -> None:
