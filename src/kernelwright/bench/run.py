@@ -50,7 +50,7 @@ class BenchOptions:
     store_path: Path | None = None  # None: no store records (results.jsonl only)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchProgress:
     """What a caller's progress display is told after each record."""
 
