@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files
 from kernelwright.sandbox import buildcache
 from tests.conftest import TASKS
 
-SPEC = PairSpec("cpu", 1, 4 << 30)
 OPTS = VerifyOptions(device="cpu", threads=1, compile_baseline=False)
+# The pool must hold exactly what a verdict with OPTS asks for (memory limit, confinement),
+# which depends on this machine's RAM: take it from the judge rather than restating it.
+SPEC = pair_spec(OPTS, "cpu")
 
 
 def test_pool_hands_out_a_started_pair_once_and_only_for_its_spec() -> None:
@@ -27,7 +30,7 @@ def test_pool_hands_out_a_started_pair_once_and_only_for_its_spec() -> None:
         finally:
             pair.close()
         pool.refill(SPEC)
-        assert pool.take(PairSpec("cpu", 2, 4 << 30)) is None  # another spec: discarded
+        assert pool.take(replace(SPEC, threads=2)) is None  # another spec: discarded
         pool.refill(SPEC)
         dead = pool.take(SPEC)
         dead.cand.kill()

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from kernelwright import constants as C
 from kernelwright.bench.metrics import P_VALUES
+from kernelwright.cli._interrupt import interruptible
 from kernelwright.cli.render import exit_bad_input, speedup_text
 
 
@@ -84,7 +85,7 @@ def bench(suite: str, candidates: str, levels: str | None, pattern: str | None, 
         opts.store_path.parent.mkdir(parents=True, exist_ok=True)
         if not as_json:
             console.print(f"results: {out / 'results.jsonl'}")
-        with _progress(console, as_json) as (bar, on_row):
+        with interruptible(), _progress(console, as_json) as (bar, on_row):
             tasks, rows = run_bench(Path(suite), Path(candidates), opts, on_row)
     except InputError as exc:
         exit_bad_input(str(exc), as_json)

@@ -8,6 +8,7 @@ import sys
 import click
 
 from kernelwright import constants as C
+from kernelwright.cli._interrupt import interruptible
 from kernelwright.cli.render import exit_bad_input
 
 
@@ -51,7 +52,8 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
                          build_cache=not no_build_cache, require_confinement=require_confinement,
                          **({"confine": False} if no_confine else {}))
     try:
-        result = verify_files(task, candidate, opts)
+        with interruptible():
+            result = verify_files(task, candidate, opts)
     except (TaskError, InputError) as exc:
         exit_bad_input(str(exc), as_json, verdict="error")
         return

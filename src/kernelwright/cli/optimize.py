@@ -14,6 +14,7 @@ from rich.table import Table
 
 from kernelwright import constants as C
 from kernelwright.cli.history import open_store
+from kernelwright.cli._interrupt import interruptible
 from kernelwright.cli.render import exit_bad_input, speedup_text
 
 
@@ -64,7 +65,7 @@ def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float 
                           seed=seed, compile_baseline=not no_compile_baseline)
     console = Console(stderr=True) if as_json else Console()
     try:
-        with open_store(store_path) as store:
+        with interruptible(), open_store(store_path) as store:
             summary = optimize_task(req, store, console=None if as_json else console)
     except (TaskError, InputError, ValueError, ChatError, StoreError) as exc:
         exit_bad_input(str(exc), as_json)
