@@ -22,10 +22,11 @@ def test_round_trip_and_a_cut_line_dropped(tmp_path):
 
 
 def test_the_key_changes_with_whatever_the_verdict_depends_on():
-    base = R.verdict_key("task", "cand", "cpu", {"trials": 5})
-    assert base == R.verdict_key("task", "cand", "cpu", {"trials": 5})
-    for other in (R.verdict_key("task2", "cand", "cpu", {"trials": 5}),
-                  R.verdict_key("task", "cand2", "cpu", {"trials": 5}),
-                  R.verdict_key("task", "cand", "cuda", {"trials": 5}),
-                  R.verdict_key("task", "cand", "cpu", {"trials": 6})):
+    base = R.verdict_key("t", "task", "cand", "cpu", {"trials": 5})
+    assert base == R.verdict_key("t", "task", "cand", "cpu", {"trials": 5})
+    for other in (R.verdict_key("t", "task2", "cand", "cpu", {"trials": 5}),
+                  R.verdict_key("t", "task", "cand2", "cpu", {"trials": 5}),
+                  R.verdict_key("t", "task", "cand", "cuda", {"trials": 5}),
+                  R.verdict_key("t", "task", "cand", "cpu", {"trials": 6}),
+                  R.verdict_key("t2", "task", "cand", "cpu", {"trials": 5})):
         assert other != base

@@ -1,7 +1,7 @@
 """One record per judged candidate, appended to `OUT/results.jsonl` as it comes.
 
 The file is the bench's memory: a record's `key` is a digest of everything the verdict
-depends on (task source, candidate source, device, the judge's settings), so a resumed
+depends on (task name and source, candidate source, device, the judge's settings), so a resumed
 bench skips exactly what was judged already and judges again whatever changed. Each line is
 written with one `write` and synced; a line cut short by a kill is dropped on the next start.
 """
@@ -74,10 +74,15 @@ class BenchRow:
         return cls(**known)
 
 
-def verdict_key(task_source: str, candidate_source: str, device: str, settings: dict[str, Any]) -> str:
-    """What a verdict depends on, as a digest (the resume key)."""
+def verdict_key(task_name: str, task_source: str, candidate_source: str, device: str,
+                settings: dict[str, Any]) -> str:
+    """What a verdict depends on, as a digest (the resume key).
+
+    The task's name is part of it: two tasks of a suite with the same source each get their
+    own record under their own name.
+    """
     h = hashlib.sha256()
-    for part in (task_source, candidate_source, device, json.dumps(settings, sort_keys=True)):
+    for part in (task_name, task_source, candidate_source, device, json.dumps(settings, sort_keys=True)):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from kernelwright.bench import records as R
 from kernelwright.bench.records import BenchRow, Verdict
@@ -30,13 +31,32 @@ from kernelwright.task.metadata import TaskError
 
 
 class ErrorCheck(str, enum.Enum):
-    """Why a record is an error rather than the judge's verdict on the candidate."""
+    """Reasons the bench itself gives, where a record is not the judge's verdict on a candidate."""
 
     __str__ = str.__str__
     __format__ = str.__format__
 
     TASK = "task"  # the task or a file is wrong, or the task does not fit the machine
     INTERNAL = "internal"  # kernelwright itself failed: a bug to report, never the candidate's fault
+    NO_KERNEL = "no_kernel"  # --optimize: the engineer found no kernel the judge accepted
+
+
+@dataclass(frozen=True)
+class OptimizePlan:
+    """`bench --optimize`: the engineer runs on each task, within this budget per task."""
+
+    models: tuple[str, ...] = ()  # proposer specs as `optimize --model` takes them; (): its defaults
+    budget: int = 12  # proposals per task, failed ones included
+    time_limit_s: float | None = None  # per task
+    seed: int | None = None  # the search's choices (not the judge's inputs)
+    parallel: int = 2
+    target: str | None = None  # the form LLMs are asked for; None: the device's default
+
+    def settings(self) -> dict[str, Any]:
+        """What a task's record depends on, beside the task and the judge's settings."""
+        d = asdict(self)
+        d["models"] = list(self.models)
+        return d
 
 
 @dataclass(frozen=True)
@@ -47,7 +67,8 @@ class BenchOptions:
     verify: VerifyOptions = field(default_factory=VerifyOptions)
     levels: frozenset[int] | None = None  # None: every level
     pattern: str | None = None  # glob on a task's name or file name
-    store_path: Path | None = None  # None: no store records (results.jsonl only)
+    store_path: Path | None = None  # None: no store records (results.jsonl only; --optimize: OUT/kernelwright.db)
+    optimize: OptimizePlan | None = None  # run the engineer on each task instead of judging given candidates
 
 
 @dataclass(frozen=True)
@@ -69,16 +90,27 @@ def settings_of(opts: VerifyOptions) -> dict[str, object]:
 def row_from_result(task: SuiteTask, candidate: str, key: str, device: str, result: JudgeResult,
                     seconds: float) -> BenchRow:
     """A bench record of one verdict."""
-    t = result.timing
+    return row_from_verdict(task, candidate, key, device, result.to_dict(), seconds)
+
+
+def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, verdict: dict[str, Any],
+                     seconds: float) -> BenchRow:
+    """A bench record of one verdict in the form `verify --json` prints (JudgeResult.to_dict)."""
+    t = verdict.get("timing") or {}
+
+    def interval(name: str) -> tuple[float, float] | None:
+        iv = t.get(name)
+        return (float(iv[0]), float(iv[1])) if iv else None
+
     return BenchRow(
-        task=task.name, candidate=candidate, verdict=Verdict(result.verdict), key=key, device=device,
-        speedup_vs_eager=t.speedup_vs_eager if t else None, speedup_vs_compile=t.speedup_vs_compile if t else None,
-        eager_interval=t.speedup_vs_eager_interval if t else None,
-        compile_interval=t.speedup_vs_compile_interval if t else None,
-        candidate_ms=t.candidate_ms.median if t and t.candidate_ms else None,
-        eager_ms=t.eager_ms.median if t and t.eager_ms else None,
-        compile_ms=t.compile_ms.median if t and t.compile_ms else None,
-        reasons=[{"check": str(r.check), "detail": r.detail} for r in result.reasons], seconds=seconds)
+        task=task.name, candidate=candidate, verdict=Verdict(verdict["verdict"]), key=key, device=device,
+        speedup_vs_eager=t.get("speedup_vs_eager"), speedup_vs_compile=t.get("speedup_vs_compile"),
+        eager_interval=interval("speedup_vs_eager_interval"),
+        compile_interval=interval("speedup_vs_compile_interval"),
+        candidate_ms=(t.get("candidate_ms") or {}).get("median"), eager_ms=(t.get("eager_ms") or {}).get("median"),
+        compile_ms=(t.get("compile_ms") or {}).get("median"),
+        reasons=[{"check": str(r["check"]), "detail": r["detail"]} for r in verdict.get("reasons") or []],
+        seconds=seconds)
 
 
 @contextmanager
@@ -101,48 +133,63 @@ def _judge_one(task: SuiteTask, cand: Path, rel: str, key: str, device: str,
     t0 = time.perf_counter()
     try:
         result = verify_files(task.path, cand, opts)
-    except (TaskError, InputError) as exc:
-        reason = {"check": ErrorCheck.TASK.value, "detail": str(exc)}
-    except Exception as exc:  # a bug of ours must not end a 250-task bench
-        reason = {"check": ErrorCheck.INTERNAL.value,
-                  "detail": f"kernelwright failed ({type(exc).__name__}: {exc}); please report it"}
-    else:
-        row = row_from_result(task, rel, key, device, result, time.perf_counter() - t0)
-        return row, json.dumps(result.to_dict(), allow_nan=False)
-    row = BenchRow(task.name, rel, Verdict.ERROR, key, device, seconds=time.perf_counter() - t0, reasons=[reason])
-    return row, json.dumps(row.to_dict(), allow_nan=False)
+    except Exception as exc:  # noqa: BLE001 - a bad task, or a bug of ours: a record, never the end of a bench
+        row = _error_row(task, rel, key, device, t0, exc)
+        return row, json.dumps(row.to_dict(), allow_nan=False)
+    row = row_from_result(task, rel, key, device, result, time.perf_counter() - t0)
+    return row, json.dumps(result.to_dict(), allow_nan=False)
 
 
-def run_bench(suite: Path, candidates: Path, options: BenchOptions,
+def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
               progress: Callable[[BenchProgress], None] | None = None) -> tuple[list[SuiteTask], list[BenchRow]]:
     """Judge every candidate of every selected task once; the tasks and all their records.
 
-    Records already in OUT/results.jsonl under the same key are reused, not judged again.
-    Raises InputError for a suite, candidates folder or OUT that cannot be used.
+    With `options.optimize` (and `candidates` None) the engineer runs on each task instead and
+    the task's record is the fresh verdict of what it found. Records already in
+    OUT/results.jsonl under the same key are reused, not judged again; an optimization cut
+    short is resumed from the store. Raises InputError for a suite, candidates folder, OUT or
+    proposer spec that cannot be used.
     """
     tasks = find_tasks(suite, set(options.levels) if options.levels else None, options.pattern)
     if not tasks:
         raise InputError(f"no task in {suite} matches the selection (levels {sorted(options.levels or [])}, "
                          f"pattern {options.pattern!r})")
-    if not candidates.is_dir():
+    if (candidates is None) == (options.optimize is None):
+        raise InputError("give either --candidates DIR or --optimize, not both or neither")
+    if candidates is not None and not candidates.is_dir():
         raise InputError(f"--candidates {candidates} is not a folder")
     device = resolve_device(options.verify.device)
     opts = VerifyOptions(**{**asdict(options.verify), "device": device})
     settings = settings_of(opts)
+    plan = _resolved(options.optimize) if options.optimize else None
+    store_path = options.store_path or (options.out / "kernelwright.db" if plan else None)
     store = None
     with _exclusive(options.out):
         done = {r.key: r for r in R.load(options.out)}
         rows: list[BenchRow] = []
         try:
-            if options.store_path is not None:
-                store = Store(options.store_path)
+            if store_path is not None:
+                store = Store(store_path)
             for i, task in enumerate(tasks):
                 task_source = task.path.read_text(errors="replace")
                 run_id = None
+                if plan is not None:
+                    assert store is not None
+                    key = R.verdict_key(task.name, task_source, "optimize " + json.dumps(plan.settings(), sort_keys=True),
+                                        device, settings)
+                    resumed = key in done
+                    if not resumed:
+                        done[key] = _optimize_one(task, key, device, plan, opts, store, options.out)
+                        R.append(options.out, done[key])
+                    rows.append(done[key])
+                    if progress:
+                        progress(BenchProgress(i, len(tasks), done[key], resumed))
+                    continue
+                assert candidates is not None
                 for cand in find_candidates(task, candidates):
                     rel = str(cand.relative_to(candidates))
                     source = cand.read_text(errors="replace")
-                    key = R.verdict_key(task_source, source, device, settings)
+                    key = R.verdict_key(task.name, task_source, source, device, settings)
                     if key in done:
                         rows.append(done[key])
                         if progress:
@@ -181,3 +228,115 @@ def _record(store: Store, run_id: str, row: BenchRow, source: str, result_json: 
                          candidate_ms=row.candidate_ms, eager_ms=row.eager_ms, compile_ms=row.compile_ms,
                          result_json=result_json, judge_seconds=row.seconds)
     return replace(row, run_id=run_id, candidate_id=cid)
+
+
+# -- --optimize -----------------------------------------------------------------
+
+RUNS = "optimize_runs.jsonl"  # key -> store run id, written when a task's search starts
+
+
+def _resolved(plan: OptimizePlan) -> OptimizePlan:
+    """The plan with its default proposers spelled out (they depend on which API keys are set).
+
+    Raises InputError for a proposer spec that cannot be used, before any task starts.
+    """
+    from kernelwright.propose.registry import build_proposers, default_specs
+
+    models = plan.models or tuple(default_specs())
+    try:
+        build_proposers(list(models))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return replace(plan, models=tuple(models))
+
+
+def _started_run(out: Path, key: str) -> str | None:
+    """The store run a previous bench started for this key (it was cut short), if any."""
+    path = out / RUNS
+    if not path.exists():
+        return None
+    found = None
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if isinstance(d, dict) and d.get("key") == key:
+            found = d.get("run_id")
+    return found if isinstance(found, str) else None
+
+
+def _note_run(out: Path, key: str, run_id: str) -> None:
+    fd = os.open(out / RUNS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps({"key": key, "run_id": run_id}) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _optimize_one(task: SuiteTask, key: str, device: str, plan: OptimizePlan, opts: VerifyOptions,
+                  store: Store, out: Path) -> BenchRow:
+    """Run the engineer on one task (resuming a search a kill cut short); the task's record.
+
+    The record is a fresh verdict: the crowned kernel's re-judgement when a kernel held up as
+    faster, else a new verdict of the search's best accepted kernel (what decides fast_0),
+    else `rejected` with the search's own account of why nothing was found.
+    """
+    from kernelwright.search.run import OptimizeRequest, optimize_task
+
+    t0 = time.perf_counter()
+    run_dir = out / "runs" / task.name.replace("/", "__").removesuffix(".py")
+    run_id = _started_run(out, key)
+    status = None
+    if run_id is not None:
+        try:
+            status = store.get_run(run_id).status
+        except Exception:  # noqa: BLE001 - a run the store no longer has: start afresh
+            run_id = None
+    if status != "finished":  # finished but not recorded (killed in between): nothing to run again
+        req = OptimizeRequest(task=task.path, models=list(plan.models), budget=plan.budget,
+                              time_limit_s=plan.time_limit_s, device=device, target=plan.target, out_dir=run_dir,
+                              resume=run_id, parallel=plan.parallel, seed=plan.seed,
+                              compile_baseline=opts.compile_baseline)
+        try:
+            run_id = optimize_task(req, store, on_start=lambda rid: _note_run(out, key, rid))["run_id"]
+        except Exception as exc:  # noqa: BLE001 - a bad task, or a bug of ours: a record, never the end of a bench
+            return _error_row(task, "", key, device, t0, exc)
+    assert run_id is not None
+    return replace(_row_of_run(task, key, device, opts, store, run_id, run_dir),
+                   seconds=time.perf_counter() - t0)
+
+
+def _row_of_run(task: SuiteTask, key: str, device: str, opts: VerifyOptions, store: Store, run_id: str,
+                run_dir: Path) -> BenchRow:
+    """A finished search's record for its task (see `_optimize_one`)."""
+    label = f"optimize:{run_id}"
+    crowned = store.crowning(run_id)
+    if crowned is not None and crowned.candidate_id is not None:
+        best_json = Path(crowned.path).parent / "best.json" if crowned.path else run_dir / "best.json"
+        verdict = json.loads(best_json.read_text())["verdict"]
+        row = row_from_verdict(task, label, key, device, verdict, 0.0)
+        return replace(row, run_id=run_id, candidate_id=crowned.candidate_id)
+    fallback = store.best(run_id)
+    if fallback is not None and fallback.source:
+        path = run_dir / "best_accepted.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(fallback.source)
+        row, _ = _judge_one(task, path, label, key, device, opts)
+        return replace(row, run_id=run_id, candidate_id=fallback.id)
+    counts = ", ".join(f"{k} {v}" for k, v in store.counts(run_id)["by_verdict"].items() if v) or "no proposals"
+    note = crowned.note if crowned is not None else "the search ended without a crowning"
+    return BenchRow(task.name, label, Verdict.REJECTED, key, device, run_id=run_id,
+                    reasons=[{"check": ErrorCheck.NO_KERNEL.value, "detail": f"{note} ({counts})"}])
+
+
+def _error_row(task: SuiteTask, candidate: str, key: str, device: str, t0: float, exc: Exception) -> BenchRow:
+    """The `error` record of a verdict that raised: the task's fault, or kernelwright's."""
+    if isinstance(exc, (TaskError, InputError)):
+        reason = {"check": ErrorCheck.TASK.value, "detail": str(exc)}
+    else:
+        reason = {"check": ErrorCheck.INTERNAL.value,
+                  "detail": f"kernelwright failed ({type(exc).__name__}: {exc}); please report it"}
+    return BenchRow(task.name, candidate, Verdict.ERROR, key, device, seconds=time.perf_counter() - t0,
+                    reasons=[reason])

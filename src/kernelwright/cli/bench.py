@@ -37,9 +37,24 @@ def default_out(suite: Path, device: str) -> Path:
 
 @click.command()
 @click.argument("suite", type=click.Path(exists=True, file_okay=False))
-@click.option("--candidates", "candidates", type=click.Path(exists=True, file_okay=False), required=True,
+@click.option("--candidates", "candidates", type=click.Path(exists=True, file_okay=False), default=None,
               help="Candidates under the tasks' relative names (level1/23_Softmax.py), several in a folder per "
                    "task (level1/23_Softmax/*.py), or KernelBench's level_1_problem_23_sample_0_kernel.py.")
+@click.option("--optimize", is_flag=True,
+              help="Instead of --candidates: run the engineer on each task (as `kernelwright optimize` does) "
+                   "and judge what it finds.")
+@click.option("--model", "models", multiple=True, metavar="SPEC[=WEIGHT]",
+              help="With --optimize: a proposer, as `optimize --model` takes it (default: LLMs whose API keys "
+                   "are set, plus inductor and mutate).")
+@click.option("--budget", type=click.IntRange(1, 100000), default=12, show_default=True,
+              help="With --optimize: proposals per task, failed ones included.")
+@click.option("--time-limit", type=click.FloatRange(1, None), default=None,
+              help="With --optimize: stop each task's search after S seconds.")
+@click.option("--seed", type=int, default=None, help="With --optimize: seed the searches' choices.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="With --optimize: proposals in flight while one candidate is judged.")
+@click.option("--target", type=click.Choice(["nvrtc", "triton", "cuda_inline", "c", "cpp_inline"]), default=None,
+              help="With --optimize: the form LLMs are asked for (default: the device's).")
 @click.option("--levels", default=None, metavar="1,2", help="Only these levels.")
 @click.option("--tasks", "pattern", default=None, metavar="GLOB",
               help="Only tasks whose name (level1/23_Softmax.py) or file name matches.")
@@ -57,10 +72,15 @@ def default_out(suite: Path, device: str) -> Path:
 @click.option("--store", "store_path", default=None, help="SQLite store (default: $KERNELWRIGHT_STORE or "
               "~/.local/share/kernelwright/kernelwright.db).")
 @click.option("--no-confine", is_flag=True, help="Run candidates unconfined (also KERNELWRIGHT_CONFINE=0).")
-def bench(suite: str, candidates: str, levels: str | None, pattern: str | None, device: str | None,
-          out_dir: str | None, as_json: bool, trials: int, no_compile_baseline: bool, no_timing: bool,
-          threads: int | None, store_path: str | None, no_confine: bool) -> None:
+def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str, ...], budget: int,
+          time_limit: float | None, seed: int | None, parallel: int, target: str | None, levels: str | None,
+          pattern: str | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,
+          no_compile_baseline: bool, no_timing: bool, threads: int | None, store_path: str | None,
+          no_confine: bool) -> None:
     """Judge every candidate of every task of SUITE (a KernelBench checkout or a folder in its layout).
+
+    With --optimize instead of --candidates, the engineer runs on each task within the
+    per-task budget, and the task's record is a fresh verdict of the kernel it found.
 
     Prints the correctness rate, reject reasons, fast_p at p = 0, 1, 1.5, 2 against eager and
     torch.compile, and geometric-mean speedups. Exit 0: the bench finished (whatever the
@@ -68,6 +88,7 @@ def bench(suite: str, candidates: str, levels: str | None, pattern: str | None, 
     same command again to resume).
     """
     from kernelwright.bench import BenchOptions, run_bench, summarize
+    from kernelwright.bench.run import OptimizePlan
     from kernelwright.bench.metrics import outcomes
     from kernelwright.judge.verify import VerifyOptions, resolve_device
     from kernelwright.store import default_store_path
@@ -77,8 +98,12 @@ def bench(suite: str, candidates: str, levels: str | None, pattern: str | None, 
     try:
         dev = resolve_device(device)
         out = Path(out_dir) if out_dir else default_out(Path(suite), dev)
+        if optimize == (candidates is not None):
+            raise InputError("give either --candidates DIR (judge given kernels) or --optimize (find them)")
+        plan = OptimizePlan(models=models, budget=budget, time_limit_s=time_limit, seed=seed, parallel=parallel,
+                            target=target) if optimize else None
         opts = BenchOptions(
-            out=out, levels=_levels(levels), pattern=pattern,
+            out=out, levels=_levels(levels), pattern=pattern, optimize=plan,
             store_path=Path(store_path) if store_path else default_store_path(),
             verify=VerifyOptions(device=dev, trials=trials, compile_baseline=not no_compile_baseline,
                                  timing=not no_timing, threads=threads, **({"confine": False} if no_confine else {})))
@@ -86,7 +111,7 @@ def bench(suite: str, candidates: str, levels: str | None, pattern: str | None, 
         if not as_json:
             console.print(f"results: {out / 'results.jsonl'}")
         with interruptible(), _progress(console, as_json) as (bar, on_row):
-            tasks, rows = run_bench(Path(suite), Path(candidates), opts, on_row)
+            tasks, rows = run_bench(Path(suite), Path(candidates) if candidates else None, opts, on_row)
     except InputError as exc:
         exit_bad_input(str(exc), as_json)
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from kernelwright import forms
@@ -39,8 +40,11 @@ class OptimizeRequest:
     compile_baseline: bool = True
 
 
-def optimize_task(req: OptimizeRequest, store: Any, console: Any = None) -> dict[str, Any]:
+def optimize_task(req: OptimizeRequest, store: Any, console: Any = None,
+                  on_start: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a search and crown its best kernel; the `--json` summary as a dict.
+
+    `on_start` is told the run id once the run is in the store, before any proposal.
 
     Raises TaskError, InputError or ValueError for a bad task, option or model spec.
     """
@@ -67,6 +71,8 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None) -> dict
     name = task.path.stem if task.path.stem != "task" else task.path.parent.name
     search = Search(task.path, task.source, name, proposers, store, cfg, run_id=run_id,
                     on_event=None)
+    if on_start is not None:
+        on_start(search.run_id)
     if console is not None:
         from kernelwright.cli.live import LiveView
 
