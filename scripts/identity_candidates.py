@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kernelwright.bench.suite import find_tasks
-
-TAIL = "\n\nclass ModelNew(Model):\n    pass\n"
+from kernelwright.bench.suite import find_tasks, write_identity_candidates
 
 
 def main() -> int:
@@ -28,10 +26,7 @@ def main() -> int:
     args = ap.parse_args()
     levels = {int(x) for x in args.levels.split(",")} if args.levels else None
     tasks = find_tasks(args.suite, levels, args.tasks)
-    for t in tasks:
-        dest = args.out / t.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(t.path.read_text() + TAIL)
+    write_identity_candidates(tasks, args.out)
     print(f"{len(tasks)} identity candidates in {args.out}")
     return 0
 

@@ -53,8 +53,15 @@ def test_a_suite_judged_with_one_json_object_and_a_second_run_judging_nothing(tm
     from kernelwright.store import Store
 
     with Store(tmp_path / "s.db") as store:
-        assert sorted(run.task_name for run in store.list_runs()) == ["level1/1_GeluMul.py", "level1/2_Hinge.py",
-                                                                      "level2/2_Broken.py"]
+        runs = store.list_runs()
+        assert sorted(run.task_name for run in runs) == ["level1/1_GeluMul.py", "level1/2_Hinge.py",
+                                                         "level2/2_Broken.py"]
+        assert all(run.status == "finished" for run in runs)
+        verdicts = [json.loads(c.result_json) for run in runs for c in store.candidates(run.id)
+                    if c.result_json and "findings" in json.loads(c.result_json)]
+    # After the first verdict, each one's workers were started while the previous one wrapped up.
+    pre = [v for v in verdicts if any(f.startswith("workers: pre-started") for f in v["findings"])]
+    assert len(pre) >= len(verdicts) - 1 >= 2, [v["findings"][:3] for v in verdicts]
     t0 = time.perf_counter()
     again = _bench(str(suite), "--candidates", str(cands), "--out", str(out), "--json", *FAST, store=tmp_path / "s.db")
     assert again.returncode == 0 and json.loads(again.stdout)["summary"] == s

@@ -49,6 +49,7 @@ class BenchRow:
     compile_ms: float | None = None
     reasons: list[dict[str, str]] = field(default_factory=list)  # {"check", "detail"}, the judge's order
     seconds: float = 0.0  # wall time of this verdict
+    phases_s: dict[str, float] = field(default_factory=dict)  # the verdict's own split of its time (phases_s)
     run_id: str | None = None  # the store's run and candidate ids, where recorded
     candidate_id: str | None = None
 

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -23,8 +24,11 @@ from typing import Any
 from kernelwright.bench import records as R
 from kernelwright.bench.records import BenchRow, Verdict
 from kernelwright.bench.suite import SuiteTask, find_candidates, find_tasks
+from kernelwright import forms
+from kernelwright.judge.pairs import PairPool
+from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.result import JudgeResult
-from kernelwright.judge.verify import VerifyOptions, resolve_device, verify_files
+from kernelwright.judge.verify import VerifyOptions, pair_spec, resolve_device, verify_files
 from kernelwright.store import Store
 from kernelwright.task.loader import InputError
 from kernelwright.task.metadata import TaskError
@@ -110,7 +114,7 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
         candidate_ms=(t.get("candidate_ms") or {}).get("median"), eager_ms=(t.get("eager_ms") or {}).get("median"),
         compile_ms=(t.get("compile_ms") or {}).get("median"),
         reasons=[{"check": str(r["check"]), "detail": r["detail"]} for r in verdict.get("reasons") or []],
-        seconds=seconds)
+        seconds=seconds, phases_s=dict(verdict.get("phases_s") or {}))
 
 
 @contextmanager
@@ -128,11 +132,11 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 def _judge_one(task: SuiteTask, cand: Path, rel: str, key: str, device: str,
-               opts: VerifyOptions) -> tuple[BenchRow, str]:
+               opts: VerifyOptions, pool: PairPool | None = None) -> tuple[BenchRow, str]:
     """The record of one verdict, and the whole verdict as JSON (for the store)."""
     t0 = time.perf_counter()
     try:
-        result = verify_files(task.path, cand, opts)
+        result = verify_files(task.path, cand, opts, pool=pool)
     except Exception as exc:  # noqa: BLE001 - a bad task, or a bug of ours: a record, never the end of a bench
         row = _error_row(task, rel, key, device, t0, exc)
         return row, json.dumps(row.to_dict(), allow_nan=False)
@@ -167,57 +171,122 @@ def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
     with _exclusive(options.out):
         done = {r.key: r for r in R.load(options.out)}
         rows: list[BenchRow] = []
+        current_run: list[str] = []  # the store run of the task being judged, while one is open
         try:
             if store_path is not None:
                 store = Store(store_path)
-            for i, task in enumerate(tasks):
-                task_source = task.path.read_text(errors="replace")
-                run_id = None
-                if plan is not None:
-                    assert store is not None
-                    key = R.verdict_key(task.name, task_source, "optimize " + json.dumps(plan.settings(), sort_keys=True),
-                                        device, settings)
-                    resumed = key in done
-                    if not resumed:
-                        done[key] = _optimize_one(task, key, device, plan, opts, store, options.out)
-                        R.append(options.out, done[key])
-                    rows.append(done[key])
-                    if progress:
-                        progress(BenchProgress(i, len(tasks), done[key], resumed))
-                    continue
+            if plan is not None:
+                assert store is not None
+                _optimize_tasks(tasks, device, plan, opts, settings, done, rows, store, options.out, progress)
+            else:
                 assert candidates is not None
-                for cand in find_candidates(task, candidates):
-                    rel = str(cand.relative_to(candidates))
-                    source = cand.read_text(errors="replace")
-                    key = R.verdict_key(task.name, task_source, source, device, settings)
-                    if key in done:
-                        rows.append(done[key])
-                        if progress:
-                            progress(BenchProgress(i, len(tasks), done[key], True))
-                        continue
-                    row, result_json = _judge_one(task, cand, rel, key, device, opts)
-                    if store is not None:
-                        if run_id is None:
-                            run_id = store.create_run(task.path, task_source, task.name, device,
-                                                      {"bench": str(suite), "candidates": str(candidates),
-                                                       **settings})
-                        row = _record(store, run_id, row, source, result_json)
-                    R.append(options.out, row)
-                    done[key] = row
-                    rows.append(row)
-                    if progress:
-                        progress(BenchProgress(i, len(tasks), row, False))
-                if store is not None and run_id is not None:
-                    store.set_run_status(run_id, "finished")
-                    run_id = None
+                _judge_candidates(suite, candidates, tasks, device, opts, settings, done, rows, store, options.out,
+                                  progress, current_run)
         except KeyboardInterrupt:
-            if store is not None and run_id is not None:
-                store.set_run_status(run_id, "interrupted")
+            if store is not None:
+                _close_run(store, current_run, "interrupted")
             raise
         finally:
             if store is not None:
                 store.close()
     return tasks, rows
+
+
+def _optimize_tasks(tasks: list[SuiteTask], device: str, plan: OptimizePlan, opts: VerifyOptions,
+                    settings: dict[str, object], done: dict[str, BenchRow], rows: list[BenchRow], store: Store,
+                    out: Path, progress: Callable[[BenchProgress], None] | None) -> None:
+    """Run the engineer on every task that has no record yet, appending each task's record to `rows`."""
+    for i, task in enumerate(tasks):
+        key = R.verdict_key(task.name, task.path.read_text(errors="replace"),
+                            "optimize " + json.dumps(plan.settings(), sort_keys=True), device, settings)
+        resumed = key in done
+        if not resumed:
+            done[key] = _optimize_one(task, key, device, plan, opts, store, out)
+            R.append(out, done[key])
+        rows.append(done[key])
+        if progress:
+            progress(BenchProgress(i, len(tasks), done[key], resumed))
+
+
+def _judge_candidates(suite: Path, candidates: Path, tasks: list[SuiteTask], device: str, opts: VerifyOptions,
+                      settings: dict[str, object], done: dict[str, BenchRow], rows: list[BenchRow],
+                      store: Store | None, out: Path, progress: Callable[[BenchProgress], None] | None,
+                      current_run: list[str]) -> None:
+    """Judge every candidate that has no record yet, in task order, appending to `rows`.
+
+    The next verdict's workers start while the current one wraps up (a PairPool), and the
+    next candidate of a slow-building form builds in a background worker (judge.prebuild),
+    which stands still while anything is timed (sandbox.quiet).
+    """
+    jobs: list[tuple[int, SuiteTask, str, Path, str, str]] = []
+    for i, task in enumerate(tasks):
+        task_source = task.path.read_text(errors="replace")
+        for cand in find_candidates(task, candidates):
+            source = cand.read_text(errors="replace")
+            key = R.verdict_key(task.name, task_source, source, device, settings)
+            jobs.append((i, task, task_source, cand, source, key))
+    pending = [j for j in jobs if j[5] not in done]
+    ahead = _Prebuilder(device, [(j[4], j[3].name) for j in pending])
+    with PairPool() as pool, ahead:
+        task_of_run = None
+        for i, task, task_source, cand, source, key in jobs:
+            if key in done:
+                rows.append(done[key])
+                if progress:
+                    progress(BenchProgress(i, len(tasks), done[key], True))
+                continue
+            ahead.next()
+            if store is not None and task_of_run != task.name:
+                _close_run(store, current_run, "finished")
+                current_run.append(store.create_run(task.path, task_source, task.name, device,
+                                                    {"bench": str(suite), "candidates": str(candidates),
+                                                     **settings}))
+                task_of_run = task.name
+            pool.refill(pair_spec(opts, device))  # nothing is being timed now; a no-op when a pair is ready
+            rel = str(cand.relative_to(candidates))
+            row, result_json = _judge_one(task, cand, rel, key, device, opts, pool)
+            if store is not None:
+                row = _record(store, current_run[0], row, source, result_json)
+            R.append(out, row)
+            done[key] = row
+            rows.append(row)
+            if progress:
+                progress(BenchProgress(i, len(tasks), row, False))
+    if store is not None:
+        _close_run(store, current_run, "finished")
+
+
+def _close_run(store: Store, current_run: list[str], status: str) -> None:
+    if current_run:
+        store.set_run_status(current_run.pop(), status)
+
+
+class _Prebuilder:
+    """Builds the candidate after the one being judged, in one background thread."""
+
+    def __init__(self, device: str, queue: list[tuple[str, str]]) -> None:
+        self.device, self.queue, self.index = device, queue, 0
+        self.ex = ThreadPoolExecutor(1, thread_name_prefix="kw-prebuild")
+        self.submitted: list[str] = []  # file names sent to be built, in order
+
+    def next(self) -> None:
+        """Called as each queued candidate's verdict starts: build the one after it, if slow to build."""
+        self.index += 1
+        if self.index < len(self.queue):
+            source, filename = self.queue[self.index]
+            form = forms.detect(source)
+            if form is not None and not form.fast:
+                self.submitted.append(filename)
+                self.ex.submit(prebuild, source, filename, self.device)
+
+    def __enter__(self) -> _Prebuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Once the last verdict is in, a build still queued is of no use; one in flight is
+        # waited for (its worker must not outlive the bench), except on an interrupt, where it
+        # dies with the judge.
+        self.ex.shutdown(wait=exc[0] is None, cancel_futures=True)
 
 
 def _record(store: Store, run_id: str, row: BenchRow, source: str, result_json: str) -> BenchRow:

@@ -76,3 +76,17 @@ def find_candidates(task: SuiteTask, candidates: Path) -> list[Path]:
             if m and int(m.group(1)) == task.level and int(m.group(2)) == task.number:
                 found.append(p)
     return sorted(set(found))
+
+
+IDENTITY_TAIL = "\n\nclass ModelNew(Model):\n    pass\n"
+
+
+def write_identity_candidates(tasks: list[SuiteTask], out: Path) -> None:
+    """Each task's own Model as its candidate, under the task's relative name in `out`.
+
+    The identity sweep: judged against itself, every task should be accepted at about 1.00x.
+    """
+    for t in tasks:
+        dest = out / t.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(t.path.read_text() + IDENTITY_TAIL)

@@ -26,7 +26,7 @@ from typing import Any
 
 from kernelwright import constants as C
 from kernelwright import protocol as P
-from kernelwright.sandbox import quiet
+from kernelwright.sandbox import buildcache, confine, quiet
 from kernelwright.sandbox.process import SandboxConfig, Worker
 from kernelwright.task.metadata import TaskError
 
@@ -69,7 +69,11 @@ def spawn_pair(spec: PairSpec) -> Pair:
     cuda = spec.device == "cuda"
     base = dict(memory_bytes=spec.memory_bytes, threads=spec.threads, cuda=cuda)
     # The reference runs the task, which is trusted (docs/threat-model.md), unconfined.
-    ref = Worker(P.Role.REFERENCE, SandboxConfig(**base, drop_capabilities=False, confine=False))
+    # Its compiler caches persist across verdicts (buildcache.reference_dir) where the candidate's
+    # files are confined (Landlock), so that no candidate can have written to them.
+    ref_cache = str(buildcache.reference_dir(spec.device)) if spec.confine and confine.landlock_abi() >= 1 else None
+    ref = Worker(P.Role.REFERENCE, SandboxConfig(**base, drop_capabilities=False, confine=False,
+                                                 build_cache_dir=ref_cache))
     try:
         cand = Worker(P.Role.CANDIDATE, SandboxConfig(**base, build_cache_dir=spec.build_cache_dir,
                                                       confine=spec.confine))

@@ -50,6 +50,22 @@ def build_dir(source: str, device: str) -> Path:
     return path
 
 
+def reference_dir(device: str) -> Path:
+    """The reference worker's compiler caches (its torch.compile baseline), kept across verdicts.
+
+    Inductor finds the baseline it compiled for an earlier verdict of the same task here
+    instead of compiling it again (its keys cover the graph, the device and torch's version;
+    the directory is per toolchain as well). Only the trusted reference worker writes here:
+    it is outside the candidates' build cache, which a confined candidate is limited to, and
+    the judge uses it only when the candidate is confined (sandbox.confine), since an
+    unconfined candidate could otherwise plant a slow baseline for the next verdict.
+    """
+    key = hashlib.sha256("\0".join(["reference", device.split(":")[0], toolchain_id()]).encode()).hexdigest()
+    path = cache_dir() / "reference" / key[:24]
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextmanager
 def exclusive(path: Path) -> Iterator[None]:
     """Hold the directory's flock; clear torch's stale build locks under it."""
