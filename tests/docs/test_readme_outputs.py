@@ -55,7 +55,10 @@ def shape(text: str) -> str:
     text = re.sub(r"\b(?:inductor|mutate|scripted|openai|anthropic)(?::[\w.-]+)?\b", "PROPOSER", text)
     text = re.sub(r"(?<![A-Za-z_])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", "N", text)
     text = re.sub(r"[─━═]+", "─", text)
-    return re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+", " ", text).strip()
+    # Whether the judge calls a timing noisy depends on how busy the machine is (another job
+    # on the cores), not on the command's format: the finding, wrapped or not, is dropped.
+    return re.sub(r"- timing was noisy: .*? a difference inside it is not a claim ?", "", text).strip()
 
 
 def matches(expected: str, actual: str) -> bool:
@@ -118,6 +121,10 @@ def test_shape_ignores_what_varies_and_catches_what_drifts() -> None:
     assert matches("...\nverdicts: accepted N\n...", "live line\nverdicts: accepted 3\nmore")
     assert not matches("verdicts: accepted N\nreject reasons: -", "verdicts: accepted 3")
     assert matches("correctness: 3/4 trials passed", "correctness: 2/3 trials passed")
+    noisy = ("  - static scan: uses timers\n  - timing was noisy: the 95% interval of the speedup vs eager is 0.90-1.10x\n"
+             "after 12 rounds, across the 1.05x bar; a difference inside it is not a claim\n  - form: c")
+    assert matches("  - static scan: uses timers\n  - form: c", noisy)
+    assert not matches("  - static scan: uses timers\n  - form: c", noisy.replace("form: c", "form: cpp"))
     assert not matches("correctness: 3/4 trials passed", "correctness: N/A")
     assert shown_keys('{"verdict": "accepted", "timing": {"candidate_ms": {"median": 0.9, ...}, ...}, ...}') == \
         {"verdict", "timing", "timing.candidate_ms", "timing.candidate_ms.median"}
@@ -134,6 +141,11 @@ def test_the_readme_has_samples_of_its_main_commands() -> None:
 @pytest.mark.parametrize("command,block", samples(README.read_text()), ids=lambda v: v[:70])
 def test_readme_sample_matches_what_the_command_prints(command: str, block: str, tmp_path: Path) -> None:
     out = _run(command, tmp_path)
+    if command.startswith("kernelwright optimize ") and out.returncode == 1:
+        # On a busy machine the re-judged interval can fall short of the bar and nothing is
+        # crowned (exit 1): a true answer, in another format than the sample's. Once more.
+        (tmp_path / "again").mkdir()
+        out = _run(command, tmp_path / "again")
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     if "--json" in command.split():
         data = json.loads(out.stdout)
