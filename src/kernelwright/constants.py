@@ -156,6 +156,10 @@ JUDGE_REFERENCE_SHARE = 0.25
 # Two sets' references (the one compared, the one fetched ahead) must fit in this share of
 # the available memory, or the task does not fit the machine (a task error with the numbers).
 JUDGE_MEMORY_SHARE_MAX = 0.6
+# The reference worker skips its float64 run where the run's estimated need would pass this
+# share of the worker's memory limit (or of the GPU's free memory): a margin for what the
+# estimate (twice the native run's own peak) misses, since a worker over its limit is killed.
+FLOAT64_MEMORY_SHARE = 0.8
 WORKER_FILE_SIZE_BYTES = 2 << 30
 WORKER_MAX_PROCESSES = 4096  # per user, threads included (not enforced for root)
 MEMORY_POLL_S = 0.1

@@ -178,13 +178,22 @@ class DropSetRequest(BareRequest):
 
 
 class MakeSetRequest(BareRequest):
-    """Make an input set from a secret seed; with `reference`, its native and float64 outputs."""
+    """Make an input set from a secret seed; with `reference`, its native and float64 outputs.
+
+    `float64` False: no float64 outputs. `hold_bytes` > 0: the memory the judge can give two
+    sets' outputs; `memory_bytes` > 0: what this worker may use. Where two sets' native and
+    float64 outputs would not fit the first, or the float64 run would not fit the second (or
+    the GPU), it is skipped (`ref64_skipped`, with the reason in `ref64_error`).
+    """
 
     set_id: int
     seed: int
     distribution: str
     variant: ShapeVariant | None
     reference: bool
+    float64: bool
+    hold_bytes: int
+    memory_bytes: int
 
 
 class PerturbedReferenceRequest(BareRequest):
@@ -308,6 +317,7 @@ class MakeSetReply(EmptyReply, total=False):
     native: Spec
     ref64: Spec
     ref64_error: str
+    ref64_skipped: bool  # not made: it would not fit beside the native outputs (MakeSetRequest)
 
 
 class PerturbedReferenceReply(EmptyReply, total=False):

@@ -40,8 +40,28 @@ def test_a_task_that_cannot_fit_is_a_task_error_with_the_numbers(judge, tmp_path
     monkeypatch.setattr(limits, "machine_memory", lambda: (64 << 30, 1 << 20))
     big = tmp_path / "big.py"
     big.write_text(Path(CANDIDATES.parent / "tasks" / "gelu_mul.py").read_text())
-    with pytest.raises(TaskError, match=r"does not fit this machine: each input set's outputs .* take [0-9.]+ MiB.* with 1.0 MiB of memory available"):
+    with pytest.raises(TaskError, match=r"does not fit this machine: each input set's outputs take [0-9.]+ KiB \(without float64 references\).* with 1.0 MiB of memory available"):
         judge(big, CANDIDATES / "gelu_mul_torch.py", timing=False, reference_memory_bytes=1)
+
+
+def test_float64_references_are_dropped_when_only_the_native_ones_fit(judge, monkeypatch):
+    # gelu_mul's output is 61 x 1531 float32 (365 KiB): two sets take 730 KiB as they are and
+    # 2.1 MiB with float64 references. The judge may hold 0.6 of 2 MiB available: 1.2 MiB.
+    monkeypatch.setattr(limits, "machine_memory", lambda: (64 << 30, 2 << 20))
+    result = judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False, reference_memory_bytes=1)
+    assert result.accepted, result.reasons
+    assert len(result.correctness) >= 5 and all(t.passed for t in result.correctness)
+    dropped = [f for f in result.findings if f.startswith("no float64 reference (large outputs: two sets")]
+    assert len(dropped) == 1, result.findings
+    cheat = judge("gelu_mul", ZEROS_AFTER_TWO, timing=False, reference_memory_bytes=1)
+    assert not cheat.accepted and cheat.checks[0] == "mismatch", cheat.reasons
+
+
+def test_float64_references_are_kept_when_they_fit(judge, monkeypatch):
+    monkeypatch.setattr(limits, "machine_memory", lambda: (64 << 30, 8 << 20))
+    result = judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False, reference_memory_bytes=1)
+    assert result.accepted, result.reasons
+    assert not any(f.startswith("no float64 reference") for f in result.findings), result.findings
 
 
 def test_worker_memory_comes_from_the_machine():
@@ -59,3 +79,20 @@ def test_the_oom_killer_prefers_a_worker(tmp_path):
     finally:
         w.close()
     assert Path("/proc/self/oom_score_adj").read_text().strip() != "1000"
+
+
+def test_the_reference_skips_a_float64_run_its_worker_could_not_hold():
+    import torch
+
+    from kernelwright.worker.reference import _float64_skip, _rss
+
+    out = torch.zeros(1 << 20)  # 4 MiB float32: 8 MiB as float64
+    roomy = {"hold_bytes": 1 << 40, "memory_bytes": 1 << 40}
+    assert _float64_skip(out, roomy, (4 << 20, 0), 4 << 20, False) == ""
+    # The worker may use hardly more than it holds now: the float64 run would not fit.
+    tight = {"hold_bytes": 1 << 40, "memory_bytes": _rss() + (8 << 20)}
+    why = _float64_skip(out, tight, (64 << 20, 0), 4 << 20, False)
+    assert why.startswith("large task: the float64 run would need about") and "in the reference worker" in why
+    # Two sets' outputs with float64 (2 x 12 MiB) would not fit what the judge can hold.
+    small_hold = {"hold_bytes": 16 << 20, "memory_bytes": 1 << 40}
+    assert _float64_skip(out, small_hold, (0, 0), 0, False).startswith("large outputs: two sets' outputs")

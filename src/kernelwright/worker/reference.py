@@ -3,15 +3,99 @@
 from __future__ import annotations
 
 import copy
+import resource
 import time
 
 import torch
 
+from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.sandbox import codec
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
 from kernelwright.worker.harness import clone_tree, unchanged
+
+
+class _Footprint:
+    """Memory before a run, to tell how much more the run itself needed at its peak."""
+
+    def __init__(self, rss: int, peak: int, gpu: int) -> None:
+        self.rss, self.peak, self.gpu = rss, peak, gpu
+
+    @classmethod
+    def start(cls, cuda: bool) -> _Footprint:
+        """Take the figures, resetting the GPU's peak counter."""
+        gpu = 0
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            gpu = torch.cuda.memory_allocated()
+        return cls(_rss(), _peak_rss(), gpu)
+
+    def extra(self, cuda: bool) -> tuple[int, int]:
+        """(host, GPU) bytes the run needed above what was held before it, at its peak.
+
+        The host figure is the process's high-water mark: where an earlier peak was higher
+        than this run's, it is an upper bound.
+        """
+        gpu = 0
+        if cuda:
+            torch.cuda.synchronize()
+            gpu = max(0, torch.cuda.max_memory_allocated() - self.gpu)
+        return max(0, _peak_rss() - self.rss), gpu
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _float64_skip(native: object, header: P.MakeSetRequest, run: tuple[int, int], input_bytes: int,
+                  cuda: bool) -> str:
+    """Why the float64 run is skipped for outputs `native` (empty: make it).
+
+    Decided before the run, so that a task too large for it never attempts it: the judge
+    holds two sets' outputs at a time and says how much memory it has for them; this worker
+    may use `memory_bytes`, and the float64 run needs about twice what the native run needed
+    above the inputs (every tensor twice as large for float32), on the GPU when it runs there.
+    """
+    leaves = _tensors(native)
+    own = sum(t.numel() * t.element_size() for t in leaves)
+    f64 = sum(t.numel() * 8 for t in leaves)
+    gib = 1 << 30
+    hold = int(header.get("hold_bytes", 0))
+    if hold > 0 and 2 * (own + f64) > hold:
+        return (f"large outputs: two sets' outputs with float64 references would take {2 * (own + f64) / gib:.2f} "
+                f"GiB, more than the {hold / gib:.2f} GiB the judge can hold")
+    host_run, gpu_run = run
+    # The double inputs, the run's temporaries at double size, and the float64 outputs kept.
+    host_need = _rss() + f64 + (0 if cuda else 2 * (input_bytes + host_run))
+    limit = int(header.get("memory_bytes", 0))
+    if limit > 0 and host_need > C.FLOAT64_MEMORY_SHARE * limit:
+        return (f"large task: the float64 run would need about {host_need / gib:.1f} GiB in the reference worker, "
+                f"which may use {limit / gib:.1f} GiB")
+    if cuda:
+        free = torch.cuda.mem_get_info()[0]
+        gpu_need = 2 * (input_bytes + gpu_run)
+        if gpu_need > C.FLOAT64_MEMORY_SHARE * free:
+            return (f"large task: the float64 run would need about {gpu_need / gib:.1f} GiB on the GPU, "
+                    f"{free / gib:.1f} GiB of which is free")
+    return ""
+
+
+def _tensors(tree: object) -> list[torch.Tensor]:
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if isinstance(tree, (list, tuple)):
+        return [t for x in tree for t in _tensors(x)]
+    return []
 
 
 class ReferenceWorker(RoleBase):
@@ -57,11 +141,19 @@ class ReferenceWorker(RoleBase):
         if header.get("reference", True):
             with torch.no_grad():
                 args = clone_tree(staged)
+                before = _Footprint.start(self.h.cuda)
                 native = self.model(*args)
+                run = before.extra(self.h.cuda)
                 if self.h.noop_out is None and not header.get("variant"):
                     self.h.noop_out = clone_tree(native)
                 reply["mutated"] = not unchanged(args, staged)
                 reply["native"] = codec.encode(native, out_blobs)
+                skip = (_float64_skip(native, header, run, I.input_bytes(inputs), self.h.cuda)
+                        if header.get("float64", True) else "not asked for")
+                if skip:
+                    reply["ref64_skipped"] = True
+                    reply["ref64_error"] = skip
+                    return reply, out_blobs
                 try:
                     ref64 = self._double_model()(*I.to_double(clone_tree(staged)))
                     reply["ref64"] = codec.encode(ref64, out_blobs)

@@ -50,6 +50,7 @@ class ReferencePhase(JudgementState):
         if held_budget is None:
             held_budget = int(C.JUDGE_REFERENCE_SHARE * limits.machine_memory()[1])
         held, per_set, deferred = 0, 0, 0
+        self.hold_bytes = _hold_bytes(held_budget)
         for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
             if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
                 continue
@@ -65,8 +66,9 @@ class ReferencePhase(JudgementState):
                 continue
             timing_refs += is_timing and want_ref
             reply, blobs = self._ref_request(ref, P.MakeSetRequest(
-                op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist,
-                variant=variant, reference=want_ref))
+                op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist, variant=variant,
+                reference=want_ref, float64=self.float64, hold_bytes=self.hold_bytes,
+                memory_bytes=ref.config.memory_bytes))
             if not want_ref:
                 self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]))
                 budget -= int(reply["nbytes"])
@@ -92,9 +94,12 @@ class ReferencePhase(JudgementState):
         """Fill `s` with the references of a MAKE_SET reply (and the findings only set 0 gives)."""
         s.native = decode(reply["native"], blobs)
         s.ref64 = decode(reply["ref64"], blobs) if "ref64" in reply else None
-        if "ref64" not in reply and s.set_id == 0:
+        # Said once: for set 0, or for the first set too large for one (a larger shape variant).
+        if "ref64" not in reply and (s.set_id == 0 or (reply.get("ref64_skipped") and self.float64)):
             self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")
                                  + "): compared against the task's own precision")
+        if reply.get("ref64_skipped"):
+            self.float64 = False  # every later set alike, rather than some with and some without
         if reply.get("mutated") and not self.meta.mutates_inputs and s.set_id == 0:
             self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
                                  "in the task metadata")
@@ -104,10 +109,10 @@ class ReferencePhase(JudgementState):
     def _check_fits(self, per_set: int, held_budget: int) -> None:
         """A task error, with the numbers, when two sets' references cannot fit in this machine."""
         available = limits.machine_memory()[1]
-        if 2 * per_set > max(held_budget, C.JUDGE_MEMORY_SHARE_MAX * available):
+        if 2 * per_set > _hold_bytes(held_budget):
             raise TaskError(
-                f"the task does not fit this machine: each input set's outputs (native and float64) take "
-                f"{_size(per_set)}, and the judge must hold two sets at a time, {_size(2 * per_set)}, with "
+                f"the task does not fit this machine: each input set's outputs take "
+                f"{_size(per_set)}{'' if self.float64 else ' (without float64 references)'}, and the judge must hold two sets at a time, {_size(2 * per_set)}, with "
                 f"{_size(available)} of memory available; use smaller shapes in get_inputs, or a machine with "
                 "more memory")
 
@@ -115,7 +120,8 @@ class ReferencePhase(JudgementState):
         """Make a deferred set's inputs and references again from its seed (in the reference worker)."""
         reply, blobs = self._ref_request(ref, P.MakeSetRequest(
             op=P.Op.MAKE_SET, set_id=s.set_id, seed=s.seed, distribution=s.distribution,
-            variant=s.shape_variant, reference=True))
+            variant=s.shape_variant, reference=True, float64=self.float64, hold_bytes=self.hold_bytes,
+            memory_bytes=ref.config.memory_bytes))
         s.nbytes = int(reply["nbytes"])
         self._take_references(s, reply, blobs)
 
@@ -131,6 +137,11 @@ class ReferencePhase(JudgementState):
         if warnings and self.opts.strict_task:
             raise TaskError("degenerate task: " + "; ".join(warnings))
         self.findings += [f"degenerate task: {w}" for w in warnings]
+
+
+def _hold_bytes(held_budget: int) -> int:
+    """The most the judge gives two sets' references: its budget, or a larger share when it must."""
+    return max(held_budget, int(C.JUDGE_MEMORY_SHARE_MAX * limits.machine_memory()[1]))
 
 
 def _size(n: float) -> str:

@@ -56,6 +56,8 @@ class JudgementState:
         self.candidate_ran = False
         self.prestaged: set[int] = set()  # sets the candidate got before the relay
         self.profiled_kernel_ms: float | None = None  # GPU busy time of one profiled call (union of kernel intervals)
+        self.float64 = True  # float64 references wanted; False once two sets' would not fit (ReferencePhase)
+        self.hold_bytes = 0  # what the judge can give two sets' outputs (0: not yet known)
 
     # -- accounting ----------------------------------------------------------
 
