@@ -53,9 +53,17 @@ def main() -> int:
     total, avail = limits.machine_memory()
     print(f"input {rows}x{cols} float32 = {rows * cols * 4 / 2**30:.2f} GiB; machine {total / 2**30:.1f} GiB, "
           f"{avail / 2**30:.1f} GiB available; worker limit {limits.default_worker_memory() / 2**30:.1f} GiB")
+    from kernelwright.task import TaskError
+
     t0 = time.perf_counter()
-    result = verify_files(tmp / "task.py", tmp / "cand.py",
-                          VerifyOptions(device=args.device, compile_baseline=False, timing=args.timing))
+    try:
+        result = verify_files(tmp / "task.py", tmp / "cand.py",
+                              VerifyOptions(device=args.device, compile_baseline=False, timing=args.timing))
+    except TaskError as exc:  # the judge's answer for a task too big for the machine: still an answer
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+        print(f"verdict error (task) in {time.perf_counter() - t0:.0f} s: {exc}")
+        print(f"judge peak RSS {peak / 2**30:.2f} GiB = {peak / (rows * cols * 4):.1f} x one input set")
+        return 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
     print(f"verdict {result.verdict} {[f'{r.check}: {r.detail[:200]}' for r in result.reasons]} "
           f"in {time.perf_counter() - t0:.0f} s; trials {len(result.correctness)}")

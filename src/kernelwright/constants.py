@@ -156,6 +156,10 @@ JUDGE_REFERENCE_SHARE = 0.25
 # Two sets' references (the one compared, the one fetched ahead) must fit in this share of
 # the available memory, or the task does not fit the machine (a task error with the numbers).
 JUDGE_MEMORY_SHARE_MAX = 0.6
+# The input sets the reference worker holds staged at once (made ahead, not yet relayed) stay
+# within this share of its memory limit; later trial sets are made when used. The rest is for
+# a run's own needs: a copy of the inputs, the outputs, the task's temporaries.
+REFERENCE_STAGED_SHARE = 0.35
 # The reference worker skips its float64 run where the run's estimated need would pass this
 # share of the worker's memory limit (or of the GPU's free memory): a margin for what the
 # estimate (twice the native run's own peak) misses, since a worker over its limit is killed.

@@ -22,7 +22,45 @@ def test_deferred_references_still_judge_every_trial(judge):
     result = judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False, reference_memory_bytes=1)
     assert result.accepted, result.reasons
     assert len(result.correctness) >= 5 and all(t.passed for t in result.correctness)
-    assert any(f.startswith("large outputs: the judge holds the references of") for f in result.findings)
+    assert any(f.startswith("large outputs: the judge makes 2 input sets ahead") for f in result.findings), \
+        result.findings
+
+
+WIDE_SUM = """
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return x.sum(dim=1)
+
+
+def get_inputs():
+    return [torch.randn(1000, 100000)]  # 381 MiB of inputs, 4 KiB of outputs
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_sets_the_reference_worker_cannot_stage_at_once_are_made_when_used(judge, tmp_path):
+    from kernelwright import constants as C
+
+    task = tmp_path / "wide_sum.py"
+    task.write_text(WIDE_SUM)
+    cand = WIDE_SUM + "\n\nclass ModelNew(Model):\n    pass\n"
+    # Workers that may use 4 GiB (the least kernelwright gives one): the reference stages at most
+    # 1.4 GiB of inputs at once, three of these sets.
+    result = judge(task, cand, timing=False, memory_bytes=4 << 30)
+    assert result.accepted, result.reasons
+    assert len(result.correctness) >= 5 and all(t.passed for t in result.correctness)
+    assert C.REFERENCE_STAGED_SHARE * (4 << 30) < 4 * 1000 * 100000 * 4
+    assert any(f.startswith("large inputs: the judge makes 3 input sets ahead") and "reference worker stages" in f
+               for f in result.findings), result.findings
+    roomy = judge(task, cand, timing=False, memory_bytes=8 << 30)
+    assert roomy.accepted and not any(f.startswith("large") for f in roomy.findings), roomy.findings
 
 
 def test_a_cheat_on_a_deferred_set_is_caught(judge):

@@ -287,6 +287,17 @@ def _descendants(root: int, table: dict[int, tuple[int, int, int]]) -> set[int]:
     return found
 
 
+def oom_kills() -> int:
+    """How many processes the kernel's OOM killer has killed since boot (-1 where unknown)."""
+    try:
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return -1
+
+
 def group_rss_bytes(root: int) -> int:
     """Resident memory of a worker, its process group and its descendants."""
     table = _proc_table()

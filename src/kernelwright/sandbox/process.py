@@ -37,10 +37,11 @@ class WorkerFailure(Exception):
     to set its traceback.
     """
 
-    def __init__(self, kind: Check, detail: str) -> None:
+    def __init__(self, kind: Check, detail: str, machine: bool = False) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind  # Check.CRASH, TIMEOUT, MEMORY or PROTOCOL
         self.detail = detail
+        self.machine = machine  # the machine ran out (the system's OOM killer), not this worker's limit
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Worker:
         self._log_path = self.scratch / "worker.log"
         self._failure: WorkerFailure | None = None
         self._killed_for: Check | None = None
+        self._oom_kills = limits.oom_kills()  # to tell the system's OOM killer from other SIGKILLs
         self.affinity_violation: str | None = None  # set by the watchdog: the tree left its cores
         # The judge stops a worker's tree on purpose (it times the other side). Found stopped
         # while the judge is not holding it, someone else stopped it: it is resumed and counted.
@@ -168,6 +170,13 @@ class Worker:
             return self._record(WorkerFailure(
                 Check.MEMORY, f"the worker used more than {self.config.memory_bytes >> 20} MiB "
                 "of memory and was killed"))
+        if code == -signal.SIGKILL and self._oom_kills >= 0 and limits.oom_kills() > self._oom_kills:
+            # Not the judge's kill: the machine ran out of memory and the kernel chose this worker
+            # (the workers are its first choice). A memory failure, never a crash to blame on code.
+            total = limits.machine_memory()[0]
+            return self._record(WorkerFailure(
+                Check.MEMORY, f"the machine ran out of memory ({total / (1 << 30):.1f} GiB of RAM for the judge "
+                "and both workers) and the system's OOM killer stopped the worker", machine=True))
         if isinstance(exc, ChannelError) and "closed" not in str(exc):
             self.kill()
             return self._record(WorkerFailure(Check.PROTOCOL, str(exc)))

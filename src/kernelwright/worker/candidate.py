@@ -12,6 +12,7 @@ from kernelwright import protocol as P
 from kernelwright.sandbox import codec, confine, limits, pch
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
+from kernelwright.worker.harness import release_free_memory
 
 
 class CandidateWorker(RoleBase):
@@ -106,6 +107,7 @@ class CandidateWorker(RoleBase):
             res = self.h.run_checked(self.model, set_id)
         if header.get("drop"):
             del self.h.sets[set_id]
+            release_free_memory()
         out_blobs: list[bytes] = []
         spec = codec.encode(res.pop("out"), out_blobs)
         return P.RunReply(**res, out=spec), out_blobs

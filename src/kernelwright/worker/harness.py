@@ -106,6 +106,31 @@ def _persisting_l2_limit() -> int | None:
     return int(value.value)
 
 
+_LIBC: Any = None
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim).
+
+    The workers keep large blocks on the heap (MALLOC_MMAP_THRESHOLD_, so that timed calls do
+    not map and fault their outputs afresh each time), and glibc keeps the pages of freed
+    blocks resident. A worker staging the large input sets of a big task, copying and freeing
+    them, would otherwise grow by a set's worth per set and pass its memory limit. Called
+    between requests, never inside a timed call.
+    """
+    global _LIBC
+    import ctypes
+
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(None)
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
 def pin_flags(threads: int | None) -> None:
     """Set the same numerics and thread count in every worker, before any untrusted code."""
     if threads:
@@ -273,6 +298,17 @@ def to_device(tree: Any, device: str) -> Any:
     return tree
 
 
+def _aligned_or_cloned(tree: Any) -> Any:
+    """A fresh input tensor kept where a clone would place it no better, else a clone."""
+    if isinstance(tree, torch.Tensor):
+        if tree.is_contiguous() and tree.data_ptr() % 64 == 0 and tree._base is None:
+            return tree
+        return clone_tree(tree)
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_aligned_or_cloned(t) for t in tree)
+    return tree
+
+
 def clone_tree(tree: Any) -> Any:
     """Deep-copy the tensors of a tree, by a copy that no candidate hook can enter unreported.
 
@@ -325,15 +361,22 @@ class Harness:
         if self.cuda:
             self.integrity.watch(self.hold, frozen=True)
 
-    def stage(self, set_id: int, inputs: tuple[Any, ...]) -> None:
+    def stage(self, set_id: int, inputs: tuple[Any, ...], fresh: bool = False) -> None:
         """Keep an input set on the device under `set_id`.
 
-        Always a fresh torch allocation: tensors decoded from the channel live in
-        Python byte buffers whose alignment would slow vectorized CPU kernels,
-        and both sides must run on equally placed data.
+        Always in torch allocations: tensors decoded from the channel live in Python byte
+        buffers whose alignment would slow vectorized CPU kernels, and both sides must run
+        on equally placed data. `fresh`: the inputs were just made by the task (the
+        reference worker's get_inputs), so a contiguous tensor at an aligned address is
+        kept as it is instead of copied, one copy fewer of a large task's inputs.
         """
         moved = to_device(list(inputs), self.device)
-        self.sets[set_id] = tuple(clone_tree(moved) if not self.cuda else moved)
+        if self.cuda:
+            self.sets[set_id] = tuple(moved)
+        elif fresh:
+            self.sets[set_id] = tuple(_aligned_or_cloned(t) for t in moved)
+        else:
+            self.sets[set_id] = tuple(clone_tree(moved))
 
     def noop(self, *args: Any) -> Any:
         """The calibration target: no work, returns a kept output of the task's size (or its input)."""

@@ -84,10 +84,17 @@ def input_bytes(inputs: Any) -> int:
     return 0
 
 
-def to_double(x: Any) -> Any:
-    """Upcast floating-point tensors of a tree to float64 for the reference run."""
-    if isinstance(x, torch.Tensor) and x.is_floating_point():
-        return x.double()
+def to_double(x: Any, copy: bool = False) -> Any:
+    """Upcast floating-point tensors of a tree to float64 for the reference run.
+
+    `copy`: every tensor of the result is new (the others cloned), so a run that changes
+    its inputs cannot change `x`; the floating-point ones are new anyway, and nothing is
+    copied twice.
+    """
+    if isinstance(x, torch.Tensor):
+        if x.is_floating_point():
+            return x.to(torch.float64, copy=True)
+        return x.clone() if copy else x
     if isinstance(x, (list, tuple)):
-        return type(x)(to_double(v) for v in x)
+        return type(x)(to_double(v, copy) for v in x)
     return x

@@ -13,7 +13,7 @@ from kernelwright import protocol as P
 from kernelwright.sandbox import codec
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
-from kernelwright.worker.harness import clone_tree, unchanged
+from kernelwright.worker.harness import clone_tree, release_free_memory, unchanged
 
 
 class _Footprint:
@@ -134,10 +134,12 @@ class ReferenceWorker(RoleBase):
         set_id = int(header["set_id"])
         inputs = I.make_inputs(self.module.get_inputs, self.module.__dict__, int(header["seed"]),
                                header["distribution"], header.get("variant"))
-        self.h.stage(set_id, tuple(inputs))
+        nbytes = I.input_bytes(inputs)
+        self.h.stage(set_id, tuple(inputs), fresh=True)
+        del inputs  # on a large task every copy held counts
         staged = self.h.sets[set_id]
         out_blobs: list[bytes] = []
-        reply = P.MakeSetReply(nbytes=I.input_bytes(inputs))
+        reply = P.MakeSetReply(nbytes=nbytes)
         if header.get("reference", True):
             with torch.no_grad():
                 args = clone_tree(staged)
@@ -145,20 +147,23 @@ class ReferenceWorker(RoleBase):
                 native = self.model(*args)
                 run = before.extra(self.h.cuda)
                 if self.h.noop_out is None and not header.get("variant"):
-                    self.h.noop_out = clone_tree(native)
+                    self.h.noop_out = native  # the task's own output object: nothing uses it after this
                 reply["mutated"] = not unchanged(args, staged)
+                del args
                 reply["native"] = codec.encode(native, out_blobs)
-                skip = (_float64_skip(native, header, run, I.input_bytes(inputs), self.h.cuda)
+                skip = (_float64_skip(native, header, run, nbytes, self.h.cuda)
                         if header.get("float64", True) else "not asked for")
                 if skip:
                     reply["ref64_skipped"] = True
                     reply["ref64_error"] = skip
+                    release_free_memory()
                     return reply, out_blobs
                 try:
-                    ref64 = self._double_model()(*I.to_double(clone_tree(staged)))
+                    ref64 = self._double_model()(*I.to_double(staged, copy=True))
                     reply["ref64"] = codec.encode(ref64, out_blobs)
                 except Exception as exc:  # some ops have no float64 kernel
                     reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        release_free_memory()  # the copies made above: freed, and now no longer resident
         return reply, out_blobs
 
     def op_perturbed_reference(self, header: P.PerturbedReferenceRequest, blobs: list[bytes]) -> Reply:
@@ -184,6 +189,7 @@ class ReferenceWorker(RoleBase):
         spec = codec.encode(list(self.h.sets[set_id]), out_blobs)
         if header.get("drop"):
             del self.h.sets[set_id]
+            release_free_memory()  # the sets dropped before this one (this one is being sent)
         return P.InputsReply(inputs=spec), out_blobs
 
     def op_compile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:

@@ -29,6 +29,9 @@ class CorrectnessPhase(JudgementState):
             return self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=not keep_in_ref))
 
         todo = [(s, keep) for s, keep in plan if s.set_id not in self.prestaged]
+        # Large sets go one at a time: fetching the next while the candidate runs would hold a
+        # third set's inputs in the judge and in the reference worker at once.
+        ahead_ok = not any(s.deferred for s in self.sets.values())
         with ThreadPoolExecutor(1, thread_name_prefix="kw-relay") as ex:
             ahead = ex.submit(fetch, *todo[0]) if todo else None
             done = 0
@@ -39,8 +42,12 @@ class CorrectnessPhase(JudgementState):
                 assert ahead is not None  # submitted for every set before it is reached
                 reply, blobs = ahead.result()
                 done += 1
-                ahead = ex.submit(fetch, *todo[done]) if done < len(todo) else None
+                nxt = todo[done] if done < len(todo) else None
+                ahead = ex.submit(fetch, *nxt) if nxt is not None and ahead_ok else None
                 self._stage(cand, s, reply, blobs)
+                del reply, blobs
+                if nxt is not None and ahead is None:
+                    ahead = ex.submit(fetch, *nxt)
                 yield s
 
     def _correctness(self, ref: Worker, cand: Worker) -> None:
@@ -49,8 +56,13 @@ class CorrectnessPhase(JudgementState):
         # dropped after use so large tasks fit in memory.
         warm = self._warm_set()
         timing_sets = [s for s in self.sets.values() if s.variant == "timing"]
-        trial_sets = [s for s in self.sets.values() if s.variant != "timing"]
-        self.rng.shuffle(trial_sets)
+        # In random order, the sets made ahead first: each is dropped from the reference worker
+        # once relayed, so a set made only now (deferred) is never staged beside all of them.
+        made = [s for s in self.sets.values() if s.variant != "timing" and not s.deferred]
+        later = [s for s in self.sets.values() if s.variant != "timing" and s.deferred]
+        self.rng.shuffle(made)
+        self.rng.shuffle(later)
+        trial_sets = made + later
         plan = [(s, True) for s in timing_sets] + [(s, s.set_id == warm) for s in trial_sets]
         # closing(): a rejection mid-way must wait for the fetch in flight before the judge
         # goes on to close the workers, never leave it reading a closed pipe.

@@ -51,6 +51,10 @@ class ReferencePhase(JudgementState):
             held_budget = int(C.JUDGE_REFERENCE_SHARE * limits.machine_memory()[1])
         held, per_set, deferred = 0, 0, 0
         self.hold_bytes = _hold_bytes(held_budget)
+        # The reference worker keeps every set it made staged until the set is relayed: its
+        # inputs, beside a run's own needs, must stay within a share of the worker's limit.
+        staged, in_bytes, made_trials, why = 0, 0, 0, set()
+        staged_cap = int(C.REFERENCE_STAGED_SHARE * ref.config.memory_bytes)
         for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
             if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
                 continue
@@ -59,16 +63,25 @@ class ReferencePhase(JudgementState):
             # the degenerate-task check) or when the task turns perturbation off.
             want_ref = not is_timing or not self.meta.perturb_timing_inputs or timing_refs == 0
             seed = fresh_seed()
-            if not is_timing and per_set and held + per_set > held_budget and held >= 2 * per_set:
-                self.sets[set_id] = InputSet(set_id, dist, S.variant_name(variant), 0, deferred=True, seed=seed,
-                                             shape_variant=variant)
-                deferred += 1
-                continue
+            if not is_timing:
+                # Room is kept for the timing sets still to come (two at the least).
+                reserve = 2 * in_bytes if self.opts.timing else 0
+                over_judge = per_set and held + per_set > held_budget and held >= 2 * per_set
+                over_worker = in_bytes and staged + in_bytes + reserve > staged_cap and made_trials >= 2
+                if over_judge or over_worker:
+                    why.add("outputs" if over_judge else "inputs")
+                    self.sets[set_id] = InputSet(set_id, dist, S.variant_name(variant), 0, deferred=True,
+                                                 seed=seed, shape_variant=variant)
+                    deferred += 1
+                    continue
             timing_refs += is_timing and want_ref
             reply, blobs = self._ref_request(ref, P.MakeSetRequest(
                 op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist, variant=variant,
                 reference=want_ref, float64=self.float64, hold_bytes=self.hold_bytes,
                 memory_bytes=ref.config.memory_bytes))
+            staged += int(reply["nbytes"])
+            in_bytes = in_bytes or int(reply["nbytes"])
+            made_trials += not is_timing
             if not want_ref:
                 self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]))
                 budget -= int(reply["nbytes"])
@@ -84,11 +97,17 @@ class ReferencePhase(JudgementState):
             if made_warm is not None and s.variant == "default" and self._warm_set() == set_id:
                 made_warm(s)
         if deferred:
+            limits_hit = []
+            if "outputs" in why:
+                limits_hit.append(f"references take {_size(per_set)} a set, and the judge holds at most "
+                                  f"{_size(held_budget)} of them on this machine")
+            if "inputs" in why:
+                limits_hit.append(f"inputs take {_size(in_bytes)} a set, and the reference worker stages at most "
+                                  f"{_size(staged_cap)} of them within its {_size(ref.config.memory_bytes)}")
             self.findings.append(
-                f"large outputs: the judge holds the references of {len(self.sets) - deferred} input sets and "
-                f"makes those of the other {deferred} trial sets when each is used ({_size(per_set)} a set, "
-                f"{_size(held_budget)} for references on this machine); the dependence check uses "
-                "the sets held")
+                f"large {' and '.join(sorted(why))}: the judge makes {len(self.sets) - deferred} input sets ahead "
+                f"and the other {deferred} trial sets each just before it is used ({'; '.join(limits_hit)}); "
+                "the dependence check uses the sets made ahead")
 
     def _take_references(self, s: InputSet, reply: dict[str, Any], blobs: list[bytes]) -> InputSet:
         """Fill `s` with the references of a MAKE_SET reply (and the findings only set 0 gives)."""
