@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite
+#                                torch211|judge12|confine13|suite|sweep
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -155,4 +155,23 @@ print(d['verdict'], [(r['check'], r['detail'][:400]) for r in d['reasons']], d['
     timeout 570 python3 -m pytest tests -q -rfE --timeout=300 -x --ignore=tests/docs \
       --ignore=tests/propose/test_llm_openai.py --ignore=tests/propose/test_llm_anthropic.py ${SUITE_ARGS:-} 2>&1 \
       | tee "$OUT/suite.log" | tail -25 ;;
+  sweep)
+    # Issue 14: the identity sweep (each task's own Model as its candidate) over KernelBench levels
+    # 1-3, resumable across calls: .kb-tmp/sweep/results.jsonl (carried) holds earlier calls' records.
+    suite=.kb-tmp/KernelBench; out=/tmp/sweep; mkdir -p "$out"
+    [ -f .kb-tmp/sweep/results.jsonl ] && cp .kb-tmp/sweep/results.jsonl "$out/"
+    nvidia-smi --query-gpu=memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
+    python3 scripts/identity_candidates.py $suite /tmp/ident ${KW_LEVELS:+--levels $KW_LEVELS}
+    timeout -s INT -k 30 ${KW_SWEEP_S:-480} kernelwright bench $suite --candidates /tmp/ident --no-compile-baseline \
+      --out "$out" --store "$out/kw.db" ${KW_LEVELS:+--levels $KW_LEVELS} ${KW_TASKS:+--tasks "$KW_TASKS"} \
+      > "$OUT/sweep.txt" 2> "$OUT/sweep.err"
+    echo "bench exit $?"; cp "$out/results.jsonl" "$OUT/"; tail -45 "$OUT/sweep.txt"; tail -4 "$OUT/sweep.err"
+    python3 - "$out/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in rows[-60:]:
+    print(r["task"], r["verdict"], r.get("speedup_vs_eager"), round(r["seconds"], 1),
+          {k: round(v, 1) for k, v in r.get("phases_s", {}).items() if v >= 0.5}, [x["check"] for x in r["reasons"]])
+PY
+    ;;
 esac

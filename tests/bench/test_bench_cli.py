@@ -58,7 +58,7 @@ def test_a_suite_judged_with_one_json_object_and_a_second_run_judging_nothing(tm
                                                          "level2/2_Broken.py"]
         assert all(run.status == "finished" for run in runs)
         verdicts = [json.loads(c.result_json) for run in runs for c in store.candidates(run.id)
-                    if c.result_json and "findings" in json.loads(c.result_json)]
+                    if c.result_json and "correctness" in json.loads(c.result_json)]
     # After the first verdict, each one's workers were started while the previous one wrapped up.
     pre = [v for v in verdicts if any(f.startswith("workers: pre-started") for f in v["findings"])]
     assert len(pre) >= len(verdicts) - 1 >= 2, [v["findings"][:3] for v in verdicts]

@@ -50,6 +50,8 @@ class BenchRow:
     reasons: list[dict[str, str]] = field(default_factory=list)  # {"check", "detail"}, the judge's order
     seconds: float = 0.0  # wall time of this verdict
     phases_s: dict[str, float] = field(default_factory=dict)  # the verdict's own split of its time (phases_s)
+    # The judge's findings: what it scaled down and why, a degenerate task, a noisy timing.
+    findings: list[str] = field(default_factory=list)
     run_id: str | None = None  # the store's run and candidate ids, where recorded
     candidate_id: str | None = None
 

@@ -114,7 +114,8 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
         candidate_ms=(t.get("candidate_ms") or {}).get("median"), eager_ms=(t.get("eager_ms") or {}).get("median"),
         compile_ms=(t.get("compile_ms") or {}).get("median"),
         reasons=[{"check": str(r["check"]), "detail": r["detail"]} for r in verdict.get("reasons") or []],
-        seconds=seconds, phases_s=dict(verdict.get("phases_s") or {}))
+        seconds=seconds, phases_s=dict(verdict.get("phases_s") or {}),
+        findings=[str(f) for f in verdict.get("findings") or []])
 
 
 @contextmanager
