@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kernelwright.bench.suite import find_candidates, find_tasks, suite_root
+from kernelwright.bench.suite import find_candidates, find_tasks, sample_tasks, suite_root
 from kernelwright.task.loader import InputError
 from tests.bench.suite_fixture import make_suite
 
@@ -18,6 +18,17 @@ def test_tasks_by_level_and_number_with_selection(tmp_path):
     assert [t.name for t in find_tasks(suite, pattern="level1/1_*")] == ["level1/1_GeluMul.py"]
     t = find_tasks(suite, pattern="*Hinge*")[0]
     assert (t.level, t.number) == (1, 2)
+
+
+def test_a_seeded_sample_is_the_same_for_the_same_seed_and_kept_in_suite_order(tmp_path):
+    suite, _ = make_suite(tmp_path)
+    tasks = find_tasks(suite)
+    picks = {tuple(t.name for t in sample_tasks(tasks, 2, seed)) for seed in range(12)}
+    assert all(len(p) == 2 and list(p) == sorted(p, key=[t.name for t in tasks].index) for p in picks)
+    assert len(picks) > 1  # the seed chooses
+    assert sample_tasks(tasks, 2, 5) == sample_tasks(tasks, 2, 5)
+    assert sample_tasks(tasks, 2, None) == sample_tasks(tasks, 2, 0)
+    assert sample_tasks(tasks, 9, 1) == tasks and sample_tasks(tasks, None, 1) == tasks
 
 
 def test_a_kernelbench_checkout_is_found_through_its_kernelbench_folder(tmp_path):

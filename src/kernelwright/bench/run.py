@@ -23,7 +23,7 @@ from typing import Any
 
 from kernelwright.bench import records as R
 from kernelwright.bench.records import BenchRow, Verdict
-from kernelwright.bench.suite import SuiteTask, find_candidates, find_tasks
+from kernelwright.bench.suite import SuiteTask, find_candidates, find_tasks, sample_tasks
 from kernelwright import forms
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.prebuild import prebuild
@@ -73,6 +73,8 @@ class BenchOptions:
     pattern: str | None = None  # glob on a task's name or file name
     store_path: Path | None = None  # None: no store records (results.jsonl only; --optimize: OUT/kernelwright.db)
     optimize: OptimizePlan | None = None  # run the engineer on each task instead of judging given candidates
+    sample: int | None = None  # judge a seeded random sample of this many of the selected tasks
+    sample_seed: int | None = None  # its seed (None: 0)
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
     short is resumed from the store. Raises InputError for a suite, candidates folder, OUT or
     proposer spec that cannot be used.
     """
-    tasks = find_tasks(suite, set(options.levels) if options.levels else None, options.pattern)
+    tasks = sample_tasks(find_tasks(suite, set(options.levels) if options.levels else None, options.pattern),
+                         options.sample, options.sample_seed)
     if not tasks:
         raise InputError(f"no task in {suite} matches the selection (levels {sorted(options.levels or [])}, "
                          f"pattern {options.pattern!r})")

@@ -10,6 +10,7 @@ task (`DIR/level1/23_Softmax/*.py`), or flat in KernelBench's own generation nam
 from __future__ import annotations
 
 import fnmatch
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,15 @@ def find_tasks(suite: Path, levels: set[int] | None = None, pattern: str | None 
                 continue
             out.append(SuiteTask(name, path, int(m.group(1)), int(t.group(1))))
     return sorted(out, key=lambda t: (t.level, t.number, t.name))
+
+
+def sample_tasks(tasks: list[SuiteTask], n: int | None, seed: int | None) -> list[SuiteTask]:
+    """A seeded random sample of `n` of `tasks`, kept in suite order (all of them when n is None
+    or at least their number). The same seed and selection give the same sample everywhere."""
+    if n is None or n >= len(tasks):
+        return list(tasks)
+    chosen = {t.name for t in random.Random(0 if seed is None else seed).sample(tasks, n)}
+    return [t for t in tasks if t.name in chosen]
 
 
 def find_candidates(task: SuiteTask, candidates: Path) -> list[Path]:

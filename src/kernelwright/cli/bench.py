@@ -50,7 +50,8 @@ def default_out(suite: Path, device: str) -> Path:
               help="With --optimize: proposals per task, failed ones included.")
 @click.option("--time-limit", type=click.FloatRange(1, None), default=None,
               help="With --optimize: stop each task's search after S seconds.")
-@click.option("--seed", type=int, default=None, help="With --optimize: seed the searches' choices.")
+@click.option("--seed", type=int, default=None,
+              help="With --optimize: seed the searches' choices. Also picks --sample's tasks (default 0).")
 @click.option("--parallel", type=click.IntRange(1, 64), default=2, show_default=True,
               help="With --optimize: proposals in flight while one candidate is judged.")
 @click.option("--target", type=click.Choice(["nvrtc", "triton", "cuda_inline", "c", "cpp_inline"]), default=None,
@@ -58,6 +59,8 @@ def default_out(suite: Path, device: str) -> Path:
 @click.option("--levels", default=None, metavar="1,2", help="Only these levels.")
 @click.option("--tasks", "pattern", default=None, metavar="GLOB",
               help="Only tasks whose name (level1/23_Softmax.py) or file name matches.")
+@click.option("--sample", type=click.IntRange(1, None), default=None, metavar="N",
+              help="Only a seeded random sample of N of the selected tasks (the seed is --seed's).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Where to judge (default: cuda when available, else cpu).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -74,7 +77,7 @@ def default_out(suite: Path, device: str) -> Path:
 @click.option("--no-confine", is_flag=True, help="Run candidates unconfined (also KERNELWRIGHT_CONFINE=0).")
 def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str, ...], budget: int,
           time_limit: float | None, seed: int | None, parallel: int, target: str | None, levels: str | None,
-          pattern: str | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,
+          pattern: str | None, sample: int | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,
           no_compile_baseline: bool, no_timing: bool, threads: int | None, store_path: str | None,
           no_confine: bool) -> None:
     """Judge every candidate of every task of SUITE (a KernelBench checkout or a folder in its layout).
@@ -103,7 +106,7 @@ def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str,
         plan = OptimizePlan(models=models, budget=budget, time_limit_s=time_limit, seed=seed, parallel=parallel,
                             target=target) if optimize else None
         opts = BenchOptions(
-            out=out, levels=_levels(levels), pattern=pattern, optimize=plan,
+            out=out, levels=_levels(levels), pattern=pattern, optimize=plan, sample=sample, sample_seed=seed,
             store_path=Path(store_path) if store_path else default_store_path(),
             verify=VerifyOptions(device=dev, trials=trials, compile_baseline=not no_compile_baseline,
                                  timing=not no_timing, threads=threads, **({"confine": False} if no_confine else {})))
