@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep
+#                                torch211|judge12|confine13|suite|sweep|optimize14
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -174,4 +174,14 @@ for r in rows[-60:]:
           {k: round(v, 1) for k, v in r.get("phases_s", {}).items() if v >= 0.5}, [x["check"] for x in r["reasons"]])
 PY
     ;;
+  optimize14)
+    # Issue 14: `bench --optimize` (the LLM-free engineer) on a seeded sample of KernelBench levels
+    # 1-2, resumable across calls: .kb-tmp/opt/ (carried) holds earlier calls' records and store.
+    suite=.kb-tmp/KernelBench; out=/tmp/opt; mkdir -p "$out"
+    for f in results.jsonl optimize_runs.jsonl kernelwright.db; do [ -f .kb-tmp/opt/$f ] && cp .kb-tmp/opt/$f "$out/"; done
+    timeout -s INT -k 30 ${KW_OPT_S:-480} kernelwright bench $suite --optimize --levels 1,2 --sample ${KW_SAMPLE:-20} \
+      --seed ${KW_SEED:-14} --budget ${KW_BUDGET:-6} --time-limit ${KW_TL:-90} --out "$out" \
+      --store "$out/kernelwright.db" > "$OUT/opt.txt" 2> "$OUT/opt.err"
+    echo "bench exit $?"; for f in results.jsonl optimize_runs.jsonl kernelwright.db; do cp "$out/$f" "$OUT/"; done
+    tail -45 "$OUT/opt.txt"; tail -4 "$OUT/opt.err" ;;
 esac
