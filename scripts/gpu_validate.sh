@@ -162,6 +162,14 @@ print(d['verdict'], [(r['check'], r['detail'][:400]) for r in d['reasons']], d['
     [ -f .kb-tmp/sweep/results.jsonl ] && cp .kb-tmp/sweep/results.jsonl "$out/"
     nvidia-smi --query-gpu=memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
     python3 scripts/identity_candidates.py $suite /tmp/ident ${KW_LEVELS:+--levels $KW_LEVELS}
+    if [ -n "${KW_VERIFY:-}" ]; then  # a standalone verdict of a built candidate, twice (the second finds it built)
+      for i in 1 2; do
+        /usr/bin/time -f "verify $i: %e s wall" timeout 120 kernelwright verify examples/elementwise/task.py \
+          examples/elementwise/cuda_nvrtc.py --device cuda --json > "$OUT/verify_$i.json" 2> "$OUT/verify_$i.err"
+        tail -1 "$OUT/verify_$i.err"; python3 -c "import json; d=json.load(open('$OUT/verify_$i.json'));
+print(d['verdict'], (d['timing'] or {}).get('speedup_vs_eager'), {k: round(v, 2) for k, v in d['phases_s'].items()})"
+      done
+    fi
     timeout -s INT -k 30 ${KW_SWEEP_S:-480} kernelwright bench $suite --candidates /tmp/ident --no-compile-baseline \
       --out "$out" --store "$out/kw.db" ${KW_LEVELS:+--levels $KW_LEVELS} ${KW_TASKS:+--tasks "$KW_TASKS"} \
       > "$OUT/sweep.txt" 2> "$OUT/sweep.err"
