@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelwright.judge.compare import compare_tensor, compare_tree, relative_change, tolerance_for, zeros_would_pass
+from kernelwright.judge.compare import (compare_tensor, compare_tree, fold_references, real_leaves, relative_change,
+                                       tolerance_for, zeros_would_pass)
 
 META = {"type": "torch.Tensor", "device": "cpu"}
 
@@ -154,3 +155,55 @@ def test_relative_change_does_not_depend_on_the_stretch() -> None:
     assert whole > 0
     for chunk in (1, 5, 100):
         assert relative_change(a, b, chunk=chunk) == pytest.approx(whole, rel=1e-12)
+
+
+@pytest.mark.parametrize("case", ["close", "one_bad", "nan_inf_match", "nan_moved", "inf_sign", "overflow",
+                                  "ref_inf_native_finite", "zeros", "half"])
+def test_folded_references_give_every_comparison_unchanged(case: str) -> None:
+    """The judge holds a floating output's float64 reference alone, the native NaN/Inf pattern
+    folded into it: every verdict, error and detail is what native beside float64 gave."""
+    g = torch.Generator().manual_seed(11)
+    ref = torch.randn(29, 31, generator=g, dtype=torch.float64)
+    native = ref.float()
+    out = native.clone()
+    if case == "one_bad":
+        out[7, 9] += 1.0
+    if case in ("nan_inf_match", "nan_moved", "inf_sign"):
+        for t in (native, out):
+            t[2, 3], t[20, 30] = float("nan"), float("inf")
+        ref[2, 3], ref[20, 30] = 0.5, 1e300  # float64 disagrees at the non-finite places
+    if case == "nan_moved":
+        out[2, 3], out[2, 4] = 1.0, float("nan")
+    if case == "inf_sign":
+        out[20, 30] = float("-inf")
+    if case == "overflow":
+        ref[4, 4] = 1e39
+        native = ref.float()  # inf in float32, finite in float64
+        out = native.clone()
+    if case == "ref_inf_native_finite":
+        ref[5, 5] = float("inf")  # the float64 run overflowed where the native one did not
+        out[5, 5] = native[5, 5]
+    if case == "zeros":
+        out = torch.zeros_like(native)
+    if case == "half":
+        native, out = ref.half(), ref.half()
+    tol = tolerance_for(native.dtype)
+    before = compare_tensor(out, native, ref, tol, chunk=100)
+    zeros_before = zeros_would_pass(native, ref, None, None)
+    folded, ref_after = fold_references((native.clone(),), (ref.clone(),))
+    assert folded[0].is_meta and folded[0].dtype == native.dtype and folded[0].shape == native.shape
+    after = compare_tensor(out, folded[0], ref_after[0], tol, chunk=100)
+    assert (after.passed, after.check, after.detail) == (before.passed, before.check, before.detail)
+    for a, b in ((after.max_abs_error, before.max_abs_error), (after.scale, before.scale),
+                 (after.norm_error, before.norm_error)):
+        assert a == pytest.approx(b, rel=1e-12, nan_ok=True)
+    assert compare_tree(out, META, folded[0], ref_after[0], "cpu", None, None).passed == before.passed
+    assert zeros_would_pass(folded, ref_after, None, None) == zeros_before
+    assert real_leaves(folded, ref_after)[0] is ref_after[0]
+
+
+def test_fold_leaves_integer_outputs_and_outputs_without_float64() -> None:
+    ints, f = torch.arange(6), torch.ones(3)
+    folded, refs = fold_references((ints, f, 2.0), (ints, f.double(), 2.0))
+    assert folded[0] is ints and folded[1].is_meta and folded[2] == 2.0
+    assert fold_references(f, None) == (f, None)

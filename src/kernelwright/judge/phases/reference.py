@@ -123,6 +123,7 @@ class ReferencePhase(JudgementState):
             self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
                                  "in the task metadata")
         s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
+        s.native, s.ref64 = cmp.fold_references(s.native, s.ref64)
         return s
 
     def _check_fits(self, per_set: int, held_budget: int) -> None:
@@ -151,7 +152,8 @@ class ReferencePhase(JudgementState):
                           for s in trials):
             warnings.append("an all-zero output would pass this task's tolerance")
         same = [s for s in trials if s.distribution == "task"]
-        if len(same) >= 2 and cmp.relative_change(same[0].native, same[1].native) < C.DEGENERATE_RELATIVE_CHANGE:
+        if len(same) >= 2 and cmp.relative_change(
+                *(cmp.real_leaves(x.native, x.ref64) for x in same[:2])) < C.DEGENERATE_RELATIVE_CHANGE:
             warnings.append("the reference output barely depends on its inputs")
         if warnings and self.opts.strict_task:
             raise TaskError("degenerate task: " + "; ".join(warnings))
