@@ -108,6 +108,10 @@ TIMER_AGREEMENT_SLACK_MS = 0.002
 MEMO_RATIO = 0.5
 MEMO_CONSISTENCY = 0.85  # share of timing sets that must show it
 MEMO_MIN_GAP_MS = 0.005
+# On the CPU the candidate's worker fills freed blocks of its recent outputs' sizes with NaN
+# before each checked call; past this many bytes only the last call's (twice), so a large
+# task's honest candidate is not killed for memory the poison itself took.
+POISON_ALL_RECENT_BYTES = 256 << 20
 SINGLE_CALL_CHECK_RATE = 0.125  # share of single-call timings whose output is checked
 # A timed output is compared with the native-precision reference of its perturbed inputs (no
 # float64 run: the trials have settled precision), so its tolerance factor is the trial's slack

@@ -83,6 +83,16 @@ def fold_references(native: Any, ref64: Any | None, chunk: int = C.COMPARE_CHUNK
     return walk(native, ref64), ref64
 
 
+def to_meta(tree: Any) -> Any:
+    """The tree with every tensor replaced by a storage-less `meta` tensor of its shape and dtype."""
+    if isinstance(tree, torch.Tensor):
+        return tree if tree.is_meta else torch.empty(tree.shape, dtype=tree.dtype, device="meta")
+    if isinstance(tree, (tuple, list)):
+        items = [to_meta(t) for t in tree]
+        return tuple(items) if isinstance(tree, tuple) else items
+    return tree
+
+
 def real_leaves(native: Any, ref64: Any | None) -> list[Any]:
     """The native outputs' leaves, a folded one (see `fold_references`) replaced by its float64 reference."""
     refs = leaves(ref64) if ref64 is not None else []

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
+from kernelwright.judge import compare as cmp
 from kernelwright.judge._support import InputSet
 from kernelwright.judge.phases.state import JudgementState, Rejected
 from kernelwright.judge.result import Check, TrialResult
@@ -92,3 +93,7 @@ class CorrectnessPhase(JudgementState):
                                "which the task does not declare")
             if s.deferred:
                 s.native = s.ref64 = None  # made again only if it were needed again
+            else:
+                # Checked: only its shapes and dtypes are read again (the floors), so a large
+                # task's judge holds no trial set's references past its trial.
+                s.native, s.ref64 = cmp.to_meta(s.native), None
