@@ -159,7 +159,7 @@ print(d['verdict'], [(r['check'], r['detail'][:400]) for r in d['reasons']], d['
     # Issue 14: the identity sweep (each task's own Model as its candidate) over KernelBench levels
     # 1-3, resumable across calls: .kb-tmp/sweep/results.jsonl (carried) holds earlier calls' records.
     suite=.kb-tmp/KernelBench; out=/tmp/sweep; mkdir -p "$out"
-    [ -f .kb-tmp/sweep/results.jsonl ] && cp .kb-tmp/sweep/results.jsonl "$out/"
+    [ -f .kb-tmp/sweep/results.jsonl ] && [ ! -f "$out/results.jsonl" ] && cp .kb-tmp/sweep/results.jsonl "$out/"
     nvidia-smi --query-gpu=memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
     python3 scripts/identity_candidates.py $suite /tmp/ident ${KW_LEVELS:+--levels $KW_LEVELS}
     if [ -n "${KW_VERIFY:-}" ]; then  # a standalone verdict of a built candidate, twice (the second finds it built)

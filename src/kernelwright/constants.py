@@ -177,8 +177,11 @@ STOPPED_POLL_S = 0.1
 STDERR_TAIL_CHARS = 2500
 COMPILER_OUTPUT_CHARS = 2000
 
-# The message channel refuses frames larger than this.
+# The message channel refuses frames larger than this share of the machine's RAM (at least
+# MAX_FRAME_BYTES): an input set or output is one frame, and KernelBench's level-1 tasks pass
+# 8-13 GB ones (a fixed 8 GiB refused level1/4's 8.6 GB inputs on the H200).
 MAX_FRAME_BYTES = 8 << 30
+MAX_FRAME_RAM_SHARE = 0.5
 
 # -- search and reporting -----------------------------------------------------
 # A kernel is reported as a speedup only when its fresh re-judgement is at least this

@@ -134,3 +134,14 @@ def test_the_reference_skips_a_float64_run_its_worker_could_not_hold():
     # Two sets' outputs with float64 (2 x 12 MiB) would not fit what the judge can hold.
     small_hold = {"hold_bytes": 16 << 20, "memory_bytes": 1 << 40}
     assert _float64_skip(out, small_hold, (0, 0), 0, False).startswith("large outputs: two sets' outputs")
+
+
+def test_a_reference_message_too_large_for_the_machine_is_a_task_error(judge, monkeypatch):
+    # KernelBench's level1/4 passes 8.6 GB input sets; a frame past the machine's cap is the
+    # task's size, never a crash blamed on the candidate.
+    from kernelwright.sandbox import channel
+
+    monkeypatch.setattr(channel, "MAX_FRAME", 4096)  # the judge's side: every set's outputs are larger
+    with pytest.raises(TaskError, match="does not fit this machine: one of its input sets or outputs is too large "
+                                        r"to pass between processes here \(frame too large"):
+        judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False)

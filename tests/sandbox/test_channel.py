@@ -56,3 +56,18 @@ def test_closed_peer_is_an_error_not_a_hang() -> None:
     os.close(w)
     with pytest.raises(ChannelError, match="closed"):
         Channel(r, os.pipe()[1], b"s" * 32).recv()
+
+
+def test_the_largest_frame_comes_from_the_machine(monkeypatch) -> None:
+    from kernelwright import constants as C
+    from kernelwright.sandbox import channel
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert channel.MAX_FRAME == max(C.MAX_FRAME_BYTES, int(C.MAX_FRAME_RAM_SHARE * ram))
+    monkeypatch.setattr(channel, "MAX_FRAME", 1000)
+    a, b = _pair()
+    b.send({"x": 1}, [b"y" * 999])
+    assert a.recv()[1] == [b"y" * 999]
+    b.send({"x": 2}, [b"y" * 1001])
+    with pytest.raises(ChannelError, match=r"frame too large \(\d+ \+ 1001 bytes; at most 1000 on this machine\)"):
+        a.recv()

@@ -115,6 +115,11 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             reasons = [r.reason]
         except WorkerFailure as f:
             if ref is not None and f is ref.failure:
+                if "frame too large" in f.detail:
+                    # The reference's own message (an input set or output) is larger than this
+                    # machine lets a frame be: the task's size, whatever the candidate did.
+                    raise TaskError("the task does not fit this machine: one of its input sets or outputs "
+                                    f"is too large to pass between processes here ({f.detail})") from None
                 if not self.candidate_ran or (f.kind in (Check.MEMORY, Check.TIMEOUT) and not ref.external_stops):
                     raise TaskError(f"the reference worker failed while running the task: {f}") from None
                 # Once candidate code has run, it may have killed or stopped the

@@ -21,11 +21,23 @@ import struct
 import time
 from typing import Any, Callable, Mapping
 
-from kernelwright.constants import MAX_FRAME_BYTES, STOPPED_POLL_S
+from kernelwright.constants import MAX_FRAME_BYTES, MAX_FRAME_RAM_SHARE, STOPPED_POLL_S
 
 _LEN = struct.Struct("!QQ")  # header length, total blob length
 _MAC_LEN = 32
 
+
+
+def _max_frame_bytes() -> int:
+    """The largest frame either side accepts on this machine (sysconf: readable in any sandbox)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        ram = 0
+    return max(MAX_FRAME_BYTES, int(MAX_FRAME_RAM_SHARE * ram))
+
+
+MAX_FRAME = _max_frame_bytes()
 
 class ChannelError(Exception):
     """The peer broke the protocol, closed the channel, or forged a frame."""
@@ -67,8 +79,9 @@ class Channel:
         """
         self._deadline = deadline
         head_len, total = _LEN.unpack(bytes(self._read(_LEN.size)))
-        if head_len > 64 << 20 or total > MAX_FRAME_BYTES:
-            raise ChannelError(f"frame too large ({head_len} + {total} bytes)")
+        if head_len > 64 << 20 or total > MAX_FRAME:
+            raise ChannelError(f"frame too large ({head_len} + {total} bytes; at most {MAX_FRAME} "
+                               "on this machine)")
         mac = bytes(self._read(_MAC_LEN))
         head = bytes(self._read(head_len))
         check = hmac.new(self._secret, head, hashlib.sha256)
