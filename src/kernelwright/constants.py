@@ -182,6 +182,9 @@ COMPILER_OUTPUT_CHARS = 2000
 # 8-13 GB ones (a fixed 8 GiB refused level1/4's 8.6 GB inputs on the H200).
 MAX_FRAME_BYTES = 8 << 30
 MAX_FRAME_RAM_SHARE = 0.5
+# A candidate's worker may send at most this plus twice the largest reference output it could
+# be asked to match (a wrong dtype of twice the size still arrives, to be rejected by name).
+CANDIDATE_FRAME_BASE_BYTES = 64 << 20
 
 # -- search and reporting -----------------------------------------------------
 # A kernel is reported as a speedup only when its fresh re-judgement is at least this

@@ -109,6 +109,8 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         ref = cand = None
         try:
             ref, cand = self._start_workers()
+            self.cand_worker = cand
+            cand.limit_messages(self.frame_cap)
             self._judge(ref, cand)
             reasons: list[Reason] = []
         except Rejected as r:

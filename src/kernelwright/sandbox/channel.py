@@ -50,6 +50,9 @@ class Channel:
         self._r = read_fd
         self._w = write_fd
         self._secret = secret
+        # The largest frame this side accepts; the judge lowers it for a candidate's worker
+        # to what its outputs can need (Worker.limit_messages).
+        self.max_frame = MAX_FRAME
         # Called (about every STOPPED_POLL_S) while a read with a deadline waits on the peer: the
         # judge's side uses it to resume a worker that another process stopped mid-frame.
         self.idle: Callable[[], None] | None = None
@@ -79,8 +82,8 @@ class Channel:
         """
         self._deadline = deadline
         head_len, total = _LEN.unpack(bytes(self._read(_LEN.size)))
-        if head_len > 64 << 20 or total > MAX_FRAME:
-            raise ChannelError(f"frame too large ({head_len} + {total} bytes; at most {MAX_FRAME} "
+        if head_len > 64 << 20 or total > self.max_frame:
+            raise ChannelError(f"frame too large ({head_len} + {total} bytes; at most {self.max_frame} "
                                "on this machine)")
         mac = bytes(self._read(_MAC_LEN))
         head = bytes(self._read(head_len))

@@ -233,6 +233,11 @@ class Worker:
                 self.affinity_violation = (f"a thread of the worker was allowed on {widest} CPUs, "
                                            f"over its budget of {budget}")
 
+    def limit_messages(self, nbytes: int) -> None:
+        """Refuse any message from this worker larger than `nbytes` before reading it: a
+        worker that streams a huge frame would otherwise make the judge allocate it."""
+        self._chan.max_frame = nbytes
+
     def signal(self, sig: int) -> None:
         """Signal the worker's whole tree: its group, descendants and orphans it left to the judge."""
         if self.proc.poll() is not None:

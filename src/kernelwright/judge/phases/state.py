@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
@@ -58,6 +59,14 @@ class JudgementState:
         self.profiled_kernel_ms: float | None = None  # GPU busy time of one profiled call (union of kernel intervals)
         self.float64 = True  # float64 references wanted; False once two sets' would not fit (ReferencePhase)
         self.hold_bytes = 0  # what the judge can give two sets' outputs (0: not yet known)
+        self.cand_worker: Worker | None = None  # set once started: its message cap follows the outputs
+        self.frame_cap = C.CANDIDATE_FRAME_BASE_BYTES
+
+    def _allow_outputs(self, out_bytes: int) -> None:
+        """Let the candidate's worker send outputs of `out_bytes` (twice over), never more."""
+        self.frame_cap = max(self.frame_cap, C.CANDIDATE_FRAME_BASE_BYTES + 2 * out_bytes)
+        if self.cand_worker is not None:
+            self.cand_worker.limit_messages(self.frame_cap)
 
     # -- accounting ----------------------------------------------------------
 
