@@ -145,3 +145,13 @@ def test_a_reference_message_too_large_for_the_machine_is_a_task_error(judge, mo
     with pytest.raises(TaskError, match="does not fit this machine: one of its input sets or outputs is too large "
                                         r"to pass between processes here \(frame too large"):
         judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False)
+
+
+def test_an_input_set_too_large_for_one_message_is_a_task_error_before_it_is_relayed(monkeypatch):
+    from kernelwright.judge.phases.reference import ReferencePhase
+    from kernelwright.sandbox import channel
+
+    monkeypatch.setattr(channel, "MAX_FRAME", 1 << 20)
+    ReferencePhase._check_message_size(None, 1 << 20)  # type: ignore[arg-type]  # fits: no error
+    with pytest.raises(TaskError, match=r"an input set of 2.0 MiB, at most 1.0 MiB a message"):
+        ReferencePhase._check_message_size(None, 2 << 20)  # type: ignore[arg-type]

@@ -72,7 +72,7 @@ def fold_references(native: Any, ref64: Any | None, chunk: int = C.COMPARE_CHUNK
             off = ~(torch.isfinite(nn) & torch.isfinite(rr))
             if bool(off.any()):
                 rr[off] = nn[off].to(torch.float64)
-        return torch.empty(n.shape, dtype=n.dtype, device="meta")
+        return to_meta(n)
 
     def walk(n: Any, r: Any) -> Any:
         if isinstance(n, (tuple, list)) and isinstance(r, (tuple, list)) and len(n) == len(r):

@@ -119,7 +119,9 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             if ref is not None and f is ref.failure:
                 if "frame too large" in f.detail:
                     # The reference's own message (an input set or output) is larger than this
-                    # machine lets a frame be: the task's size, whatever the candidate did.
+                    # machine lets a frame be: the task's size, whatever the candidate did. (Only
+                    # an unconfined candidate could reach the reference's pipe to forge one, and
+                    # it would gain an error, never an acceptance.)
                     raise TaskError("the task does not fit this machine: one of its input sets or outputs "
                                     f"is too large to pass between processes here ({f.detail})") from None
                 if not self.candidate_ran or (f.kind in (Check.MEMORY, Check.TIMEOUT) and not ref.external_stops):

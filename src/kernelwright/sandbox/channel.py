@@ -27,7 +27,6 @@ _LEN = struct.Struct("!QQ")  # header length, total blob length
 _MAC_LEN = 32
 
 
-
 def _max_frame_bytes() -> int:
     """The largest frame either side accepts on this machine (sysconf: readable in any sandbox)."""
     try:
@@ -38,6 +37,7 @@ def _max_frame_bytes() -> int:
 
 
 MAX_FRAME = _max_frame_bytes()
+
 
 class ChannelError(Exception):
     """The peer broke the protocol, closed the channel, or forged a frame."""

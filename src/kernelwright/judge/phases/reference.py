@@ -12,7 +12,7 @@ from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge._support import InputSet, fresh_seed
 from kernelwright.judge.phases.state import JudgementState
-from kernelwright.sandbox import limits
+from kernelwright.sandbox import channel, limits
 from kernelwright.sandbox.codec import decode
 from kernelwright.sandbox.process import Worker
 from kernelwright.task.metadata import TaskError
@@ -81,6 +81,7 @@ class ReferencePhase(JudgementState):
                 op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist, variant=variant,
                 reference=want_ref, float64=self.float64, hold_bytes=self.hold_bytes,
                 memory_bytes=ref.config.memory_bytes))
+            self._check_message_size(int(reply["nbytes"]))
             staged += int(reply["nbytes"])
             in_bytes = in_bytes or int(reply["nbytes"])
             made_trials += not is_timing
@@ -147,7 +148,16 @@ class ReferencePhase(JudgementState):
             variant=s.shape_variant, reference=True, float64=self.float64, hold_bytes=self.hold_bytes,
             memory_bytes=ref.config.memory_bytes))
         s.nbytes = int(reply["nbytes"])
+        self._check_message_size(s.nbytes)
         self._take_references(s, reply, blobs)
+
+    def _check_message_size(self, nbytes: int) -> None:
+        """A task error, with the sizes, before a set whose inputs cannot pass as one message
+        here is relayed (rather than a refused frame in the middle of the relay)."""
+        if nbytes > channel.MAX_FRAME:
+            raise TaskError("the task does not fit this machine: one of its input sets or outputs is too large to "
+                            f"pass between processes here (an input set of {_size(nbytes)}, at most "
+                            f"{_size(channel.MAX_FRAME)} a message)")
 
     def _check_degenerate(self) -> None:
         trials = [s for s in self.sets.values() if s.variant in ("default", "timing") and s.native is not None]
