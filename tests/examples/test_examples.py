@@ -68,5 +68,5 @@ def test_gpu_candidate_accepted(judge, name: str, form: str) -> None:
 def test_shipped_cheat_is_rejected(judge) -> None:
     result = judge(EXAMPLES / "elementwise" / "task.py", EXAMPLES / "cheats" / "cache_by_pointer.py")
     assert not result.accepted
-    assert result.checks[0] in {"mismatch", "timed_output", "memoization"}, result.reasons
+    assert result.checks[0] == "mismatch", result.reasons
     assert any("reads tensor addresses" in f for f in result.findings)

@@ -63,6 +63,7 @@ _force_keys: Any = _C._ForceDispatchKeyGuard
 # The C method itself: `torch.Tensor.clone` is looked up on the Python class at each call,
 # where a candidate can swap it and swap it back before any identity check looks.
 _clone: Callable[[torch.Tensor], torch.Tensor] = _C.TensorBase.clone
+_copy_: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _C.TensorBase.copy_
 _Module: Any = _C._DispatchModule  # what torch.library.Library registers through
 _gettrace = sys.gettrace
 _getprofile = sys.getprofile
@@ -183,6 +184,12 @@ def clone(t: torch.Tensor) -> torch.Tensor:
     """
     with _no_torch_function(), _force_keys(*_KEYS_BASE):
         return _clone(t)
+
+
+def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """Write `src` into `dst` in place, past the same modes and forced keys that `clone` is."""
+    with _no_torch_function(), _force_keys(*_KEYS_BASE):
+        _copy_(dst, src)
 
 
 def check_copy_path() -> None:
