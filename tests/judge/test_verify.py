@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from kernelwright import constants as C
+
 from tests.conftest import CANDIDATES, TASKS
 
 
@@ -84,3 +86,29 @@ def test_a_candidate_whose_unchecked_first_call_raises_is_a_crash(judge) -> None
     assert result.checks == ["crash"], result.reasons
     assert "first call" in result.reasons[0].detail and "failed to launch" in result.reasons[0].detail
     assert result.correctness == []  # no trial ran
+
+
+# Correct, and 0.3 ms slower in every other 50 ms window of the wall clock: whole batches land
+# in a slow window or a fast one, so the speedup's interval stays wide across the bar, and a
+# verdict with extra rounds adds them (24-48 rounds in three runs on the 2-core machine).
+SPIKY = '''
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        if int(time.time() * 20) % 2:
+            time.sleep(0.0003)
+        return F.gelu(x * 2 + 1) * torch.sigmoid(x)
+'''
+
+
+def test_a_search_verdict_adds_no_rounds_to_a_wide_interval(judge) -> None:
+    """The search's verdicts only rank kernels; the crowned one's fresh re-judgement adds rounds."""
+    result = judge("gelu_mul", SPIKY, extra_rounds=False)
+    assert result.accepted, result.reasons
+    assert result.timing is not None and result.timing.rounds == C.TIMING_BATCHES

@@ -59,6 +59,10 @@ class VerifyOptions:
     # where the kernel cannot enforce all of it.
     confine: bool = field(default_factory=lambda: os.environ.get(ENV_CONFINE, "1") != "0")
     require_confinement: bool = False
+    # Rounds added while a speedup's interval is still wider than SPEEDUP_INTERVAL_MAX_WIDTH (up
+    # to TIMING_MAX_ROUNDS); off in a search, whose verdicts rank kernels and whose claim is
+    # the crowned kernel's fresh re-judgement, which adds them.
+    extra_rounds: bool = True
     # Bytes of references (native and float64 outputs) the judge may hold at once; None: a share
     # of the memory available on this machine (constants.JUDGE_REFERENCE_SHARE).
     reference_memory_bytes: int | None = None

@@ -67,7 +67,7 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None,
     cfg = SearchConfig(device=device, target=target, work_dir=work, budget=req.budget,
                        time_limit_s=req.time_limit_s, max_tokens=req.max_tokens, max_cost_usd=req.max_cost_usd,
                        parallel=req.parallel, seed=req.seed, device_facts=device_facts.describe(device),
-                       judge=VerifyOptions(device=device, compile_baseline=False))
+                       judge=VerifyOptions(device=device, compile_baseline=False, extra_rounds=False))
     name = task.path.stem if task.path.stem != "task" else task.path.parent.name
     search = Search(task.path, task.source, name, proposers, store, cfg, run_id=run_id,
                     on_event=None)

@@ -91,7 +91,8 @@ class TimedPhase(FloorsPhase):
 
             with self._step("timing.rounds"):
                 timing.interleave(sides, self.cal, timing_sets, self.rng, switch,
-                                  rounds=timing.rounds_for(sides), narrow=narrow)
+                                  rounds=timing.rounds_for(sides),
+                                  narrow=narrow if self.opts.extra_rounds else None)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
         finally:
