@@ -30,3 +30,24 @@ def test_the_key_changes_with_whatever_the_verdict_depends_on():
                   R.verdict_key("t", "task", "cand", "cpu", {"trials": 6}),
                   R.verdict_key("t2", "task", "cand", "cpu", {"trials": 5})):
         assert other != base
+
+
+def test_the_key_settings_name_the_judges_code_and_torch(tmp_path) -> None:
+    import shutil
+
+    import torch
+
+    from kernelwright import provenance
+    from kernelwright.bench.run import settings_of
+    from kernelwright.judge.verify import VerifyOptions
+
+    settings = settings_of(VerifyOptions(device="cpu"))
+    assert settings["torch"] == torch.__version__
+    assert settings["kernelwright_code"] == provenance.code_digest()
+    # One changed line anywhere in the package is another judge.
+    copy = tmp_path / "kw"
+    shutil.copytree(provenance.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert provenance.code_digest(copy) == provenance.code_digest()
+    timing = copy / "judge" / "timing.py"
+    timing.write_text(timing.read_text() + "\n# another judge\n")
+    assert provenance.code_digest(copy) != provenance.code_digest()

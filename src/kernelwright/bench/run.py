@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kernelwright import provenance
 from kernelwright.bench import records as R
 from kernelwright.bench.records import BenchRow, Verdict
 from kernelwright.bench.suite import SuiteTask, find_candidates, find_tasks, sample_tasks
@@ -88,9 +89,13 @@ class BenchProgress:
 
 
 def settings_of(opts: VerifyOptions) -> dict[str, object]:
-    """The judge settings a verdict depends on (part of each record's resume key)."""
+    """The judge settings a verdict depends on (part of each record's resume key).
+
+    With the judge's own code and torch's version: a record another judge made is judged again.
+    """
     d = asdict(opts)
-    return {k: d[k] for k in ("trials", "compile_baseline", "timing", "threads", "confine")}
+    return {**{k: d[k] for k in ("trials", "compile_baseline", "timing", "threads", "confine")},
+            **provenance.judge_identity()}
 
 
 def row_from_result(task: SuiteTask, candidate: str, key: str, device: str, result: JudgeResult,
