@@ -6,7 +6,8 @@ its candidate): what docs/kernelbench.md records.
 Prints, per level and in all: tasks judged, accepted, each task not accepted with its reason;
 the identity speedups' spread (they should sit at 1.00x: quantiles, the share whose interval
 holds 1.0) and the five furthest from 1.00x; the tasks the judge flagged degenerate; what was
-scaled down (no float64 reference, input sets made on use); the seconds a verdict took.
+scaled down (no float64 reference, input sets made on use); the most GPU work a task's trials
+left queued at return (the race check's measure); the seconds a verdict took.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def main() -> int:
         print(f"{label}: {len(hit)}")
         for task, f in hit:
             print(f"  {task}: {f[:240]}")
+    pend = sorted(((r["max_pending_ms"], r["task"]) for r in rows if r.get("max_pending_ms") is not None),
+                  reverse=True)
+    if pend:
+        # The race check's measure on accepted trials: how close honest tasks come to its bar.
+        print(f"GPU work left queued at return (ms, the most of any trial; race bar 0.05): median "
+              f"{statistics.median(p for p, _ in pend):.4f}, max {pend[0][0]:.4f}; highest: "
+              + ", ".join(f"{t} {p:.4f}" for p, t in pend[:5]))
     secs = [r["seconds"] for r in rows if r.get("seconds")]
     if secs:
         print(f"seconds a verdict: median {statistics.median(secs):.1f}, mean {statistics.fmean(secs):.1f}, "

@@ -292,6 +292,7 @@ class RunReply(EmptyReply, total=False):
     types: Any
     mutated: bool
     race: str | None  # what was still running after return, when anything was
+    pending_ms: float | None  # CUDA: GPU work still queued once the caller's stream was done (ms)
 
 
 class ProfileRow(TypedDict):

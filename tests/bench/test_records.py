@@ -51,3 +51,19 @@ def test_the_key_settings_name_the_judges_code_and_torch(tmp_path) -> None:
     timing = copy / "judge" / "timing.py"
     timing.write_text(timing.read_text() + "\n# another judge\n")
     assert provenance.code_digest(copy) != provenance.code_digest()
+
+
+def test_a_record_keeps_the_most_gpu_work_a_trial_left_queued() -> None:
+    from pathlib import Path
+
+    from kernelwright.bench.run import row_from_verdict
+    from kernelwright.bench.suite import SuiteTask
+
+    task = SuiteTask("level2/1_Conv2D_ReLU_BiasAdd.py", Path("level2/1_Conv2D_ReLU_BiasAdd.py"), 2, 1)
+    verdict = {"verdict": "accepted", "reasons": [], "findings": [], "timing": None,
+               "correctness": [{"pending_ms": 0.004}, {"pending_ms": 0.031}, {"pending_ms": None}]}
+    row = row_from_verdict(task, "c.py", "k", "cuda", verdict, 1.0)
+    assert row.max_pending_ms == 0.031
+    assert BenchRow.from_dict(row.to_dict()) == row
+    cpu = row_from_verdict(task, "c.py", "k", "cpu", {**verdict, "correctness": [{"pending_ms": None}]}, 1.0)
+    assert cpu.max_pending_ms is None

@@ -112,3 +112,15 @@ def test_a_search_verdict_adds_no_rounds_to_a_wide_interval(judge) -> None:
     result = judge("gelu_mul", SPIKY, extra_rounds=False)
     assert result.accepted, result.reasons
     assert result.timing is not None and result.timing.rounds == C.TIMING_BATCHES
+
+
+def test_pending_gpu_work_is_reported_per_trial_and_absent_on_the_cpu(judge) -> None:
+    from kernelwright.judge._support import finite_or_none
+
+    result = judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False)
+    assert result.accepted, result.reasons
+    assert result.correctness and all(t.pending_ms is None for t in result.correctness)
+    assert json.loads(json.dumps(result.to_dict()))["correctness"][0]["pending_ms"] is None
+    # What a worker reports is taken only as a finite number.
+    assert [finite_or_none(v) for v in (0.01, 3, float("nan"), float("inf"), "0.1", True, None)] == \
+        [0.01, 3.0, None, None, None, None, None]

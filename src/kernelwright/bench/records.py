@@ -52,6 +52,9 @@ class BenchRow:
     phases_s: dict[str, float] = field(default_factory=dict)  # the verdict's own split of its time (phases_s)
     # The judge's findings: what it scaled down and why, a degenerate task, a noisy timing.
     findings: list[str] = field(default_factory=list)
+    # CUDA: the most GPU work a checked trial left queued once the caller's stream was done (ms),
+    # what the race check measures; a `race` rejection's own figure is in its reason.
+    max_pending_ms: float | None = None
     run_id: str | None = None  # the store's run and candidate ids, where recorded
     candidate_id: str | None = None
 

@@ -108,6 +108,7 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
                      seconds: float) -> BenchRow:
     """A bench record of one verdict in the form `verify --json` prints (JudgeResult.to_dict)."""
     t = verdict.get("timing") or {}
+    pending = [p for p in (c.get("pending_ms") for c in verdict.get("correctness") or []) if p is not None]
 
     def interval(name: str) -> tuple[float, float] | None:
         iv = t.get(name)
@@ -122,7 +123,8 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
         compile_ms=(t.get("compile_ms") or {}).get("median"),
         reasons=[{"check": str(r["check"]), "detail": r["detail"]} for r in verdict.get("reasons") or []],
         seconds=seconds, phases_s=dict(verdict.get("phases_s") or {}),
-        findings=[str(f) for f in verdict.get("findings") or []])
+        findings=[str(f) for f in verdict.get("findings") or []],
+        max_pending_ms=max(pending) if pending else None)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
@@ -68,6 +69,13 @@ def variant_name(variant: dict[str, Any] | None) -> str:
 def ratio(a: float, b: float) -> float | None:
     """a / b, or None when b is not positive."""
     return a / b if b > 0 else None
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A number a worker reported, as a float when it is a finite one; anything else is None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def tail(text: str, n: int) -> str:

@@ -62,6 +62,10 @@ class TrialResult:
     max_rel_error: float
     scale: float
     passed: bool
+    # On CUDA: GPU work still queued once the caller's stream had finished (ms), as the
+    # candidate's worker measured it. Diagnostic only: past RACE_PENDING_MS it rejects
+    # (`race`); under it, it can never help a candidate. None on the CPU.
+    pending_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -467,6 +467,7 @@ class Harness:
         plain = is_plain_tensor_tree(out)
         # The copy is ordered on the caller's stream alone: what a consumer reads at return.
         snap = clone_tree(out) if plain else out
+        pending_ms = None
         if self.cuda:
             pending_ms = self._pending_ms()
             if pending_ms > C.RACE_PENDING_MS:
@@ -482,7 +483,8 @@ class Harness:
                         + ": work on another thread or stream was still writing it")
         mutated = not unchanged(inputs, staged)
         self._remember_sizes(out)
-        return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated, "race": race}
+        return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated, "race": race,
+                "pending_ms": pending_ms}
 
     def _checked_copy(self, staged: tuple[Any, ...]) -> tuple[Any, ...]:
         """A copy of a staged set for a checked call, in the buffers of the last set of its shapes."""
