@@ -90,3 +90,27 @@ def test_closing_the_pool_halfway_through_a_start_kills_the_workers_at_once() ->
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     pool.refill(SPEC)  # closed: nothing new starts
     assert pool.take(SPEC) is None
+
+
+def test_the_next_pair_starts_once_nothing_is_timed_and_not_before(monkeypatch, tmp_path) -> None:
+    from kernelwright.judge.phases.timed import TimedPhase
+
+    cand = tmp_path / "cand.py"
+    cand.write_text(forms.FORMS["c"].skeleton())
+    pending_at: dict[str, bool] = {}
+    with PairPool() as pool:
+        real_floor, real_check = TimedPhase._floor, TimedPhase._check_timed_outputs
+
+        def floor(self, *a, **k):
+            pending_at["floor"] = pool._pending is not None  # the ceilings may be measured here
+            return real_floor(self, *a, **k)
+
+        def check(self, *a, **k):
+            pending_at["timed outputs"] = pool._pending is not None
+            return real_check(self, *a, **k)
+
+        monkeypatch.setattr(TimedPhase, "_floor", floor)
+        monkeypatch.setattr(TimedPhase, "_check_timed_outputs", check)
+        result = verify_files(TASKS / "relu_add.py", cand, OPTS, pool=pool)
+    assert result.accepted, result.reasons
+    assert pending_at == {"floor": False, "timed outputs": True}

@@ -141,9 +141,7 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             for w in (cand, ref):
                 if w is not None:
                     w.close()
-            if self.pool is not None:
-                # Nothing of this verdict is timed any more: the next pair may start.
-                self.pool.refill(pair_spec(self.opts, self.device))
+            self._untimed_from_now()  # a no-op when the timed phase already let it start
             if self.ceilings.restore_if_changed():
                 self.findings.append("something changed the device-ceilings cache during this judgement; "
                                      "it was put back")

@@ -68,6 +68,17 @@ class JudgementState:
         if self.cand_worker is not None:
             self.cand_worker.limit_messages(self.frame_cap)
 
+    def _untimed_from_now(self) -> None:
+        """Nothing of this verdict is timed or measured any more: the pool's next pair may start.
+
+        Its two processes starting (imports, CUDA init) would slow whatever ran beside them,
+        so this comes after the last timed batch and the ceilings' measurement, never before.
+        """
+        if self.pool is not None:
+            from kernelwright.judge.phases.workers import pair_spec
+
+            self.pool.refill(pair_spec(self.opts, self.device))
+
     # -- accounting ----------------------------------------------------------
 
     def _phase(self, name: str, t0: float) -> None:

@@ -145,6 +145,8 @@ class TimedPhase(FloorsPhase):
                 speedups[name], stats[name] = (point, iv), m_live.stats
         with self._step("timing.floor"):
             floor, flop_floor = self._floor(ref, speedups["eager"][0])
+        # The timed outputs are checked while the next verdict's workers start (in a search).
+        self._untimed_from_now()
         with self._step("timing.timed_outputs"):
             self._check_timed_outputs(ref, checks)
         cand_ms = m_cand.stats.median
