@@ -94,6 +94,7 @@ def test_closing_the_pool_halfway_through_a_start_kills_the_workers_at_once() ->
 
 def test_the_next_pair_starts_once_nothing_is_timed_and_not_before(monkeypatch, tmp_path) -> None:
     from kernelwright.judge.phases.timed import TimedPhase
+    from kernelwright.sandbox import quiet
 
     cand = tmp_path / "cand.py"
     cand.write_text(forms.FORMS["c"].skeleton())
@@ -102,11 +103,13 @@ def test_the_next_pair_starts_once_nothing_is_timed_and_not_before(monkeypatch, 
         real_floor, real_check = TimedPhase._floor, TimedPhase._check_timed_outputs
 
         def floor(self, *a, **k):
-            pending_at["floor"] = pool._pending is not None  # the ceilings may be measured here
+            # The ceilings may be measured here: nothing may start yet, and background work stands still.
+            pending_at["floor"] = pool._pending is not None or quiet._depth == 0
             return real_floor(self, *a, **k)
 
         def check(self, *a, **k):
-            pending_at["timed outputs"] = pool._pending is not None
+            # Started, and not held still by the quiet period: it starts while the outputs are checked.
+            pending_at["timed outputs"] = pool._pending is not None and quiet._depth == 0
             return real_check(self, *a, **k)
 
         monkeypatch.setattr(TimedPhase, "_floor", floor)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from contextlib import ExitStack
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,7 @@ def verify_files(task_path: str | Path, candidate_path: str | Path,
     """Judge the candidate file against the task file.
 
     With `pool`, the verdict takes its workers from it when a pair is ready and
-    starts the next pair once its timed calls are over (see judge.pairs).
+    starts the next pair once nothing of it is timed or measured any more (see judge.pairs).
     Raises TaskError or InputError (exit code 2) for a bad task, file or option;
     every problem of the candidate is a rejected verdict instead.
     """
@@ -195,5 +196,9 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         self._correctness(ref, cand)
         self._phase("correctness", t0)
         t0 = time.perf_counter()
-        with quiet.quiet():  # background builds stand still while anything is timed
+        with ExitStack() as period:
+            # Background builds (and a pool's next pair) stand still while anything is timed or
+            # measured; _untimed_from_now ends the period early, once nothing more is.
+            period.enter_context(quiet.quiet())
+            self.quiet_period = period
             self._timing_phase(ref, cand, t0)

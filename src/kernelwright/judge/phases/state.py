@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -61,6 +61,7 @@ class JudgementState:
         self.hold_bytes = 0  # what the judge can give two sets' outputs (0: not yet known)
         self.cand_worker: Worker | None = None  # set once started: its message cap follows the outputs
         self.frame_cap = C.CANDIDATE_FRAME_BASE_BYTES
+        self.quiet_period: ExitStack | None = None  # open while background work must stand still
 
     def _allow_outputs(self, out_bytes: int) -> None:
         """Let the candidate's worker send outputs of `out_bytes` (twice over), never more."""
@@ -74,6 +75,9 @@ class JudgementState:
         Its two processes starting (imports, CUDA init) would slow whatever ran beside them,
         so this comes after the last timed batch and the ceilings' measurement, never before.
         """
+        if self.quiet_period is not None:
+            self.quiet_period.close()  # background builds may run again
+            self.quiet_period = None
         if self.pool is not None:
             from kernelwright.judge.phases.workers import pair_spec
 
