@@ -83,8 +83,8 @@ class CorrectnessPhase(JudgementState):
                 raise Rejected(Check.RACE, f"trial {i} ({s.distribution} inputs): the output was not "
                                f"complete when forward returned: {S.tail(str(reply['race']), 400)}")
             c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
-            self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error,
-                                           c.max_rel_error, c.scale, c.passed, S.finite_or_none(reply.get("pending_ms"))))
+            self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error, c.max_rel_error,
+                                           c.scale, c.passed, S.finite_or_none(reply.get("pending_ms"))))
             if not c.passed:
                 raise Rejected(c.check or Check.MISMATCH,
                                f"trial {i} ({s.distribution} inputs, {s.variant} shape): {c.detail}")
