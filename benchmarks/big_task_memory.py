@@ -68,6 +68,7 @@ def main() -> int:
     print(f"verdict {result.verdict} {[f'{r.check}: {r.detail[:200]}' for r in result.reasons]} "
           f"in {time.perf_counter() - t0:.0f} s; trials {len(result.correctness)}")
     print("findings:", [f for f in result.findings if "large" in f or "float64" in f])
+    print("phases (s):", {k: round(v, 1) for k, v in result.phases_s.items() if v >= 0.1})
     print(f"judge peak RSS {peak / 2**30:.2f} GiB = {peak / (rows * cols * 4):.1f} x one input set")
     return 0
 

@@ -96,10 +96,11 @@ TIMING_WARMUP_CALLS = 3
 # memoization check and keep a call's inputs out of the cache the last one left.
 TIMING_INPUT_SETS = 6
 TIMING_INPUT_BYTES_CAP = 1 << 30  # rotate fewer sets when inputs are large
-# The judge compares outputs this many elements at a time, so that its float64 temporaries
-# stay about 1 GiB whatever the output's size (a 6 GB output compared whole needed ~5x its
-# float64 size at once).
-COMPARE_CHUNK_ELEMENTS = 1 << 24
+# The judge compares outputs this many elements at a time, in float64 buffers reused from one
+# stretch to the next (about 100 MiB whatever the output's size: a 6 GB output compared whole
+# needed ~5x its float64 size at once, and buffers made afresh per stretch cost more in page
+# faults than the arithmetic).
+COMPARE_CHUNK_ELEMENTS = 1 << 22
 CALIBRATION_REPEATS = 7
 # A reported time this far below the judge's own clock is a patched timer.
 TIMER_AGREEMENT_RATIO = 0.25
@@ -185,6 +186,8 @@ COMPILER_OUTPUT_CHARS = 2000
 # MAX_FRAME_BYTES): an input set or output is one frame, and KernelBench's level-1 tasks pass
 # 8-13 GB ones (a fixed 8 GiB refused level1/4's 8.6 GB inputs on the H200).
 MAX_FRAME_BYTES = 8 << 30
+# Buffer of each pipe between the judge and a worker (capped by /proc/sys/fs/pipe-max-size).
+PIPE_BYTES = 1 << 20
 MAX_FRAME_RAM_SHARE = 0.5
 # A candidate's worker may send at most this plus twice the largest reference output it could
 # be asked to match (a wrong dtype of twice the size still arrives, to be rejected by name).

@@ -71,3 +71,65 @@ def test_the_largest_frame_comes_from_the_machine(monkeypatch) -> None:
     b.send({"x": 2}, [b"y" * 1001])
     with pytest.raises(ChannelError, match=r"frame too large \(\d+ \+ 1001 bytes; at most 1000 on this machine\)"):
         a.recv()
+
+
+def _relay(src: int, dst: int, flip_at: int | None = None) -> None:
+    """Copy everything from src to dst, flipping one byte at offset `flip_at` on the way."""
+    seen = 0
+    while chunk := os.read(src, 1 << 20):
+        data = bytearray(chunk)
+        if flip_at is not None and seen <= flip_at < seen + len(data):
+            data[flip_at - seen] ^= 0xFF
+        seen += len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dst, view):]
+    os.close(dst)
+
+
+def _large_round_trip(flip_at: int | None) -> tuple[bytes, object]:
+    import threading
+
+    from kernelwright.sandbox import channel
+
+    payload = os.urandom(1 << 16) * (3 * channel._CHUNK // (1 << 16) + 3)  # several chunks and a tail
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    sender = Channel(os.pipe()[0], w1, b"s" * 32)
+    receiver = Channel(r2, os.pipe()[1], b"s" * 32)
+    threads = [threading.Thread(target=sender.send, args=({"n": 1}, [b"head", payload])),
+               threading.Thread(target=_relay, args=(r1, w2, flip_at))]
+    for t in threads:
+        t.start()
+    try:
+        got: object = receiver.recv(deadline=None)
+    except ChannelError as exc:
+        got = exc
+    os.close(w1)
+    for t in threads:
+        t.join()
+    return payload, got
+
+
+def test_a_blob_of_many_chunks_arrives_whole() -> None:
+    payload, got = _large_round_trip(None)
+    assert isinstance(got, tuple)
+    header, blobs = got
+    assert header["n"] == 1 and blobs[0] == b"head" and blobs[1] == payload
+
+
+def test_one_byte_changed_deep_in_a_large_blob_is_refused() -> None:
+    from kernelwright.sandbox import channel
+
+    _, got = _large_round_trip(2 * channel._CHUNK + 12345)
+    assert isinstance(got, ChannelError) and "authentication" in str(got)
+
+
+def test_worker_pipes_are_widened() -> None:
+    from kernelwright import constants as C
+    from kernelwright.sandbox.channel import widen_pipe
+
+    r, w = os.pipe()
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        cap = int(f.read())
+    assert widen_pipe(w) == min(C.PIPE_BYTES, cap)

@@ -27,7 +27,7 @@ from kernelwright import constants as C
 from kernelwright.judge.result import Check
 from kernelwright.protocol import ENTRY_MODULE, SECRET_BYTES, Role
 from kernelwright.sandbox import limits
-from kernelwright.sandbox.channel import Channel, ChannelError
+from kernelwright.sandbox.channel import Channel, ChannelError, widen_pipe
 
 
 class WorkerFailure(Exception):
@@ -69,6 +69,8 @@ class Worker:
         self._secret = secrets.token_bytes(SECRET_BYTES)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        for fd in (to_child_w, from_child_w):
+            widen_pipe(fd)
         self._log_path = self.scratch / "worker.log"
         self._failure: WorkerFailure | None = None
         self._killed_for: Check | None = None
