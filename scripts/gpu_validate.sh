@@ -170,10 +170,10 @@ print(d['verdict'], [(r['check'], r['detail'][:400]) for r in d['reasons']], d['
 print(d['verdict'], (d['timing'] or {}).get('speedup_vs_eager'), {k: round(v, 2) for k, v in d['phases_s'].items()})"
       done
     fi
-    timeout -s INT -k 30 ${KW_SWEEP_S:-480} kernelwright bench $suite --candidates /tmp/ident --no-compile-baseline \
+    KERNELWRIGHT_TRACE=1 timeout -s INT -k 30 ${KW_SWEEP_S:-480} kernelwright bench $suite --candidates /tmp/ident --no-compile-baseline \
       --out "$out" --store "$out/kw.db" ${KW_LEVELS:+--levels $KW_LEVELS} ${KW_TASKS:+--tasks "$KW_TASKS"} \
       > "$OUT/sweep.txt" 2> "$OUT/sweep.err"
-    echo "bench exit $?"; cp "$out/results.jsonl" "$OUT/"; tail -45 "$OUT/sweep.txt"; tail -4 "$OUT/sweep.err"
+    echo "bench exit $?"; cp "$out/results.jsonl" "$OUT/"; tail -45 "$OUT/sweep.txt"; grep -v "make_set\|reference inputs" "$OUT/sweep.err" | tail -30
     python3 - "$out/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]

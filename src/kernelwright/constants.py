@@ -173,6 +173,8 @@ REFERENCE_STAGED_SHARE = 0.35
 # share of the worker's memory limit (or of the GPU's free memory): a margin for what the
 # estimate (twice the native run's own peak) misses, since a worker over its limit is killed.
 FLOAT64_MEMORY_SHARE = 0.8
+# A float64 run slower than this makes the first set the only one with a float64 reference.
+FLOAT64_RUN_BUDGET_S = 2.0
 WORKER_FILE_SIZE_BYTES = 2 << 30
 WORKER_MAX_PROCESSES = 4096  # per user, threads included (not enforced for root)
 MEMORY_POLL_S = 0.1

@@ -319,6 +319,8 @@ class MakeSetReply(EmptyReply, total=False):
     ref64: Spec
     ref64_error: str
     ref64_skipped: bool  # not made: it would not fit beside the native outputs (MakeSetRequest)
+    native_s: float  # seconds the task's own run took (device work included)
+    ref64_s: float  # seconds the float64 run took
 
 
 class PerturbedReferenceReply(EmptyReply, total=False):

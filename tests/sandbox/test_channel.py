@@ -133,3 +133,26 @@ def test_worker_pipes_are_widened() -> None:
     with open("/proc/sys/fs/pipe-max-size") as f:
         cap = int(f.read())
     assert widen_pipe(w) == min(C.PIPE_BYTES, cap)
+
+
+def test_header_only_mac_still_refuses_a_forged_header() -> None:
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    a, b = Channel(r1, w2, b"a" * 32, mac_blobs=False), Channel(r2, w1, b"b" * 32, mac_blobs=False)
+    b.send({"verdict": "accepted"}, [b"x" * 100])
+    with pytest.raises(ChannelError, match="authentication"):
+        a.recv()
+
+
+def test_only_the_candidates_channel_leaves_blob_bytes_unhashed() -> None:
+    """The reference's bytes are authenticated (a candidate must not forge them); the
+    candidate's worker holds its own secret, so hashing its bytes would prove nothing."""
+    from kernelwright.protocol import Role
+    from kernelwright.sandbox.process import SandboxConfig, Worker
+
+    for role, hashed in ((Role.REFERENCE, True), (Role.CANDIDATE, False)):
+        w = Worker(role, SandboxConfig(confine=False))
+        try:
+            assert w._chan.mac_blobs is hashed
+        finally:
+            w.close()

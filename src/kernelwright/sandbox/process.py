@@ -97,7 +97,7 @@ class Worker:
             os.close(to_child_r)
             os.close(from_child_w)
         limits.LIVE_WORKERS.add(self.proc.pid)
-        self._chan = Channel(from_child_r, to_child_w, self._secret)
+        self._chan = Channel(from_child_r, to_child_w, self._secret, mac_blobs=role != Role.CANDIDATE)
         self._chan.idle = self._resume_if_stopped
         self._read_fd = from_child_r
         # The secret goes over the pipe, never argv or env (both readable in /proc).

@@ -34,7 +34,7 @@ def main() -> None:
     from kernelwright.sandbox import confine
 
     confinement = confine.apply() if role == Role.CANDIDATE else None
-    chan = Channel(rfd, wfd, secret)
+    chan = Channel(rfd, wfd, secret, mac_blobs=role != Role.CANDIDATE)
     del secret
 
     if role == Role.REFERENCE:

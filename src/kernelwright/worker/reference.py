@@ -57,6 +57,13 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _settled_since(t0: float, cuda: bool) -> float:
+    """Seconds since t0, once the device's queued work is done too."""
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
 def _float64_skip(native: object, header: P.MakeSetRequest, run: tuple[int, int], input_bytes: int,
                   cuda: bool) -> str:
     """Why the float64 run is skipped for outputs `native` (empty: make it).
@@ -144,7 +151,9 @@ class ReferenceWorker(RoleBase):
             with torch.no_grad():
                 args = clone_tree(staged)
                 before = _Footprint.start(self.h.cuda)
+                t0 = time.perf_counter()
                 native = self.model(*args)
+                reply["native_s"] = _settled_since(t0, self.h.cuda)
                 run = before.extra(self.h.cuda)
                 if self.h.noop_out is None and not header.get("variant"):
                     self.h.noop_out = native  # the task's own output object: nothing uses it after this
@@ -159,7 +168,9 @@ class ReferenceWorker(RoleBase):
                     release_free_memory()
                     return reply, out_blobs
                 try:
+                    t0 = time.perf_counter()
                     ref64 = self._double_model()(*I.to_double(staged, copy=True))
+                    reply["ref64_s"] = _settled_since(t0, self.h.cuda)
                     reply["ref64"] = codec.encode(ref64, out_blobs)
                 except Exception as exc:  # some ops have no float64 kernel
                     reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]

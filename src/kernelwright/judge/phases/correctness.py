@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Any, Iterator
@@ -10,7 +11,7 @@ from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge._support import InputSet
-from kernelwright.judge.phases.state import JudgementState, Rejected
+from kernelwright.judge.phases.state import JudgementState, Rejected, trace
 from kernelwright.judge.result import Check, TrialResult
 from kernelwright.sandbox.process import Worker
 
@@ -72,6 +73,7 @@ class CorrectnessPhase(JudgementState):
 
     def _run_trials(self, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
         for i, s in enumerate(trials):
+            t0 = time.perf_counter()
             reply, blobs, _ = cand.request(P.DropSetRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm),
                                            timeout=self.opts.call_timeout_s)
             if reply.get("status") != P.Status.OK:
@@ -82,7 +84,9 @@ class CorrectnessPhase(JudgementState):
             if reply.get("race"):
                 raise Rejected(Check.RACE, f"trial {i} ({s.distribution} inputs): the output was not "
                                f"complete when forward returned: {S.tail(str(reply['race']), 400)}")
+            t1 = time.perf_counter()
             c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
+            trace(f"trial {i}: run and output back {t1 - t0:.2f} s, compared in {time.perf_counter() - t1:.2f} s")
             self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error, c.max_rel_error,
                                            c.scale, c.passed, S.finite_or_none(reply.get("pending_ms"))))
             if not c.passed:

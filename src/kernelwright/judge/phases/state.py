@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import sys
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -24,6 +26,16 @@ from kernelwright.task.metadata import TaskError
 
 if TYPE_CHECKING:
     from kernelwright.judge.verify import VerifyOptions
+
+
+ENV_TRACE = "KERNELWRIGHT_TRACE"  # set to 1: each phase and step is printed to stderr as it ends
+
+
+def trace(message: str) -> None:
+    """One line to stderr, with the wall clock, when KERNELWRIGHT_TRACE=1 (a verdict cut short
+    by a time limit still shows how far it got and where the time went)."""
+    if os.environ.get(ENV_TRACE) == "1":
+        print(f"[kw {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Rejected(Exception):
@@ -86,7 +98,9 @@ class JudgementState:
     # -- accounting ----------------------------------------------------------
 
     def _phase(self, name: str, t0: float) -> None:
-        self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        self.phases[name] = self.phases.get(name, 0.0) + dt
+        trace(f"{name} {dt:.2f} s")
 
     @contextmanager
     def _step(self, name: str) -> Iterator[None]:
@@ -101,7 +115,10 @@ class JudgementState:
 
     def _ref_request(self, ref: Worker, header: Mapping[str, Any], blobs: list[bytes] | None = None,
                      timeout: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
+        t0 = time.perf_counter()
         reply, rblobs, _ = ref.request(header, blobs, timeout or self.opts.call_timeout_s)
+        trace(f"reference {header['op']}: {time.perf_counter() - t0:.2f} s, "
+              f"{sum(len(b) for b in rblobs) / 2**20:.0f} MiB back")
         if reply.get("status") != P.Status.OK:
             raise TaskError(f"the task failed in its reference run ({header['op']}): {reply.get('error')}")
         return reply, rblobs
