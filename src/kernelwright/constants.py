@@ -126,6 +126,9 @@ LAUNCH_HOLD_MS = 0.1
 # stream finished, or an output that changes within RACE_SETTLE_S of return, is a race.
 # A device-wide sync of an idle H200 takes well under 0.01 ms.
 RACE_PENDING_MS = 0.05
+# A checked call over RACE_PENDING_MS is run this many times more on the same inputs, and the
+# median of all decides: one host-timed sync is noisy, an unjoined stream behind the hold is not.
+RACE_CONFIRM_CALLS = 2
 RACE_SETTLE_S = 0.005
 # Checked calls run on copies written into the buffers of the last copy of the same shapes
 # (a result cache keyed by address then answers with a stale output); this many shapes' buffers

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import statistics
 import sys
 import time
 from typing import Any, Callable, Iterator
@@ -24,6 +25,7 @@ from kernelwright.worker.hold import DeviceHold
 
 _perf = time.perf_counter
 _sleep = time.sleep
+_median = statistics.median  # taken before candidate code exists, like _sleep
 _type = builtins.type
 
 # Dotted names whose objects must be the same after import and after the runs.
@@ -464,12 +466,8 @@ class Harness:
         plain = is_plain_tensor_tree(out)
         # The copy is ordered on the caller's stream alone: what a consumer reads at return.
         snap = clone_tree(out) if plain else out
-        pending_ms = None
-        if self.cuda:
-            pending_ms = self._pending_ms()
-            if pending_ms > C.RACE_PENDING_MS:
-                race = _pending_race(pending_ms)
-        if plain and race is None:
+        pending_ms = self._pending_ms() if self.cuda else None
+        if plain:
             _sleep(C.RACE_SETTLE_S)
             self._sync()
             if not unchanged(out, snap):
@@ -478,6 +476,15 @@ class Harness:
                         + (f" ({extra} thread(s) more were running at return than before the call)"
                            if extra > 0 else "")
                         + ": work on another thread or stream was still writing it")
+        if race is None and pending_ms is not None and pending_ms > C.RACE_PENDING_MS:
+            # One host-timed sync is not proof: honest convolutions on the H200 read 0.04-0.06 ms
+            # now and then. Behind the hold, work on an unjoined stream is pending on every call,
+            # so the call is repeated and the median decides (as the timed batches' median does).
+            seen = [pending_ms] + [self._pending_again(fn, staged) for _ in range(C.RACE_CONFIRM_CALLS)]
+            pending_ms = _median(seen)
+            if pending_ms > C.RACE_PENDING_MS:
+                race = _pending_race(pending_ms) + f" (median of {len(seen)} calls: " \
+                    + ", ".join(f"{p:.3f}" for p in seen) + " ms)"
         mutated = not unchanged(inputs, staged)
         self._remember_sizes(out)
         return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated, "race": race,
@@ -500,6 +507,16 @@ class Harness:
     def end_checked_calls(self) -> None:
         """Free the checked calls' buffers: the correctness trials are over."""
         self._checked_bufs.clear()
+
+    def _pending_again(self, fn: Callable[..., Any], staged: tuple[Any, ...]) -> float:
+        """The pending time of one more call on a fresh copy of the same inputs, output dropped."""
+        args = clone_tree(staged)
+        self._sync()
+        self.hold()
+        out = fn(*args)
+        pending = self._pending_ms()
+        del out, args
+        return pending
 
     def _pending_ms(self) -> float:
         """GPU work still queued on other streams once the caller's stream is done (ms).

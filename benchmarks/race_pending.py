@@ -1,0 +1,106 @@
+"""What the race check's measure reads on this GPU for honest work and for an unjoined side stream.
+
+The race check (worker/harness.py, `_pending_ms`) waits for the caller's stream, then times a
+device-wide sync on the host: GPU work still queued elsewhere shows as time. This prints, per
+workload, the distribution of that figure over CALLS calls made as a checked call makes them
+(behind the launch hold, the output copied on the caller's stream), and which CUDA streams one
+call's kernels ran on (from the profiler's trace), so the bar RACE_PENDING_MS can be set from
+what honest work reads here.
+
+    python benchmarks/race_pending.py [--calls 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def _streams(fn: Callable[[], object]) -> dict[str, int]:
+    """Kernels of one call per CUDA stream id (the profiler's chrome trace)."""
+    import torch
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    path = Path(tempfile.mkdtemp()) / "trace.json"
+    prof.export_chrome_trace(str(path))
+    counts: dict[str, int] = {}
+    for ev in json.loads(path.read_text()).get("traceEvents", []):
+        if ev.get("cat") == "kernel":
+            sid = str(ev.get("args", {}).get("stream"))
+            counts[sid] = counts.get(sid, 0) + 1
+    return counts
+
+
+def main() -> int:
+    """Print the pending-time distribution of each workload."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=30)
+    args = ap.parse_args()
+    import torch
+
+    from kernelwright import constants as C
+    from kernelwright.worker.harness import Harness
+
+    h = Harness("cuda", None)
+    torch.backends.cudnn.benchmark = False
+    side = torch.cuda.Stream()
+    x_small = torch.randn(1 << 16, device="cuda")
+    x_big = torch.randn(1 << 28, device="cuda")
+    conv = torch.nn.Conv2d(64, 128, 3).cuda()
+    x_conv = torch.rand(128, 64, 128, 128, device="cuda")
+    convt = torch.nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1).cuda()
+    x_convt = torch.rand(128, 64, 64, 64, device="cuda")
+    khz = getattr(torch.cuda.get_device_properties(0), "clock_rate", 1_980_000)  # the H200: 1980 MHz
+    spin = int(50e-6 * khz * 1e3)  # cycles: about 50 us at the SM clock
+
+    def unjoined() -> torch.Tensor:
+        y = x_small * 2
+        with torch.cuda.stream(side):
+            torch.cuda._sleep(spin)
+        return y
+
+    def joined() -> torch.Tensor:
+        y = x_small * 2
+        with torch.cuda.stream(side):
+            torch.cuda._sleep(spin)
+        torch.cuda.current_stream().wait_stream(side)
+        return y
+
+    cases: dict[str, Callable[[], torch.Tensor]] = {
+        "small elementwise (64K)": lambda: x_small * 2,
+        "big elementwise (1 GiB)": lambda: x_big * 2,
+        "conv2d 128x64x128x128 (level2/1's)": lambda: conv(x_conv),
+        "conv_transpose2d 128x64x64x64": lambda: convt(x_convt),
+        "side stream ~50 us, joined": joined,
+        "side stream ~50 us, NOT joined": unjoined,
+    }
+    print(f"RACE_PENDING_MS {C.RACE_PENDING_MS}; hold blocks device: {h.hold.blocks_device}")
+    with torch.no_grad():
+        for name, fn in cases.items():
+            for _ in range(3):
+                fn()
+            torch.cuda.synchronize()
+            seen = []
+            for _ in range(args.calls):
+                torch.cuda.synchronize()
+                h.hold()
+                out = fn()
+                snap = out.clone()
+                seen.append(h._pending_ms())
+                del out, snap
+            torch.cuda.synchronize()
+            q = statistics.quantiles(seen, n=20)
+            over = sum(p > C.RACE_PENDING_MS for p in seen)
+            print(f"{name}: pending ms median {statistics.median(seen):.4f}, 95% {q[-1]:.4f}, "
+                  f"max {max(seen):.4f}; over the bar {over}/{len(seen)}; kernels by stream {_streams(fn)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
