@@ -7,7 +7,13 @@ workload, the distribution of that figure over CALLS calls made as a checked cal
 call's kernels ran on (from the profiler's trace), so the bar RACE_PENDING_MS can be set from
 what honest work reads here.
 
-    python benchmarks/race_pending.py [--calls 30]
+Each workload runs once per LEAD: the host waits LEAD microseconds after enqueuing the hold
+before it calls the workload. On the H200 (2026-12-03, lead 0) the unjoined ~50 us side stream
+read about 5 us pending, as if its kernel had run during the hold rather than after it: if the
+hold's kernel reaches the device later than a fast host launch does, side-stream work hides
+under it. A lead that lets the hold start first should make that case read about 45 us.
+
+    python benchmarks/race_pending.py [--calls 30] [--lead-us 0,30]
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import json
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +48,9 @@ def main() -> int:
     """Print the pending-time distribution of each workload."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=30)
+    ap.add_argument("--lead-us", default="0,30", help="host waits after the hold, comma-separated")
     args = ap.parse_args()
+    leads = [float(x) for x in args.lead_us.split(",")]
     import torch
 
     from kernelwright import constants as C
@@ -82,23 +91,27 @@ def main() -> int:
     }
     print(f"RACE_PENDING_MS {C.RACE_PENDING_MS}; hold blocks device: {h.hold.blocks_device}")
     with torch.no_grad():
-        for name, fn in cases.items():
-            for _ in range(3):
-                fn()
-            torch.cuda.synchronize()
-            seen = []
-            for _ in range(args.calls):
+        for lead in leads:
+            for name, fn in cases.items():
+                for _ in range(3):
+                    fn()
                 torch.cuda.synchronize()
-                h.hold()
-                out = fn()
-                snap = out.clone()
-                seen.append(h._pending_ms())
-                del out, snap
-            torch.cuda.synchronize()
-            q = statistics.quantiles(seen, n=20)
-            over = sum(p > C.RACE_PENDING_MS for p in seen)
-            print(f"{name}: pending ms median {statistics.median(seen):.4f}, 95% {q[-1]:.4f}, "
-                  f"max {max(seen):.4f}; over the bar {over}/{len(seen)}; kernels by stream {_streams(fn)}")
+                seen = []
+                for _ in range(args.calls):
+                    torch.cuda.synchronize()
+                    h.hold()
+                    until = time.perf_counter() + lead * 1e-6
+                    while time.perf_counter() < until:
+                        pass
+                    out = fn()
+                    snap = out.clone()
+                    seen.append(h._pending_ms())
+                    del out, snap
+                torch.cuda.synchronize()
+                q = statistics.quantiles(seen, n=20)
+                over = sum(p > C.RACE_PENDING_MS for p in seen)
+                print(f"lead {lead:g} us, {name}: pending ms median {statistics.median(seen):.4f}, 95% {q[-1]:.4f}, "
+                      f"max {max(seen):.4f}; over the bar {over}/{len(seen)}; kernels by stream {_streams(fn)}")
     return 0
 
 

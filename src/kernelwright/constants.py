@@ -118,6 +118,9 @@ SINGLE_CALL_CHECK_RATE = 0.125  # share of single-call timings whose output is c
 # float64 run: the trials have settled precision), so its tolerance factor is the trial's slack
 # times this: the native reference's own error may add to the candidate's.
 TIMED_OUTPUT_SLACK = 2.0
+# Timed outputs the judge holds to check once the timing is over; past this, each is checked as
+# it arrives, between batches (13 rounds of a 1 GB output would otherwise be 13 GB held).
+TIMED_OUTPUTS_HELD_BYTES = 1 << 30
 L2_FLUSH_BYTES = 256 << 20
 # On CUDA each timed call's stream is held by a spin of this length, launched just before the
 # call's start event, so the host's launch latency overlaps it and the events time GPU work.

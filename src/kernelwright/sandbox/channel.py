@@ -79,6 +79,11 @@ class _Mac:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="kw-mac")
         self._last = self._pool.submit(self._mac.update, data)
 
+    def close(self) -> None:
+        """Stop the hashing thread without waiting (a frame abandoned half-way)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
     def digest(self) -> bytes:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
@@ -121,15 +126,18 @@ class Channel:
         head = json.dumps(header, allow_nan=True).encode()
         mac = _Mac(self._secret, head)
         total = sum(len(b) for b in blobs)
-        _write_all(self._w, _LEN.pack(len(head), total) + head)
-        for b in blobs:
-            view = memoryview(b).cast("B")
-            for i in range(0, len(view), _CHUNK):
-                chunk = view[i:i + _CHUNK]
-                if self.mac_blobs:
-                    mac.update(chunk)  # hashed on the MAC thread while this one writes the chunk
-                _write_all(self._w, chunk)
-        _write_all(self._w, mac.digest())
+        try:
+            _write_all(self._w, _LEN.pack(len(head), total) + head)
+            for b in blobs:
+                view = memoryview(b).cast("B")
+                for i in range(0, len(view), _CHUNK):
+                    chunk = view[i:i + _CHUNK]
+                    if self.mac_blobs:
+                        mac.update(chunk)  # hashed on the MAC thread while this one writes the chunk
+                    _write_all(self._w, chunk)
+            _write_all(self._w, mac.digest())
+        finally:
+            mac.close()
 
     def recv(self, deadline: float | None = None) -> tuple[dict[str, Any], list[bytearray]]:
         """Receive one frame; raise ChannelError on EOF, forgery, disorder or a passed deadline.
@@ -152,18 +160,22 @@ class Channel:
         if sum(sizes) != total:
             raise ChannelError("frame blob sizes disagree with its length")
         blobs = []
-        for size in sizes:
-            # One preallocated buffer per blob (tensors are built on it without another copy),
-            # filled chunk by chunk, each chunk hashed while the next is read.
-            buf = bytearray(size)
-            view = memoryview(buf)
-            for i in range(0, size, _CHUNK):
-                _read_into(self._r, view[i:i + _CHUNK], self._deadline, self.idle)
-                if self.mac_blobs:
-                    check.update(view[i:i + _CHUNK])
-            blobs.append(buf)
-        mac = bytes(self._read(_MAC_LEN))
-        if not hmac.compare_digest(mac, check.digest()):
+        try:
+            for size in sizes:
+                # One preallocated buffer per blob (tensors are built on it without another copy),
+                # filled chunk by chunk, each chunk hashed while the next is read.
+                buf = bytearray(size)
+                view = memoryview(buf)
+                for i in range(0, size, _CHUNK):
+                    _read_into(self._r, view[i:i + _CHUNK], self._deadline, self.idle)
+                    if self.mac_blobs:
+                        check.update(view[i:i + _CHUNK])
+                blobs.append(buf)
+            mac = bytes(self._read(_MAC_LEN))
+            authentic = hmac.compare_digest(mac, check.digest())
+        finally:
+            check.close()
+        if not authentic:
             raise ChannelError("frame failed authentication")
         if header.get("_seq") != self._recv_seq:
             raise ChannelError("frame out of sequence (replayed or injected)")

@@ -73,6 +73,7 @@ class JudgementState:
         self.hold_bytes = 0  # what the judge can give two sets' outputs (0: not yet known)
         self.cand_worker: Worker | None = None  # set once started: its message cap follows the outputs
         self.frame_cap = C.CANDIDATE_FRAME_BASE_BYTES
+        self.inline_checks = 0  # timed outputs checked as they came, too large to hold (phases/timed.py)
         self.quiet_period: ExitStack | None = None  # open while background work must stand still
 
     def _allow_outputs(self, out_bytes: int) -> None:

@@ -55,13 +55,27 @@ class TimedPhase(FloorsPhase):
             self.cal = timing.calibrate(ref, warm[0], perturb)
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
+        held = [0]  # bytes of timed outputs held for checking after the timing
 
         def check(set_id: int, seed: int, index: int) -> None:
             reply, blobs, _ = cand.request(P.BareRequest(op=P.Op.FETCH), timeout=self.opts.call_timeout_s)
             if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.TIMED_OUTPUT, "fetching a timed output failed: "
                                + S.tail(reply.get("error", ""), 300))
-            checks.append((set_id, seed, index, reply.get("out"), blobs))
+            size = sum(len(b) for b in blobs)
+            if held[0] + size <= C.TIMED_OUTPUTS_HELD_BYTES:
+                held[0] += size
+                checks.append((set_id, seed, index, reply.get("out"), blobs))
+                return
+            # Outputs too large to hold every round's (1 GB a call on KernelBench's level 2): this
+            # one is checked now, between batches, with only the reference running (nothing is
+            # timed meanwhile), so the judge holds one output and one reference at a time.
+            back = running[0]
+            switch(ref)
+            self._check_timed_output(self._timed_reference(ref, set_id, seed, index), reply.get("out"), blobs)
+            del reply, blobs
+            self.inline_checks += 1
+            switch(back)
 
         running: list[Worker] = [ref]
 
@@ -149,6 +163,11 @@ class TimedPhase(FloorsPhase):
         self._untimed_from_now()
         with self._step("timing.timed_outputs"):
             self._check_timed_outputs(ref, checks)
+        if self.inline_checks:
+            self.findings.append(
+                f"large outputs: {self.inline_checks} of the timed outputs were checked as they came, between "
+                f"batches, rather than held until the timing ended (the judge holds at most "
+                f"{C.TIMED_OUTPUTS_HELD_BYTES / 2**30:.1f} GiB of them)")
         cand_ms = m_cand.stats.median
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
@@ -185,30 +204,34 @@ class TimedPhase(FloorsPhase):
         The reference worker makes the next check's reference while this process compares
         the current one (one ahead at most, so large outputs are never all held at once).
         """
+        with ThreadPoolExecutor(1, thread_name_prefix="kw-ref") as ex:
+            ahead = ex.submit(self._timed_reference, ref, *checks[0][:3]) if checks else None
+            for i, (_, _, _, out_spec, blobs) in enumerate(checks):
+                assert ahead is not None  # submitted for every check before it is reached
+                s = ahead.result()
+                ahead = ex.submit(self._timed_reference, ref, *checks[i + 1][:3]) if i + 1 < len(checks) else None
+                self._check_timed_output(s, out_spec, blobs)
+
+    def _timed_reference(self, ref: Worker, set_id: int, seed: int, index: int) -> InputSet:
+        """The reference a timed output is checked against: the task's native output on that call's
+        perturbed inputs (made now in the reference worker), or the set's own without perturbation."""
+        if seed < 0:  # the task turned perturbation off: the set's own reference applies
+            return self.sets[set_id]
         # The slack of the timing set that has its own float64 reference (same shapes and
         # distribution as every timing set), widened: the reference here is native precision.
         base = next((s for s in self.sets.values() if s.variant == "timing" and s.native is not None), None)
         factor = [C.TIMED_OUTPUT_SLACK * f for f in (base.slack if base and base.slack else [])]
+        reply, rblobs = self._ref_request(ref, P.PerturbedReferenceRequest(
+            op=P.Op.PERTURBED_REFERENCE, set_id=set_id, seed=seed, index=index))
+        s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
+        s.slack = factor or [C.TIMED_OUTPUT_SLACK] * len(cmp.leaves(s.native))
+        return s
 
-        def reference_for(set_id: int, seed: int, index: int) -> InputSet:
-            if seed < 0:  # the task turned perturbation off: the set's own reference applies
-                return self.sets[set_id]
-            reply, rblobs = self._ref_request(ref, P.PerturbedReferenceRequest(
-                op=P.Op.PERTURBED_REFERENCE, set_id=set_id, seed=seed, index=index))
-            s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
-            s.slack = factor or [C.TIMED_OUTPUT_SLACK] * len(cmp.leaves(s.native))
-            return s
-
-        with ThreadPoolExecutor(1, thread_name_prefix="kw-ref") as ex:
-            ahead = ex.submit(reference_for, *checks[0][:3]) if checks else None
-            for i, (_, _, _, out_spec, blobs) in enumerate(checks):
-                assert ahead is not None  # submitted for every check before it is reached
-                s = ahead.result()
-                ahead = ex.submit(reference_for, *checks[i + 1][:3]) if i + 1 < len(checks) else None
-                c = self._compare(out_spec, blobs, s, plain=True)
-                if not c.passed:
-                    raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
-                                   f"differ between checked and timed calls): {c.detail}")
+    def _check_timed_output(self, s: InputSet, out_spec: Any, blobs: list[bytes]) -> None:
+        c = self._compare(out_spec, blobs, s, plain=True)
+        if not c.passed:
+            raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
+                           f"differ between checked and timed calls): {c.detail}")
 
     def _compile_baseline(self, ref: Worker, warm_set: int) -> bool:
         """torch.compile the reference in its worker; False (with a finding) when skipped or failed."""
