@@ -65,11 +65,21 @@ def shape_globals(module_globals: dict[str, Any], variant: dict[str, Any] | None
 
 
 def make_inputs(get_inputs: Callable[[], Any], module_globals: dict[str, Any], seed: int,
-                distribution: str, variant: dict[str, Any] | None) -> list[Any]:
-    """Call the task's get_inputs under a seed, with module globals overridden for a shape variant."""
+                distribution: str, variant: dict[str, Any] | None, device: str | None = None) -> list[Any]:
+    """Call the task's get_inputs under a seed, with module globals overridden for a shape variant.
+
+    With `device`, tensors the task makes without naming a device are made there (a
+    `torch.device` context): KernelBench's level-1 sets are 6-13 GB of `torch.rand` that the
+    CPU makes at about a GiB a second and then copies over. The same seed gives the same
+    inputs on the same device, so a set made again from its seed is the same set.
+    """
     with shape_globals(module_globals, variant):
         seed_everything(seed)
-        inputs = get_inputs()
+        if device is None:
+            inputs = get_inputs()
+        else:
+            with torch.device(device):
+                inputs = get_inputs()
     if not isinstance(inputs, (list, tuple)):
         raise TypeError(f"get_inputs() must return a list or tuple, not {type(inputs).__name__}")
     return [transform(x, distribution) for x in inputs]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import resource
 import time
+from typing import Any
 
 import torch
 
@@ -123,6 +124,7 @@ class ReferenceWorker(RoleBase):
             model.eval()
         self.model = model.to(self.h.device)
         self.model64: torch.nn.Module | None = None
+        self.inputs_on_device: bool | None = None  # None: not tried yet (_make_inputs)
         self.targets[P.Target.EAGER] = self.model
         out_blobs: list[bytes] = []
         state = {k: v.detach() for k, v in self.model.state_dict().items()}
@@ -135,12 +137,31 @@ class ReferenceWorker(RoleBase):
             self.model64 = copy.deepcopy(self.model).double()
         return self.model64
 
+    def _make_inputs(self, seed: int, distribution: str, variant: dict[str, Any] | None) -> list[Any]:
+        """A set's inputs, made on the GPU where the task allows it (see inputs.make_inputs).
+
+        A task whose get_inputs fails there (a CPU generator, a mix of devices) has its sets
+        made on the CPU, as before; either way one seed always gives one set.
+        """
+        assert self.h is not None
+        if self.h.cuda and self.inputs_on_device is not False:
+            try:
+                inputs = I.make_inputs(self.module.get_inputs, self.module.__dict__, seed, distribution, variant,
+                                       device=self.h.device)
+                self.inputs_on_device = True
+                return inputs
+            except Exception:  # noqa: BLE001 - the CPU path below reports the task's own error, if any
+                # Failing on the first set: every set on the CPU. Failing later (one shape
+                # variant): that set on the CPU, every time it is made.
+                if self.inputs_on_device is None:
+                    self.inputs_on_device = False
+        return I.make_inputs(self.module.get_inputs, self.module.__dict__, seed, distribution, variant)
+
     def op_make_set(self, header: P.MakeSetRequest, blobs: list[bytes]) -> Reply:
         """Make one input set from a secret seed; stage it; return it with native and float64 outputs."""
         assert self.h is not None
         set_id = int(header["set_id"])
-        inputs = I.make_inputs(self.module.get_inputs, self.module.__dict__, int(header["seed"]),
-                               header["distribution"], header.get("variant"))
+        inputs = self._make_inputs(int(header["seed"]), header["distribution"], header.get("variant"))
         nbytes = I.input_bytes(inputs)
         self.h.stage(set_id, tuple(inputs), fresh=True)
         del inputs  # on a large task every copy held counts
