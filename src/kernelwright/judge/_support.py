@@ -8,6 +8,8 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -18,6 +20,16 @@ from kernelwright import constants as C
 from kernelwright.judge import compare as cmp
 from kernelwright.judge.result import Check
 from kernelwright.sandbox.process import Worker, WorkerFailure
+
+
+ENV_TRACE = "KERNELWRIGHT_TRACE"  # set to 1: each phase, step and batch is printed to stderr as it ends
+
+
+def trace(message: str) -> None:
+    """One line to stderr, with the wall clock, when KERNELWRIGHT_TRACE=1 (a verdict cut short
+    by a time limit still shows how far it got and where the time went)."""
+    if os.environ.get(ENV_TRACE) == "1":
+        print(f"[kw {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from kernelwright import constants as C
 from kernelwright import protocol as P
+from kernelwright.judge import _support as S
 from kernelwright.judge.result import Check, TimingStats
 from kernelwright.sandbox.process import Worker
 
@@ -202,7 +203,9 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
         for s in order:
             switch(s.worker)
             o = offsets[id(s)] + done * s.calls
+            t0 = time.perf_counter()
             _run(s, calib, [timing_sets[(o + i) % len(timing_sets)] for i in range(s.calls)], rng)
+            S.trace(f"round {done}: {s.target} batch of {s.calls} in {time.perf_counter() - t0:.2f} s")
         done += 1
 
     while done < rounds:

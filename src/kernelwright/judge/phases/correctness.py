@@ -11,7 +11,7 @@ from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge._support import InputSet
-from kernelwright.judge.phases.state import JudgementState, Rejected, trace
+from kernelwright.judge.phases.state import JudgementState, Rejected
 from kernelwright.judge.result import Check, TrialResult
 from kernelwright.sandbox.process import Worker
 
@@ -86,7 +86,7 @@ class CorrectnessPhase(JudgementState):
                                f"complete when forward returned: {S.tail(str(reply['race']), 400)}")
             t1 = time.perf_counter()
             c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
-            trace(f"trial {i}: run and output back {t1 - t0:.2f} s, compared in {time.perf_counter() - t1:.2f} s")
+            S.trace(f"trial {i}: run and output back {t1 - t0:.2f} s, compared in {time.perf_counter() - t1:.2f} s")
             self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error, c.max_rel_error,
                                            c.scale, c.passed, S.finite_or_none(reply.get("pending_ms"))))
             if not c.passed:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import sys
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -16,7 +14,7 @@ from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import compare as cmp
 from kernelwright.judge import roofline, timing
-from kernelwright.judge._support import InputSet
+from kernelwright.judge._support import InputSet, trace
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.result import Check, Reason, Timing, TrialResult
 from kernelwright.sandbox.codec import decode, describe
@@ -27,15 +25,6 @@ from kernelwright.task.metadata import TaskError
 if TYPE_CHECKING:
     from kernelwright.judge.verify import VerifyOptions
 
-
-ENV_TRACE = "KERNELWRIGHT_TRACE"  # set to 1: each phase and step is printed to stderr as it ends
-
-
-def trace(message: str) -> None:
-    """One line to stderr, with the wall clock, when KERNELWRIGHT_TRACE=1 (a verdict cut short
-    by a time limit still shows how far it got and where the time went)."""
-    if os.environ.get(ENV_TRACE) == "1":
-        print(f"[kw {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Rejected(Exception):
