@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -207,3 +209,49 @@ def test_fold_leaves_integer_outputs_and_outputs_without_float64() -> None:
     folded, refs = fold_references((ints, f, 2.0), (ints, f.double(), 2.0))
     assert folded[0] is ints and folded[1].is_meta and folded[2] == 2.0
     assert fold_references(f, None) == (f, None)
+
+
+def _naive(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor, tol, factor: float):
+    """The comparison written whole, in the plainest way: what compare_tensor must agree with."""
+    o, n = out.double().flatten(), native.double().flatten()
+    r = ref.double().flatten() if ref.shape == native.shape else n
+    pattern = (torch.isnan(o) != torch.isnan(n)) | (torch.isinf(o) != torch.isinf(n)) \
+        | (torch.isinf(o) & torch.isinf(n) & (o != n))
+    if bool(pattern.any()):
+        return False, None, None
+    finite = torch.isfinite(n)
+    r = torch.where(finite & torch.isfinite(r), r, n)
+    o, r = torch.where(finite, o, 0.0), torch.where(finite, r, 0.0)
+    scale = math.sqrt(float((r * r).sum()) / max(int(finite.sum()), 1)) or 1.0
+    diff = (o - r).abs()
+    norm = diff / (r.abs() * factor * tol.rtol + factor * tol.atol * scale).clamp_min(1e-300)
+    bad = norm > 1.0
+    first = int(bad.nonzero()[0, 0]) if bool(bad.any()) else None
+    return not bool(bad.any()), float(norm.max()), (first, float(o[first]), float(r[first])) if first is not None else None
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_stretched_comparison_agrees_with_the_plain_one(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    n = 1000 + seed * 37
+    ref64 = torch.randn(n, generator=g, dtype=torch.float64) * (10.0 ** (seed % 4))
+    native = ref64.float()
+    out = native + torch.randn(n, generator=g) * 1e-7 * (10.0 ** (seed % 5))
+    if seed % 3 == 0:  # the same NaN/Inf in both, and a float64 reference that overflowed
+        idx = torch.randperm(n, generator=g)[:5]
+        native[idx[:2]] = float("nan")
+        out[idx[:2]] = float("nan")
+        native[idx[2]] = float("inf")
+        out[idx[2]] = float("inf")
+        ref64[idx[3]] = float("inf")
+    if seed % 4 == 1:  # a few wrong elements
+        out[torch.randperm(n, generator=g)[:3]] += 1.0
+    tol = tolerance_for(torch.float32, None, None)
+    ok, norm, first = _naive(out, native, ref64, tol, 1.5)
+    for chunk in (64, 333, n):
+        c = compare_tensor(out, native, ref64, tol, 1.5, chunk=chunk)
+        assert c.passed is ok, (chunk, c.detail)
+        assert c.norm_error == pytest.approx(norm, rel=1e-9), chunk
+        if first is not None:
+            idx, got, expected = first
+            assert f"first at ({idx},): got {got:.6g}, expected {expected:.6g}" in c.detail, c.detail

@@ -214,7 +214,7 @@ def compare_tensor(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor,
         if k and not nbad:
             j = int(bad.nonzero()[0, 0])
             o1, n1, r1 = _f64(o_all, n_all, r_all, a + j, a + j + 1)
-            first, got, expected = a + j, float(o1[0]), float(r1[0] if torch.isfinite(n1[0]) else n1[0])
+            first, got, expected = a + j, float(o1[0]), float(r1[0] if torch.isfinite(r1[0]) else n1[0])
         nbad += k
     if not nbad:
         return Comparison(True, max_abs, max_abs / scale, scale, max_norm)
