@@ -63,6 +63,7 @@ class Op(_Name):
     RUN = "run"
     WARM = "warm"
     PROFILE = "profile"
+    MAKE_INPUTS = "make_inputs"  # make a set from its seed here rather than receive it (MakeInputsRequest)
     # The reference role (worker.reference).
     MAKE_SET = "make_set"
     PERTURBED_REFERENCE = "perturbed_reference"
@@ -175,6 +176,29 @@ class DropSetRequest(BareRequest):
 
     set_id: int
     drop: bool
+
+
+class DropOnlyRequest(DropSetRequest, total=False):
+    """inputs with `send` False: the drop alone (the candidate made that set itself)."""
+
+    send: bool
+
+
+class MakeInputsRequest(BareRequest):
+    """The candidate makes an input set from its seed, as the reference did, and stages it.
+
+    Inputs are data, not secrets: what the candidate must not see is the reference's outputs.
+    A set it makes wrongly only makes its own outputs wrong. The reply's fingerprint, which
+    the judge compares with the reference's, catches a task whose get_inputs gives different
+    inputs in two processes, so that an honest candidate is never judged on other inputs."""
+
+    set_id: int
+    seed: int
+    distribution: str
+    variant: ShapeVariant | None
+    on_device: bool  # made under a torch.device context, as the reference made it (MakeSetReply)
+    task_source: str
+    task_path: str
 
 
 class MakeSetRequest(BareRequest):
@@ -319,8 +343,17 @@ class MakeSetReply(EmptyReply, total=False):
     ref64: Spec
     ref64_error: str
     ref64_skipped: bool  # not made: it would not fit beside the native outputs (MakeSetRequest)
+    fingerprint: list[Any]  # of the inputs made (worker.inputs.fingerprint)
+    on_device: bool  # made on the GPU (a torch.device context), not on the CPU
     native_s: float  # seconds the task's own run took (device work included)
     ref64_s: float  # seconds the float64 run took
+
+
+class MakeInputsReply(EmptyReply, total=False):
+    """What the candidate's worker made: its size and fingerprint (worker.inputs.fingerprint)."""
+
+    nbytes: int
+    fingerprint: list[Any]
 
 
 class PerturbedReferenceReply(EmptyReply, total=False):

@@ -41,13 +41,13 @@ def _worker(get_inputs) -> ReferenceWorker:
 
 def test_a_task_the_device_refuses_is_made_on_the_cpu_from_then_on() -> None:
     w = _worker(_cpu_only)
-    first = w._make_inputs(3, "task", None)
-    assert first[0].device.type == "cpu" and w.inputs_on_device is False
-    again = w._make_inputs(3, "task", None)
+    first, on_device = w._make_inputs(3, "task", None)
+    assert first[0].device.type == "cpu" and not on_device and w.inputs_on_device is False
+    again, _ = w._make_inputs(3, "task", None)
     assert torch.equal(first[0], again[0])  # the same set from the same seed
 
 
 def test_a_task_the_device_takes_stays_there() -> None:
     w = _worker(_plain)
-    made = w._make_inputs(3, "task", None)
-    assert all(t.device.type == "meta" for t in made) and w.inputs_on_device is True
+    made, on_device = w._make_inputs(3, "task", None)
+    assert all(t.device.type == "meta" for t in made) and on_device and w.inputs_on_device is True

@@ -48,6 +48,10 @@ class InputSet:
     deferred: bool = False
     seed: int = 0
     shape_variant: dict[str, Any] | None = None
+    # What the reference made, for the candidate to make the same set itself (phases/state.py,
+    # `_candidate_makes`): the fingerprint of its inputs, and whether they were made on the GPU.
+    fingerprint: list[Any] | None = None
+    on_device: bool = False
 
 
 

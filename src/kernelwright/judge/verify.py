@@ -67,6 +67,10 @@ class VerifyOptions:
     # Bytes of references (native and float64 outputs) the judge may hold at once; None: a share
     # of the memory available on this machine (constants.JUDGE_REFERENCE_SHARE).
     reference_memory_bytes: int | None = None
+    # The candidate's worker makes each input set from its seed itself rather than receiving it
+    # through the judge (checked against the reference's fingerprint); None: on CUDA, where
+    # KernelBench's level-1 sets are gigabytes and the GPU makes them in milliseconds.
+    local_inputs: bool | None = None
 
 
 def resolve_device(device: str | None) -> str:
@@ -175,10 +179,11 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             def first_call(s: InputSet) -> None:
                 # The warm-up set goes to the candidate as soon as it exists, and its first
                 # (unchecked) call runs while the reference makes the other sets: a JIT
-                # compile at first launch (NVRTC, Triton) overlaps the reference's work.
-                reply, blobs = self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id,
-                                                                       drop=False))
-                first.append(ex.submit(self._first_call, cand, loaded, s, reply, blobs))
+                # compile at first launch (NVRTC, Triton) overlaps the reference's work. With
+                # local inputs the candidate's worker makes the set itself (_first_call).
+                got = None if self.local_inputs else self._ref_request(
+                    ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=False))
+                first.append(ex.submit(self._first_call, cand, loaded, s, got))
 
             try:
                 self._make_sets(ref, first_call)

@@ -67,6 +67,23 @@ class CandidateWorker(RoleBase):
                                     copied=copied, state_keys=len(state),
                                     integrity=self.h.integrity.violations()), []
 
+    def op_make_inputs(self, header: P.MakeInputsRequest, blobs: list[bytes]) -> Reply:
+        """Make an input set from its seed with the task's own get_inputs, as the reference
+        did (same device, same seed), and stage it: the set need not cross two pipes."""
+        assert self.h is not None
+        source = header["task_source"]
+        if getattr(self, "_task_source", None) != source:
+            self._task = exec_module("kw_task", source, header["task_path"])
+            self._task_source = source
+        inputs = I.make_inputs(self._task.get_inputs, self._task.__dict__, int(header["seed"]),
+                               header["distribution"], header.get("variant"),
+                               device=self.h.device if header.get("on_device") else None)
+        set_id = int(header["set_id"])
+        nbytes = I.input_bytes(inputs)
+        self.h.stage(set_id, tuple(inputs), fresh=True)
+        del inputs
+        return P.MakeInputsReply(nbytes=nbytes, fingerprint=I.fingerprint(self.h.sets[set_id])), []
+
     def _seal(self) -> None:
         """The Unix-socket filter before any of the candidate's code runs (a no-op after setup).
 

@@ -108,3 +108,33 @@ def to_double(x: Any, copy: bool = False) -> Any:
     if isinstance(x, (list, tuple)):
         return type(x)(to_double(v, copy) for v in x)
     return x
+
+
+def fingerprint(inputs: Any) -> list[Any]:
+    """What tells two input sets apart, cheaply and on their own device: per leaf its type, and for
+    a tensor its dtype, shape, sum (in float64, or int64 for integers, without a widened copy)
+    and 64 elements spread across it; other values as they are when JSON can say them.
+
+    Equal fingerprints from two processes mean the same set to any honest purpose (the
+    candidate's own worker reports its side, so this guards honest tasks, not against cheats).
+    """
+    out: list[Any] = []
+    for x in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+        if isinstance(x, torch.Tensor):
+            flat = x.detach().reshape(-1)
+            n = flat.numel()
+            if x.is_floating_point() or x.is_complex():
+                total = flat.sum(dtype=torch.complex128 if x.is_complex() else torch.float64)
+            elif x.dtype == torch.bool:
+                total = flat.sum()
+            else:
+                total = flat.sum(dtype=torch.int64)
+            picks = flat[:: max(1, n // 64)][:64] if n else flat
+            out.append([str(x.dtype), list(x.shape), repr(total.item()), repr(picks.cpu().tolist())])
+        elif isinstance(x, (int, float, str, bool)) or x is None:
+            out.append(repr(x))
+        elif isinstance(x, (list, tuple)):
+            out.append(fingerprint(list(x)))
+        else:
+            out.append(type(x).__name__)
+    return out

@@ -137,8 +137,10 @@ class ReferenceWorker(RoleBase):
             self.model64 = copy.deepcopy(self.model).double()
         return self.model64
 
-    def _make_inputs(self, seed: int, distribution: str, variant: dict[str, Any] | None) -> list[Any]:
-        """A set's inputs, made on the GPU where the task allows it (see inputs.make_inputs).
+    def _make_inputs(self, seed: int, distribution: str,
+                     variant: dict[str, Any] | None) -> tuple[list[Any], bool]:
+        """A set's inputs, made on the GPU where the task allows it (see inputs.make_inputs), and
+        whether they were.
 
         A task whose get_inputs fails there (a CPU generator, a mix of devices) has its sets
         made on the CPU, as before; either way one seed always gives one set.
@@ -149,25 +151,25 @@ class ReferenceWorker(RoleBase):
                 inputs = I.make_inputs(self.module.get_inputs, self.module.__dict__, seed, distribution, variant,
                                        device=self.h.device)
                 self.inputs_on_device = True
-                return inputs
+                return inputs, True
             except Exception:  # noqa: BLE001 - the CPU path below reports the task's own error, if any
                 # Failing on the first set: every set on the CPU. Failing later (one shape
                 # variant): that set on the CPU, every time it is made.
                 if self.inputs_on_device is None:
                     self.inputs_on_device = False
-        return I.make_inputs(self.module.get_inputs, self.module.__dict__, seed, distribution, variant)
+        return I.make_inputs(self.module.get_inputs, self.module.__dict__, seed, distribution, variant), False
 
     def op_make_set(self, header: P.MakeSetRequest, blobs: list[bytes]) -> Reply:
         """Make one input set from a secret seed; stage it; return it with native and float64 outputs."""
         assert self.h is not None
         set_id = int(header["set_id"])
-        inputs = self._make_inputs(int(header["seed"]), header["distribution"], header.get("variant"))
+        inputs, on_device = self._make_inputs(int(header["seed"]), header["distribution"], header.get("variant"))
         nbytes = I.input_bytes(inputs)
         self.h.stage(set_id, tuple(inputs), fresh=True)
         del inputs  # on a large task every copy held counts
         staged = self.h.sets[set_id]
         out_blobs: list[bytes] = []
-        reply = P.MakeSetReply(nbytes=nbytes)
+        reply = P.MakeSetReply(nbytes=nbytes, fingerprint=I.fingerprint(staged), on_device=on_device)
         if header.get("reference", True):
             with torch.no_grad():
                 args = clone_tree(staged)
@@ -218,7 +220,7 @@ class ReferenceWorker(RoleBase):
         assert self.h is not None
         set_id = int(header["set_id"])
         out_blobs: list[bytes] = []
-        spec = codec.encode(list(self.h.sets[set_id]), out_blobs)
+        spec = codec.encode(list(self.h.sets[set_id]), out_blobs) if header.get("send", True) else []
         if header.get("drop"):
             del self.h.sets[set_id]
             release_free_memory()  # the sets dropped before this one (this one is being sent)

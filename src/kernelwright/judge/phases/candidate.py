@@ -45,12 +45,19 @@ class CandidatePhase(JudgementState):
                                  "reference parameters and buffers into ModelNew by name")
         self._integrity(reply.get("integrity"), "after import")
 
-    def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet, reply: dict[str, Any],
-                    blobs: list[bytes]) -> None:
-        """Stage the warm-up set in the candidate and call it once, unchecked (after its load)."""
+    def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet,
+                    got: tuple[dict[str, Any], list[bytes]] | None) -> None:
+        """Stage the warm-up set in the candidate and call it once, unchecked (after its load).
+
+        `got` None: the candidate's worker makes the set itself; where that fails, the set is
+        left to the relay (this thread must not use the reference's channel) and the warm-up
+        call is skipped."""
         if loaded.exception() is not None:
             return  # the load's own failure is the verdict
-        self._stage(cand, s, reply, blobs)
+        if got is not None:
+            self._stage(cand, s, *got)
+        elif not self._candidate_makes(cand, s):
+            return
         self.prestaged.add(s.set_id)
         reply, _, _ = cand.request(P.SetRequest(op=P.Op.WARM, set_id=s.set_id), timeout=self.opts.call_timeout_s)
         if reply.get("status") != P.Status.OK:

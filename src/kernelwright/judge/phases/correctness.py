@@ -25,9 +25,11 @@ class CorrectnessPhase(JudgementState):
         The reference sends the next set's inputs while the candidate takes (and runs) the
         current one, so at most two sets are in the judge's memory at a time.
         """
-        def fetch(s: InputSet, keep_in_ref: bool) -> tuple[dict[str, Any], list[bytes]]:
+        def fetch(s: InputSet, keep_in_ref: bool) -> tuple[dict[str, Any], list[bytes]] | None:
             if s.deferred:  # made now, one set ahead of the trial that uses it
                 self._make_deferred(ref, s)
+            if self.local_inputs:
+                return None  # the candidate's worker makes it from its seed (no bytes to relay)
             return self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=not keep_in_ref))
 
         todo = [(s, keep) for s, keep in plan if s.set_id not in self.prestaged]
@@ -37,17 +39,24 @@ class CorrectnessPhase(JudgementState):
         with ThreadPoolExecutor(1, thread_name_prefix="kw-relay") as ex:
             ahead = ex.submit(fetch, *todo[0]) if todo else None
             done = 0
-            for s, _ in plan:
+            for s, keep in plan:
                 if s.set_id in self.prestaged:  # the candidate has it already (its warm-up set)
                     yield s
                     continue
                 assert ahead is not None  # submitted for every set before it is reached
-                reply, blobs = ahead.result()
+                got = ahead.result()
                 done += 1
                 nxt = todo[done] if done < len(todo) else None
+                if got is None and self._candidate_makes(cand, s):
+                    if not keep:
+                        self._ref_request(ref, P.DropOnlyRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=True,
+                                                                 send=False))
+                elif got is None:  # the candidate's set came out different: relayed after all
+                    got = self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=not keep))
                 ahead = ex.submit(fetch, *nxt) if nxt is not None and ahead_ok else None
-                self._stage(cand, s, reply, blobs)
-                del reply, blobs
+                if got is not None:
+                    self._stage(cand, s, *got)
+                del got
                 if nxt is not None and ahead is None:
                     ahead = ex.submit(fetch, *nxt)
                 yield s

@@ -86,7 +86,9 @@ class ReferencePhase(JudgementState):
             in_bytes = in_bytes or int(reply["nbytes"])
             made_trials += not is_timing
             if not want_ref:
-                self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]))
+                self.sets[set_id] = InputSet(set_id, dist, "timing", int(reply["nbytes"]), seed=seed,
+                                             fingerprint=reply.get("fingerprint"),
+                                             on_device=bool(reply.get("on_device")))
                 budget -= int(reply["nbytes"])
                 continue
             s = self._take_references(InputSet(set_id, dist, "timing" if is_timing else S.variant_name(variant),
@@ -114,6 +116,7 @@ class ReferencePhase(JudgementState):
 
     def _take_references(self, s: InputSet, reply: dict[str, Any], blobs: list[bytes]) -> InputSet:
         """Fill `s` with the references of a MAKE_SET reply (and the findings only set 0 gives)."""
+        s.fingerprint, s.on_device = reply.get("fingerprint"), bool(reply.get("on_device"))
         s.native = decode(reply["native"], blobs)
         s.ref64 = decode(reply["ref64"], blobs) if "ref64" in reply else None
         # Said once: for set 0, or for the first set too large for one (a larger shape variant).

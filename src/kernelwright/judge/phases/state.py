@@ -57,6 +57,9 @@ class JudgementState:
         self.timing: Timing | None = None
         self.candidate_ran = False
         self.prestaged: set[int] = set()  # sets the candidate got before the relay
+        # The candidate's worker makes input sets itself (VerifyOptions.local_inputs); off for the
+        # rest of the verdict once one set came out different from the reference's.
+        self.local_inputs = opts.local_inputs if opts.local_inputs is not None else self.cuda
         self.profiled_kernel_ms: float | None = None  # GPU busy time of one profiled call (union of kernel intervals)
         self.float64 = True  # float64 references wanted; False once two sets' would not fit (ReferencePhase)
         self.hold_bytes = 0  # what the judge can give two sets' outputs (0: not yet known)
@@ -118,6 +121,26 @@ class JudgementState:
                                    timeout=self.opts.call_timeout_s)
         if reply.get("status") != P.Status.OK:
             raise Rejected(Check.CRASH, "staging inputs failed: " + S.tail(reply.get("error", ""), 400))
+
+    def _candidate_makes(self, cand: Worker, s: InputSet) -> bool:
+        """Have the candidate's worker make and stage set `s` from its seed; True when it did and
+        its fingerprint is the reference's. False (local inputs off from now on, with a finding):
+        the set must be relayed. Inputs are data, not secrets; a candidate that makes them
+        wrongly or lies about them only has its own outputs checked against the true ones."""
+        if not self.local_inputs or s.fingerprint is None:
+            return False
+        reply, _, _ = cand.request(P.MakeInputsRequest(
+            op=P.Op.MAKE_INPUTS, set_id=s.set_id, seed=s.seed, distribution=s.distribution,
+            variant=s.shape_variant, on_device=s.on_device, task_source=self.task.source,
+            task_path=str(self.task.path.resolve())), timeout=self.opts.call_timeout_s)
+        if reply.get("status") == P.Status.OK and reply.get("fingerprint") == s.fingerprint:
+            return True
+        self.local_inputs = False
+        why = ("its inputs differ" if reply.get("status") == P.Status.OK
+               else "it failed: " + S.tail(str(reply.get("error", "")), 200))
+        self.findings.append(f"the task's get_inputs, run in the candidate's worker from the reference's seed, "
+                             f"did not make the same input set ({why}); every set is relayed instead")
+        return False
 
     def _make_deferred(self, ref: Worker, s: InputSet) -> None:
         """Make a deferred set's inputs and references when it is used (ReferencePhase does)."""
