@@ -132,7 +132,7 @@ class JudgementState:
         reply, _, _ = cand.request(P.MakeInputsRequest(
             op=P.Op.MAKE_INPUTS, set_id=s.set_id, seed=s.seed, distribution=s.distribution,
             variant=s.shape_variant, on_device=s.on_device, task_source=self.task.source,
-            task_path=str(self.task.path.resolve())), timeout=self.opts.call_timeout_s)
+            task_path=self.task.path.name), timeout=self.opts.call_timeout_s)  # no directory of the user's
         if reply.get("status") == P.Status.OK and reply.get("fingerprint") == s.fingerprint:
             return True
         self.local_inputs = False
