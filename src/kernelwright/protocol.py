@@ -218,6 +218,7 @@ class MakeSetRequest(BareRequest):
     float64: bool
     hold_bytes: int
     memory_bytes: int
+    fingerprint: bool  # the judge will have the candidate make this set too (MakeInputsRequest)
 
 
 class PerturbedReferenceRequest(BareRequest):

@@ -80,7 +80,7 @@ class ReferencePhase(JudgementState):
             reply, blobs = self._ref_request(ref, P.MakeSetRequest(
                 op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist, variant=variant,
                 reference=want_ref, float64=self.float64, hold_bytes=self.hold_bytes,
-                memory_bytes=ref.config.memory_bytes))
+                memory_bytes=ref.config.memory_bytes, fingerprint=self.local_inputs))
             self._check_message_size(int(reply["nbytes"]))
             staged += int(reply["nbytes"])
             in_bytes = in_bytes or int(reply["nbytes"])
@@ -159,7 +159,7 @@ class ReferencePhase(JudgementState):
         reply, blobs = self._ref_request(ref, P.MakeSetRequest(
             op=P.Op.MAKE_SET, set_id=s.set_id, seed=s.seed, distribution=s.distribution,
             variant=s.shape_variant, reference=True, float64=self.float64, hold_bytes=self.hold_bytes,
-            memory_bytes=ref.config.memory_bytes))
+            memory_bytes=ref.config.memory_bytes, fingerprint=self.local_inputs))
         s.nbytes = int(reply["nbytes"])
         self._check_message_size(s.nbytes)
         self._take_references(s, reply, blobs)
