@@ -121,6 +121,12 @@ TIMED_OUTPUT_SLACK = 2.0
 # Timed outputs the judge holds to check once the timing is over; past this, each is checked as
 # it arrives, between batches (13 rounds of a 1 GB output would otherwise be 13 GB held).
 TIMED_OUTPUTS_HELD_BYTES = 1 << 30
+# A timed output with a tensor of more elements than this is fetched as this many of its elements
+# per tensor, at positions the judge draws after the batch (a gigabyte a check otherwise crossed
+# two pipes 13 times a verdict on KernelBench's level 2). Skipping work to gain time makes a share
+# of the elements wrong, and a million positions find a share of 1e-5 with probability 1 - e^-10;
+# the trials compare every element.
+TIMED_SAMPLE_ELEMENTS = 1 << 20
 L2_FLUSH_BYTES = 256 << 20
 # On CUDA each timed call's stream is held by a spin of this length, launched just before the
 # call's start event, so the host's launch latency overlaps it and the events time GPU work.
@@ -165,12 +171,13 @@ CALL_TIMEOUT_S = 120.0
 # less than the floor; `limits.default_worker_memory` applies it.
 WORKER_MEMORY_SHARE = 0.45
 WORKER_MEMORY_FLOOR_BYTES = 4 << 30
-# The judge holds the references (native and float64 outputs) of at most this share of the
-# memory available when it starts; trial sets beyond it get theirs made when they are used.
-JUDGE_REFERENCE_SHARE = 0.25
-# Two sets' references (the one compared, the one fetched ahead) must fit in this share of
-# the available memory, or the task does not fit the machine (a task error with the numbers).
-JUDGE_MEMORY_SHARE_MAX = 0.6
+# The reference worker holds the references (native and float64 outputs) of at most this share
+# of the memory they live in (the GPU's free memory on CUDA; else the memory available, within
+# the worker's limit); trial sets beyond it get theirs made when they are used.
+REFERENCE_HELD_SHARE = 0.25
+# Two sets' references (the one compared, the one made ahead) must fit in this share of that
+# memory, or the task does not fit the machine (a task error with the numbers).
+REFERENCE_HELD_SHARE_MAX = 0.6
 # The input sets the reference worker holds staged at once (made ahead, not yet relayed) stay
 # within this share of its memory limit; later trial sets are made when used. The rest is for
 # a run's own needs: a copy of the inputs, the outputs, the task's temporaries.

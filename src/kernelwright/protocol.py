@@ -40,6 +40,39 @@ class _Name(str, enum.Enum):
     __format__ = str.__format__
 
 
+class Check(_Name):
+    """Why a candidate was rejected: one stable name per defense.
+
+    A `str` in every way that shows: equal to, hashed, printed and formatted as its value,
+    and written as the value in JSON (`--json`, the store), so `r.check == "mismatch"` and
+    f"{r.check}" mean what they always did. Defined here because the reference worker names
+    what a comparison found (CompareReply) and the judge records it (`judge.result`).
+    """
+
+    TASK = "task"
+    IMPORT = "import"
+    COMPILE = "compile"
+    SIGNATURE = "signature"
+    CRASH = "crash"
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    PROTOCOL = "protocol"
+    OUTPUT_TYPE = "output_type"
+    SHAPE = "shape"
+    DTYPE = "dtype"
+    DEVICE = "device"
+    STRUCTURE = "structure"
+    NONFINITE = "nonfinite"
+    MISMATCH = "mismatch"
+    INPUT_MUTATION = "input_mutation"
+    RACE = "race"
+    TIMED_OUTPUT = "timed_output"
+    TAMPER = "tamper"
+    TIMER = "timer"
+    MEMOIZATION = "memoization"
+    ROOFLINE = "roofline"
+
+
 class Role(_Name):
     """Which side of the task a worker serves."""
 
@@ -66,7 +99,8 @@ class Op(_Name):
     MAKE_INPUTS = "make_inputs"  # make a set from its seed here rather than receive it (MakeInputsRequest)
     # The reference role (worker.reference).
     MAKE_SET = "make_set"
-    PERTURBED_REFERENCE = "perturbed_reference"
+    COMPARE = "compare"  # a candidate's output, relayed by the judge, against the references held here
+    DEPENDENCE = "dependence"  # how much two sets' references differ (the degenerate-task check)
     INPUTS = "inputs"
     COMPILE = "compile"
     FLOPS = "flops"
@@ -171,6 +205,17 @@ class SetRequest(BareRequest):
     set_id: int
 
 
+class FetchRequest(BareRequest, total=False):
+    """fetch: the kept output of the last timing batch; with `send` False nothing is sent (a
+    baseline's: every side's process does the same work between batches, no bytes move). With
+    `sample_seed`, each tensor of more than `sample_elements` elements is sent as that many of
+    its elements, at positions drawn under the seed (worker.harness.sample_tree)."""
+
+    send: bool
+    sample_seed: int
+    sample_elements: int
+
+
 class DropSetRequest(BareRequest):
     """run (a correctness call) or inputs (send a staged set), then drop the set when asked."""
 
@@ -202,12 +247,15 @@ class MakeInputsRequest(BareRequest):
 
 
 class MakeSetRequest(BareRequest):
-    """Make an input set from a secret seed; with `reference`, its native and float64 outputs.
+    """Make an input set from a secret seed; with `reference`, its native and float64 outputs,
+    which stay in this worker (on the device they were made on) until a `compare` drops them.
 
-    `float64` False: no float64 outputs. `hold_bytes` > 0: the memory the judge can give two
-    sets' outputs; `memory_bytes` > 0: what this worker may use. Where two sets' native and
+    `float64` False: no float64 outputs. `hold_bytes` > 0: the memory this worker can give two
+    sets' references; `memory_bytes` > 0: what this worker may use. Where two sets' native and
     float64 outputs would not fit the first, or the float64 run would not fit the second (or
-    the GPU), it is skipped (`ref64_skipped`, with the reason in `ref64_error`).
+    the GPU), it is skipped (`ref64_skipped`, with the reason in `ref64_error`). `rtol`/`atol`
+    are the task's overrides (None: the table's), for the reference's own error (`slack`) and,
+    with `degenerate`, whether zeros would pass (`zeros_pass`).
     """
 
     set_id: int
@@ -219,14 +267,39 @@ class MakeSetRequest(BareRequest):
     hold_bytes: int
     memory_bytes: int
     fingerprint: bool  # the judge will have the candidate make this set too (MakeInputsRequest)
+    rtol: float | None
+    atol: float | None
+    degenerate: bool
 
 
-class PerturbedReferenceRequest(BareRequest):
-    """The native output for a timing set as perturbed for call `index` under `seed`."""
+class CompareRequest(BareRequest, total=False):
+    """Compare a candidate's output (`out` and the blobs, relayed untouched by the judge) with
+    the references of `set_id`, under the tolerance the judge sets (`rtol`, `atol`, a factor per
+    output in `slack`), on `device` (where the output must claim to be). With `seed`, the
+    reference is made now, in native precision, on the set as perturbed for timed call `index`
+    under that seed (a timed output); without, the set's own references are used and, with
+    `drop`, released after."""
 
     set_id: int
+    out: Spec
+    rtol: float | None
+    atol: float | None
+    slack: list[float]
+    device: str
+    drop: bool
     seed: int
     index: int
+    # A sampled timed output (FetchRequest): the positions' seed and count, and the whole
+    # output's leaf shapes as the candidate's worker gave them.
+    sample_seed: int
+    sample_elements: int
+    shapes: list[Any]
+
+
+class DependenceRequest(BareRequest):
+    """The largest change between the references of two held sets, relative to their scale."""
+
+    set_ids: list[int]
 
 
 # -- replies -----------------------------------------------------------------
@@ -272,9 +345,10 @@ class TouchReply(EmptyReply, total=False):
 
 
 class FetchReply(EmptyReply, total=False):
-    """The kept output of the last timing batch."""
+    """The kept output of the last timing batch (sampled: `shapes` are the whole leaves')."""
 
     out: Spec
+    shapes: list[Any]
 
 
 class IntegrityReply(EmptyReply, total=False):
@@ -288,6 +362,7 @@ class LoadReferenceReply(EmptyReply, total=False):
 
     init_inputs: Spec
     state: Spec
+    device_free: int  # CUDA: bytes free on the GPU once the model is loaded (where references are held)
 
 
 class LoadCandidateReply(EmptyReply, total=False):
@@ -336,12 +411,16 @@ class ProfileReply(EmptyReply, total=False):
 
 
 class MakeSetReply(EmptyReply, total=False):
-    """An input set's size and, when asked, the task's outputs on it."""
+    """An input set's size and, when asked, what the judge needs of the references kept here."""
 
     nbytes: int
     mutated: bool
-    native: Spec
-    ref64: Spec
+    outputs: Spec  # the native outputs' structure, shapes and dtypes (sandbox.codec.encode_meta): no data
+    out_bytes: int  # the native outputs' size
+    held_bytes: int  # what this worker now holds for the set's references
+    has_ref64: bool
+    slack: list[float]  # per output: the native run's own error against float64, as a tolerance factor
+    zeros_pass: bool  # an all-zero output would pass (asked with `degenerate`)
     ref64_error: str
     ref64_skipped: bool  # not made: it would not fit beside the native outputs (MakeSetRequest)
     fingerprint: list[Any]  # of the inputs made (worker.inputs.fingerprint)
@@ -357,10 +436,22 @@ class MakeInputsReply(EmptyReply, total=False):
     fingerprint: list[Any]
 
 
-class PerturbedReferenceReply(EmptyReply, total=False):
-    """The task's native output on the perturbed inputs."""
+class CompareReply(EmptyReply, total=False):
+    """What a comparison found (`compare.Comparison`'s fields; `check` None when it passed)."""
 
-    native: Spec
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float
+    scale: float
+    norm_error: float
+    check: Check | None
+    detail: str
+
+
+class DependenceReply(EmptyReply, total=False):
+    """compare.relative_change of the two sets' references."""
+
+    change: float
 
 
 class InputsReply(EmptyReply, total=False):

@@ -141,9 +141,9 @@ def test_a_reference_message_too_large_for_the_machine_is_a_task_error(judge, mo
     # task's size, never a crash blamed on the candidate.
     from kernelwright.sandbox import channel
 
-    monkeypatch.setattr(channel, "MAX_FRAME", 4096)  # the judge's side: every set's outputs are larger
+    monkeypatch.setattr(channel, "MAX_FRAME", 4096)  # the judge's side: every input set is larger
     with pytest.raises(TaskError, match="does not fit this machine: one of its input sets or outputs is too large "
-                                        r"to pass between processes here \(frame too large"):
+                                        r"to pass between processes here \(an input set of"):
         judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False)
 
 

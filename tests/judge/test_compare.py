@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kernelwright.judge.compare import (compare_tensor, compare_tree, fold_references, real_leaves, relative_change,
+from kernelwright.compare import (compare_tensor, compare_tree, fold_references, real_leaves, relative_change,
                                        tolerance_for, zeros_would_pass)
 
 META = {"type": "torch.Tensor", "device": "cpu"}
@@ -90,7 +90,7 @@ def test_relative_change() -> None:
 
 def test_all_finite_fast_path_agrees_with_the_masked_path() -> None:
     """The no-NaN shortcut and the masked general path give the same numbers and verdict."""
-    from kernelwright.judge.compare import compare_tensor, tolerance_for
+    from kernelwright.compare import compare_tensor, tolerance_for
 
     g = torch.Generator().manual_seed(0)
     native = torch.randn(4096, generator=g)

@@ -151,10 +151,10 @@ def test_the_scan_sees_every_import_that_can_run() -> None:
         "if TYPE_CHECKING:\n    from kernelwright.judge import verify\n"
         "def __getattr__(name):\n    from kernelwright.judge import pairs\n"
         "def f():\n    from kernelwright.judge import result\n"
-        "class K:\n    def g(self):\n        import kernelwright.judge.compare\n"
+        "class K:\n    def g(self):\n        import kernelwright.judge.timing\n"
     )
     found = _imports("kernelwright.worker._example", source)
-    assert {"kernelwright.judge", "kernelwright.judge.result", "kernelwright.judge.compare"} <= found
+    assert {"kernelwright.judge", "kernelwright.judge.result", "kernelwright.judge.timing"} <= found
     assert "kernelwright.judge.verify" not in found and "kernelwright.judge.pairs" not in found
 
 
@@ -211,3 +211,5 @@ def test_a_started_worker_has_not_loaded_the_judge(role: Role) -> None:
     assert f"kernelwright.worker.{role.value}" in ours and "kernelwright.worker.harness" in ours
     assert not {m for m in ours if m.startswith("kernelwright.judge")}, sorted(ours)
     assert "kernelwright.sandbox.process" not in ours
+    # The comparison runs in the reference worker, never next to the candidate.
+    assert ("kernelwright.compare" in ours) == (role == Role.REFERENCE), sorted(ours)

@@ -14,10 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-import torch
 
 from kernelwright import constants as C
-from kernelwright.judge import compare as cmp
 from kernelwright.judge.result import Check
 from kernelwright.sandbox.process import Worker, WorkerFailure
 
@@ -34,17 +32,21 @@ def trace(message: str) -> None:
 
 @dataclass
 class InputSet:
-    """One input set as the judge holds it: never sent to the candidate with its answers."""
+    """One input set as the judge knows it. Its references (native and float64 outputs) stay in
+    the reference worker, which compares the candidate's output with them (Op.COMPARE): the
+    judge holds their shapes and what it asks the comparison to allow."""
 
     set_id: int
     distribution: str
     variant: str
     nbytes: int
-    native: Any = None
-    ref64: Any = None
+    outputs: Any = None  # the native outputs as `meta` tensors (structure, shapes, dtypes); None: not made
+    held: bool = False  # the reference worker holds this set's references now
+    has_ref64: bool = False
     slack: list[float] = field(default_factory=list)
-    # A trial set too large for the judge to hold with every other: its references are made
-    # (from the same secret seed) just before it is used and dropped after (`deferred`).
+    zeros_pass: bool | None = None  # an all-zero output would pass on this set (asked for default shapes)
+    # A trial set too large to hold with every other: its references are made (from the same
+    # secret seed) just before it is used and dropped after (`deferred`).
     deferred: bool = False
     seed: int = 0
     shape_variant: dict[str, Any] | None = None
@@ -58,21 +60,6 @@ class InputSet:
 def fresh_seed() -> int:
     """A seed from the OS; nothing about earlier seeds predicts it."""
     return secrets.randbits(62)
-
-
-def slack(s: InputSet, rtol: float | None, atol: float | None) -> list[float]:
-    """Per output: how far the task's own native-precision run is from float64, as a tolerance factor."""
-    if s.ref64 is None:
-        return []
-    out = []
-    for n, r in zip(cmp.leaves(s.native), cmp.leaves(s.ref64)):
-        if isinstance(n, torch.Tensor) and n.is_floating_point() and isinstance(r, torch.Tensor) \
-                and r.shape == n.shape:
-            c = cmp.compare_tensor(n, n, r, cmp.tolerance_for(n.dtype, rtol, atol))
-            out.append(max(1.0, C.REFERENCE_ERROR_FACTOR * c.norm_error))
-        else:
-            out.append(1.0)
-    return out
 
 
 def variant_name(variant: dict[str, Any] | None) -> str:

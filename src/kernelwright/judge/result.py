@@ -7,40 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class Check(str, enum.Enum):
-    """Why a candidate was rejected: one stable name per defense.
-
-    A `str` in every way that shows: equal to, hashed, printed and formatted as its value,
-    and written as the value in JSON (`--json`, the store), so `r.check == "mismatch"` and
-    f"{r.check}" mean what they always did.
-    """
-
-    __str__ = str.__str__
-    __format__ = str.__format__
-
-    TASK = "task"
-    IMPORT = "import"
-    COMPILE = "compile"
-    SIGNATURE = "signature"
-    CRASH = "crash"
-    TIMEOUT = "timeout"
-    MEMORY = "memory"
-    PROTOCOL = "protocol"
-    OUTPUT_TYPE = "output_type"
-    SHAPE = "shape"
-    DTYPE = "dtype"
-    DEVICE = "device"
-    STRUCTURE = "structure"
-    NONFINITE = "nonfinite"
-    MISMATCH = "mismatch"
-    INPUT_MUTATION = "input_mutation"
-    RACE = "race"
-    TIMED_OUTPUT = "timed_output"
-    TAMPER = "tamper"
-    TIMER = "timer"
-    MEMOIZATION = "memoization"
-    ROOFLINE = "roofline"
+from kernelwright.protocol import Check  # noqa: F401 - re-exported: the judge's results name checks by it
 
 
 @dataclass(frozen=True)

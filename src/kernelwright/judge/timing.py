@@ -157,9 +157,9 @@ def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, 
             raise TimingError(Check.PROTOCOL, "the worker did not keep a timed output to check")
         s.check(set_ids[j], seed if seed is not None else -1, j)
     elif main:
-        # A baseline's snapshot is fetched and dropped: every side's process then does the same
-        # work (and leaves its allocator in the same state) between batches.
-        s.worker.request(P.BareRequest(op=P.Op.FETCH))
+        # A baseline's snapshot is dropped where it was taken (no bytes move): every side's
+        # process then does the same work on its allocator between batches.
+        s.worker.request(P.FetchRequest(op=P.Op.FETCH, send=False))
     return trusted
 
 

@@ -64,8 +64,8 @@ class VerifyOptions:
     # to TIMING_MAX_ROUNDS); off in a search, whose verdicts rank kernels and whose claim is
     # the crowned kernel's fresh re-judgement, which adds them.
     extra_rounds: bool = True
-    # Bytes of references (native and float64 outputs) the judge may hold at once; None: a share
-    # of the memory available on this machine (constants.JUDGE_REFERENCE_SHARE).
+    # Bytes of references (native and float64 outputs) the reference worker may hold at once;
+    # None: a share of the memory they live in (constants.REFERENCE_HELD_SHARE).
     reference_memory_bytes: int | None = None
     # The candidate's worker makes each input set from its seed itself rather than receiving it
     # through the judge (checked against the reference's fingerprint); None: on CUDA, where
@@ -196,7 +196,7 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
                 f.result()
         self.phases["reference"] = t_ref
         self._phase("compile", t0)
-        self._check_degenerate()
+        self._check_degenerate(ref)
         t0 = time.perf_counter()
         self._correctness(ref, cand)
         self._phase("correctness", t0)

@@ -87,6 +87,36 @@ def decode(spec: Any, blobs: list[bytes]) -> Any:
     raise CodecError(f"unknown node kind {kind!r}")
 
 
+def encode_meta(obj: Any) -> Any:
+    """A spec of `obj`'s structure, shapes and dtypes with no data: a tensor node has no blob.
+
+    For what the reference worker tells the judge about the outputs it keeps; read back with
+    `decode_meta`, never with `decode` (which refuses a tensor node without a blob)."""
+    if isinstance(obj, torch.Tensor):
+        name = dtype_name(obj.dtype)
+        if name not in _DTYPES:
+            raise CodecError(f"unsupported tensor dtype {obj.dtype}")
+        return {"k": "tensor", "dtype": name, "shape": list(obj.shape), "device": str(obj.device),
+                "type": _qualname(type(obj)), "blob": None}
+    if isinstance(obj, (tuple, list)):
+        return {"k": "tuple" if isinstance(obj, tuple) else "list", "items": [encode_meta(o) for o in obj]}
+    return encode(obj, [])  # plain values and dtypes carry no blobs anyway (a dict of tensors would fail here)
+
+
+def decode_meta(spec: Any) -> Any:
+    """Rebuild `encode_meta`'s tree: each tensor a storage-less `meta` tensor of its shape and dtype."""
+    try:
+        kind = spec["k"]
+        if kind == "tensor":
+            return torch.empty([int(s) for s in spec["shape"]], dtype=_DTYPES[spec["dtype"]], device="meta")
+        if kind in ("tuple", "list"):
+            items = [decode_meta(s) for s in spec["items"]]
+            return tuple(items) if kind == "tuple" else items
+    except (KeyError, IndexError, TypeError, RuntimeError) as exc:
+        raise CodecError(f"malformed value tree: {exc}") from exc
+    return decode(spec, [])
+
+
 def describe(spec: Any) -> Any:
     """The metadata of a spec (types, dtypes, shapes, devices) without data."""
     kind = spec.get("k") if isinstance(spec, dict) else None

@@ -10,7 +10,7 @@ import torch
 
 from kernelwright import protocol as P
 from kernelwright.sandbox import codec, confine
-from kernelwright.worker.harness import Harness, describe_device
+from kernelwright.worker.harness import Harness, describe_device, sample_tree, shapes_of
 
 Reply = tuple[Any, list[bytes]]  # a reply shape of `protocol` and its blobs
 
@@ -92,11 +92,19 @@ class RoleBase:
                     total += float(t.double().sum()) if t.is_floating_point() else float(t.sum())
         return P.TouchReply(sum=total), []
 
-    def op_fetch(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
-        """Send back the snapshot of the checked call of the last timing batch."""
+    def op_fetch(self, header: P.FetchRequest, blobs: list[bytes]) -> Reply:
+        """Send back the snapshot of the checked call of the last timing batch (`send` False: send
+        nothing, as for a baseline's; either way it is kept until the next batch)."""
         assert self.h is not None
         out_blobs: list[bytes] = []
-        spec = codec.encode(self.h.last_outputs[0], out_blobs)
+        if not header.get("send", True):
+            return P.FetchReply(), out_blobs
+        out = self.h.last_outputs[0]
+        if header.get("sample_seed") is not None:
+            shapes = shapes_of(out)
+            out = sample_tree(out, int(header["sample_seed"]), int(header["sample_elements"]))
+            return P.FetchReply(out=codec.encode(out, out_blobs), shapes=shapes), out_blobs
+        spec = codec.encode(out, out_blobs)
         return P.FetchReply(out=spec), out_blobs
 
     def op_integrity(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:

@@ -647,6 +647,32 @@ class Harness:
 PERTURB_ELEMENTS = 64
 
 
+def sample_tree(tree: Any, seed: int, k: int) -> Any:
+    """`tree` with each tensor of more than `k` elements replaced by `k` of its elements (flat),
+    at positions drawn under `seed`: the judge's secret, sent only once the timed calls have
+    returned, so both workers take the same positions and no call could know them."""
+    count = [0]
+
+    def walk(t: Any) -> Any:
+        if isinstance(t, (tuple, list)):
+            items = [walk(x) for x in t]
+            return tuple(items) if isinstance(t, tuple) else items
+        if not isinstance(t, torch.Tensor):
+            return t
+        count[0] += 1
+        if t.numel() <= k:
+            return t
+        g = torch.Generator().manual_seed((seed * 1_000_003 + count[0]) % (2**63))
+        return t.reshape(-1)[torch.randint(t.numel(), (k,), generator=g).to(t.device)]
+
+    return walk(tree)
+
+
+def shapes_of(tree: Any) -> list[list[int] | None]:
+    """Each leaf's shape (None for a value), in leaf order."""
+    return [list(t.shape) if isinstance(t, torch.Tensor) else None for t in _leaves(tree)]
+
+
 def perturb(inputs: Any, seed: int, index: int) -> Callable[[], None]:
     """Overwrite a few elements of each input tensor with values from elsewhere in it; return an undo.
 

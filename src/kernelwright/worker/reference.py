@@ -9,12 +9,13 @@ from typing import Any
 
 import torch
 
+from kernelwright import compare as cmp
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.sandbox import codec
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
-from kernelwright.worker.harness import clone_tree, release_free_memory, unchanged
+from kernelwright.worker.harness import clone_tree, release_free_memory, sample_tree, to_device, unchanged
 
 
 class _Footprint:
@@ -107,7 +108,16 @@ def _tensors(tree: object) -> list[torch.Tensor]:
 
 
 class ReferenceWorker(RoleBase):
-    """Holds the task's Model; answers load, make_set, compile, flops and ceilings."""
+    """Holds the task's Model and each set's references; answers load, make_set, compare,
+    dependence, compile, flops and ceilings.
+
+    The references (native and float64 outputs) never leave this process: the judge relays a
+    candidate's output here and gets back what the comparison found. On CUDA they stay on the
+    GPU, where the comparison runs.
+    """
+
+    # set id -> (native outputs, folded into ref64 where it exists; float64 outputs or None)
+    refs: dict[int, tuple[Any, Any]]
 
     def op_load(self, header: P.LoadReferenceRequest, blobs: list[bytes]) -> Reply:
         """Import the task, build Model under the weight seed, send its state and init inputs."""
@@ -126,10 +136,13 @@ class ReferenceWorker(RoleBase):
         self.model64: torch.nn.Module | None = None
         self.inputs_on_device: bool | None = None  # None: not tried yet (_make_inputs)
         self.targets[P.Target.EAGER] = self.model
+        self.refs = {}
         out_blobs: list[bytes] = []
         state = {k: v.detach() for k, v in self.model.state_dict().items()}
         reply = P.LoadReferenceReply(init_inputs=codec.encode(init, out_blobs),
                                      state=codec.encode(state, out_blobs))
+        if self.h.cuda:
+            reply["device_free"] = int(torch.cuda.mem_get_info()[0])
         return reply, out_blobs
 
     def _double_model(self) -> torch.nn.Module:
@@ -160,7 +173,8 @@ class ReferenceWorker(RoleBase):
         return I.make_inputs(self.module.get_inputs, self.module.__dict__, seed, distribution, variant), False
 
     def op_make_set(self, header: P.MakeSetRequest, blobs: list[bytes]) -> Reply:
-        """Make one input set from a secret seed; stage it; return it with native and float64 outputs."""
+        """Make one input set from a secret seed and stage it; with `reference`, make its native
+        and float64 outputs and keep them here, sending only what the judge needs of them."""
         assert self.h is not None
         set_id = int(header["set_id"])
         inputs, on_device = self._make_inputs(int(header["seed"]), header["distribution"], header.get("variant"))
@@ -168,54 +182,108 @@ class ReferenceWorker(RoleBase):
         self.h.stage(set_id, tuple(inputs), fresh=True)
         del inputs  # on a large task every copy held counts
         staged = self.h.sets[set_id]
-        out_blobs: list[bytes] = []
         reply = P.MakeSetReply(nbytes=nbytes, on_device=on_device)
         if header.get("fingerprint"):  # a pass over every input: only when the candidate makes the set too
             reply["fingerprint"] = I.fingerprint(staged)
         if header.get("reference", True):
+            self.refs.pop(set_id, None)  # a deferred set made again
             with torch.no_grad():
-                args = clone_tree(staged)
-                before = _Footprint.start(self.h.cuda)
-                t0 = time.perf_counter()
-                native = self.model(*args)
-                reply["native_s"] = _settled_since(t0, self.h.cuda)
-                run = before.extra(self.h.cuda)
-                if self.h.noop_out is None and not header.get("variant"):
-                    self.h.noop_out = native  # the task's own output object: nothing uses it after this
-                reply["mutated"] = not unchanged(args, staged)
-                del args
-                reply["native"] = codec.encode(native, out_blobs)
-                skip = (_float64_skip(native, header, run, nbytes, self.h.cuda)
-                        if header.get("float64", True) else "not asked for")
-                if skip:
-                    reply["ref64_skipped"] = True
-                    reply["ref64_error"] = skip
-                    release_free_memory()
-                    return reply, out_blobs
-                try:
-                    t0 = time.perf_counter()
-                    ref64 = self._double_model()(*I.to_double(staged, copy=True))
-                    reply["ref64_s"] = _settled_since(t0, self.h.cuda)
-                    reply["ref64"] = codec.encode(ref64, out_blobs)
-                except Exception as exc:  # some ops have no float64 kernel
-                    reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                native, ref64 = self._references(header, staged, nbytes, reply)
+            rtol, atol = header.get("rtol"), header.get("atol")
+            reply["outputs"] = codec.encode_meta(native)
+            reply["out_bytes"] = cmp.held_bytes(native)
+            reply["has_ref64"] = ref64 is not None
+            reply["slack"] = cmp.reference_slack(native, ref64, rtol, atol)
+            if header.get("degenerate"):
+                reply["zeros_pass"] = cmp.zeros_would_pass(native, ref64, rtol, atol)
+            self.refs[set_id] = cmp.fold_references(native, ref64)
+            del native, ref64
+            reply["held_bytes"] = sum(cmp.held_bytes(t) for t in self.refs[set_id])
         release_free_memory()  # the copies made above: freed, and now no longer resident
-        return reply, out_blobs
+        return reply, []
 
-    def op_perturbed_reference(self, header: P.PerturbedReferenceRequest, blobs: list[bytes]) -> Reply:
-        """The native output for a timing set as perturbed for one timed call.
+    def _references(self, header: P.MakeSetRequest, staged: Any, nbytes: int,
+                    reply: P.MakeSetReply) -> tuple[Any, Any]:
+        """The task's native output on a staged set and, where it fits and works, the float64 one."""
+        assert self.h is not None
+        args = clone_tree(staged)
+        before = _Footprint.start(self.h.cuda)
+        t0 = time.perf_counter()
+        native = self.model(*args)
+        reply["native_s"] = _settled_since(t0, self.h.cuda)
+        run = before.extra(self.h.cuda)
+        if self.h.noop_out is None and not header.get("variant"):
+            self.h.noop_out = native  # the task's own output object: nothing uses it after this
+        reply["mutated"] = not unchanged(args, staged)
+        del args
+        skip = (_float64_skip(native, header, run, nbytes, self.h.cuda)
+                if header.get("float64", True) else "not asked for")
+        if skip:
+            reply["ref64_skipped"] = True
+            reply["ref64_error"] = skip
+            return native, None
+        try:
+            t0 = time.perf_counter()
+            ref64 = self._double_model()(*I.to_double(staged, copy=True))
+            reply["ref64_s"] = _settled_since(t0, self.h.cuda)
+            return native, ref64
+        except Exception as exc:  # some ops have no float64 kernel
+            reply["ref64_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            return native, None
 
-        No float64 run: a timed output is checked for being the same computation as the
-        checked calls, whose precision the trials settled against float64.
+    def op_compare(self, header: P.CompareRequest, blobs: list[bytes]) -> Reply:
+        """Compare a candidate's output, relayed by the judge, with a set's references here.
+
+        The output is data from the adversary: decoded without pickle (sandbox.codec), moved
+        to the references' device, compared under the judge's tolerance. With `seed`, the
+        reference is the task's native output on the set as perturbed for that timed call.
         """
         assert self.h is not None
-        from kernelwright.worker.harness import perturb
+        set_id = int(header["set_id"])
+        seed = header.get("seed")
+        try:
+            out = codec.decode(header["out"], blobs)
+        except ValueError as exc:
+            return _compared(cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
+                                            P.Check.PROTOCOL, f"undecodable output: {exc}")), []
+        del blobs
+        if seed is not None:
+            from kernelwright.worker.harness import perturb
 
-        args = clone_tree(self.h.sets[int(header["set_id"])])
-        perturb(args, int(header["seed"]), int(header["index"]))
-        out_blobs: list[bytes] = []
-        with torch.no_grad():
-            return P.PerturbedReferenceReply(native=codec.encode(self.model(*args), out_blobs)), out_blobs
+            args = clone_tree(self.h.sets[set_id])
+            perturb(args, int(seed), int(header.get("index", 0)))
+            with torch.no_grad():
+                native, ref64 = self.model(*args), None
+            del args
+        else:
+            native, ref64 = self.refs[set_id]
+        out = to_device(out, str(cmp.device_of(cmp.real_leaves(native, ref64))))
+        scales = None
+        if header.get("sample_seed") is not None and seed is not None:
+            # A timed output sent as a sample of its elements: the shapes it claims for the whole
+            # output first, then the sample against the same positions of the reference, each
+            # element's tolerance scaled by the whole reference's RMS.
+            wrong = _shape_claims(header.get("shapes"), native)
+            if wrong:
+                return _compared(cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
+                                                P.Check.SHAPE, wrong)), []
+            scales = [cmp.rms(t) if isinstance(t, torch.Tensor) and t.is_floating_point() else None
+                      for t in cmp.real_leaves(native, ref64)]
+            native, ref64 = (sample_tree(native, int(header["sample_seed"]), int(header["sample_elements"])),
+                             None)
+        c = cmp.compare_tree(out, codec.describe(header["out"]), native, ref64, str(header["device"]),
+                             header.get("rtol"), header.get("atol"), [float(f) for f in header.get("slack") or []],
+                             scales)
+        del out, native, ref64
+        if header.get("drop") and seed is None:
+            del self.refs[set_id]
+        release_free_memory()
+        return _compared(c), []
+
+    def op_dependence(self, header: P.DependenceRequest, blobs: list[bytes]) -> Reply:
+        """How much the references of two held sets differ, relative to their scale."""
+        a, b = (self.refs[int(i)] for i in header["set_ids"])
+        return P.DependenceReply(change=cmp.relative_change(cmp.real_leaves(*a), cmp.real_leaves(*b))), []
 
     def op_inputs(self, header: P.DropSetRequest, blobs: list[bytes]) -> Reply:
         """Send a staged input set (for the judge to relay), dropping it here when asked."""
@@ -255,3 +323,19 @@ class ReferenceWorker(RoleBase):
         from kernelwright.worker.ceilings import measure_ceilings
 
         return measure_ceilings(self.h.device), []
+
+
+def _shape_claims(shapes: Any, native: Any) -> str:
+    """Why the whole-output shapes a sampled output claims are not the reference's ('' if they are)."""
+    refs = cmp.leaves(native)
+    if not isinstance(shapes, list) or len(shapes) != len(refs):
+        return f"the timed output has {len(shapes) if isinstance(shapes, list) else '?'} leaves; the reference has {len(refs)}"
+    for i, (got, r) in enumerate(zip(shapes, refs)):
+        if isinstance(r, torch.Tensor) and (not isinstance(got, list) or tuple(got) != tuple(r.shape)):
+            return f"output {i}: shape {got}, expected {tuple(r.shape)}"
+    return ""
+
+
+def _compared(c: cmp.Comparison) -> P.CompareReply:
+    return P.CompareReply(passed=c.passed, max_abs_error=c.max_abs_error, max_rel_error=c.max_rel_error,
+                          scale=c.scale, norm_error=c.norm_error, check=c.check, detail=c.detail)

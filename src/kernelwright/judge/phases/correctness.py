@@ -1,4 +1,5 @@
-"""Phase 4: correctness trials, each set relayed from the reference and every output compared (trusted side)."""
+"""Phase 4: correctness trials, each set relayed from the reference (or made by the candidate's worker)
+and every output compared in the reference worker (trusted side)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any, Iterator
 
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
-from kernelwright.judge import compare as cmp
 from kernelwright.judge._support import InputSet
 from kernelwright.judge.phases.state import JudgementState, Rejected
 from kernelwright.judge.result import Check, TrialResult
@@ -78,9 +78,9 @@ class CorrectnessPhase(JudgementState):
         # closing(): a rejection mid-way must wait for the fetch in flight before the judge
         # goes on to close the workers, never leave it reading a closed pipe.
         with closing(self._relay(ref, cand, plan)) as relayed:
-            self._run_trials(cand, (s for s in relayed if s.variant != "timing"), warm)
+            self._run_trials(ref, cand, (s for s in relayed if s.variant != "timing"), warm)
 
-    def _run_trials(self, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
+    def _run_trials(self, ref: Worker, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
         for i, s in enumerate(trials):
             t0 = time.perf_counter()
             reply, blobs, _ = cand.request(P.DropSetRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm),
@@ -94,8 +94,10 @@ class CorrectnessPhase(JudgementState):
                 raise Rejected(Check.RACE, f"trial {i} ({s.distribution} inputs): the output was not "
                                f"complete when forward returned: {S.tail(str(reply['race']), 400)}")
             t1 = time.perf_counter()
-            c = self._compare(out_spec, blobs, s, plain=bool(reply.get("plain")))
-            S.trace(f"trial {i}: run and output back {t1 - t0:.2f} s, compared in {time.perf_counter() - t1:.2f} s")
+            c = self._compare(ref, out_spec, blobs, s, plain=bool(reply.get("plain")))
+            del blobs
+            S.trace(f"trial {i}: run and output back {t1 - t0:.2f} s, relayed and compared in "
+                    f"{time.perf_counter() - t1:.2f} s")
             self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error, c.max_rel_error,
                                            c.scale, c.passed, S.finite_or_none(reply.get("pending_ms"))))
             if not c.passed:
@@ -104,9 +106,5 @@ class CorrectnessPhase(JudgementState):
             if reply.get("mutated") and not self.meta.mutates_inputs:
                 raise Rejected(Check.INPUT_MUTATION, f"trial {i}: the candidate changed its inputs, "
                                "which the task does not declare")
-            if s.deferred:
-                s.native = s.ref64 = None  # made again only if it were needed again
-            else:
-                # Checked: only its shapes and dtypes are read again (the floors), so a large
-                # task's judge holds no trial set's references past its trial.
-                s.native, s.ref64 = cmp.to_meta(s.native), None
+            # Its references were dropped in the reference worker once compared (a deferred set's
+            # are made again if it is ever needed again); its shapes stay here for the floors.

@@ -9,7 +9,7 @@ import torch
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
-from kernelwright.judge import compare as cmp
+from kernelwright import compare as cmp
 from kernelwright.judge import kernels, roofline
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox.process import Worker
@@ -39,7 +39,7 @@ class FloorsPhase(JudgementState):
                 reply, _ = self._ref_request(ref, P.SetRequest(op=P.Op.FLOPS, set_id=s0.set_id))
                 _FLOPS[key] = int(reply.get("flops", 0))
             flops = _FLOPS[key]
-        out_leaves = [t for t in cmp.leaves(s0.native) if isinstance(t, torch.Tensor)]
+        out_leaves = [t for t in cmp.leaves(s0.outputs) if isinstance(t, torch.Tensor)]
         moved = s0.nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
         dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
         return roofline.floor_ms(moved, flops, dtype, ceilings, self.cuda)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
-
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
-from kernelwright.judge import compare as cmp
 from kernelwright.judge._support import InputSet, fresh_seed
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox import channel, limits
-from kernelwright.sandbox.codec import decode
+from kernelwright.sandbox.codec import decode_meta
 from kernelwright.sandbox.process import Worker
 from kernelwright.task.metadata import TaskError
 
@@ -25,7 +22,15 @@ class ReferencePhase(JudgementState):
         reply, blobs = self._ref_request(ref, P.LoadReferenceRequest(
             op=P.Op.LOAD, source=self.task.source, path=str(self.task.path.resolve()),
             weight_seed=weight_seed, eval_mode=self.meta.eval_mode), timeout=self.opts.import_timeout_s)
+        self.device_free = reply.get("device_free")
         return reply, blobs
+
+    def _reference_room(self, ref: Worker) -> int:
+        """The memory the references may live in: the GPU's free memory on CUDA (where the
+        reference worker keeps them), else the memory available here, within that worker's limit."""
+        if self.cuda and isinstance(self.device_free, int) and self.device_free > 0:
+            return self.device_free
+        return min(limits.machine_memory()[1], ref.config.memory_bytes or limits.machine_memory()[1])
 
     def _plan_sets(self) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
         """(kind, distribution, variant, timing) for every set: trials, extra shapes, timing sets."""
@@ -40,19 +45,20 @@ class ReferencePhase(JudgementState):
     def _make_sets(self, ref: Worker, made_warm: Callable[[InputSet], None] | None = None) -> None:
         """Make every planned set in the reference; `made_warm(set)` once the warm-up set exists.
 
-        The judge keeps each trial set's references (native and float64 outputs) until the
-        candidate is checked on it. Where they would not all fit in its share of the memory
-        available (`reference_budget`), later trial sets are planned but made only when used
-        (`InputSet.deferred`), two at a time at most; a task whose two sets cannot fit at all
-        is a task error with the numbers.
+        The reference worker keeps each trial set's references (native and float64 outputs)
+        until the candidate is checked on it. Where they would not all fit in their share of
+        the memory they live in (`_reference_room`), later trial sets are planned but made
+        only when used (`InputSet.deferred`), two at a time at most; a task whose two sets
+        cannot fit at all is a task error with the numbers.
         """
         budget = C.TIMING_INPUT_BYTES_CAP
         timing_refs = 0
+        room = self._reference_room(ref)
         held_budget = self.opts.reference_memory_bytes
         if held_budget is None:
-            held_budget = int(C.JUDGE_REFERENCE_SHARE * limits.machine_memory()[1])
+            held_budget = int(C.REFERENCE_HELD_SHARE * room)
         held, per_set, deferred = 0, 0, 0
-        self.hold_bytes = _hold_bytes(held_budget)
+        self.hold_bytes = _hold_bytes(held_budget, room)
         # The reference worker keeps every set it made staged until the set is relayed: its
         # inputs, beside a run's own needs, must stay within a share of the worker's limit.
         staged, in_bytes, made_trials, why = 0, 0, 0, set()
@@ -77,10 +83,7 @@ class ReferencePhase(JudgementState):
                     deferred += 1
                     continue
             timing_refs += is_timing and want_ref
-            reply, blobs = self._ref_request(ref, P.MakeSetRequest(
-                op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist, variant=variant,
-                reference=want_ref, float64=self.float64, hold_bytes=self.hold_bytes,
-                memory_bytes=ref.config.memory_bytes, fingerprint=self.local_inputs))
+            reply = self._make_set_request(ref, set_id, seed, dist, variant, want_ref)
             self._check_message_size(int(reply["nbytes"]))
             staged += int(reply["nbytes"])
             in_bytes = in_bytes or int(reply["nbytes"])
@@ -92,11 +95,11 @@ class ReferencePhase(JudgementState):
                 budget -= int(reply["nbytes"])
                 continue
             s = self._take_references(InputSet(set_id, dist, "timing" if is_timing else S.variant_name(variant),
-                                               int(reply["nbytes"]), seed=seed, shape_variant=variant), reply, blobs)
+                                               int(reply["nbytes"]), seed=seed, shape_variant=variant), reply)
             if set_id == 0:
-                per_set = sum(len(b) for b in blobs)
-                self._check_fits(per_set, held_budget)
-            held += sum(len(b) for b in blobs)
+                per_set = int(reply.get("held_bytes", 0))
+                self._check_fits(per_set, held_budget, room)
+            held += int(reply.get("held_bytes", 0))
             budget -= s.nbytes if is_timing else 0
             self.sets[set_id] = s
             if made_warm is not None and s.variant == "default" and self._warm_set() == set_id:
@@ -104,8 +107,8 @@ class ReferencePhase(JudgementState):
         if deferred:
             limits_hit = []
             if "outputs" in why:
-                limits_hit.append(f"references take {_size(per_set)} a set, and the judge holds at most "
-                                  f"{_size(held_budget)} of them on this machine")
+                limits_hit.append(f"references take {_size(per_set)} a set, and the reference worker holds at "
+                                  f"most {_size(held_budget)} of them {'on the GPU' if self.cuda else 'on this machine'}")
             if "inputs" in why:
                 limits_hit.append(f"inputs take {_size(in_bytes)} a set, and the reference worker stages at most "
                                   f"{_size(staged_cap)} of them within its {_size(ref.config.memory_bytes)}")
@@ -114,13 +117,25 @@ class ReferencePhase(JudgementState):
                 f"and the other {deferred} trial sets each just before it is used ({'; '.join(limits_hit)}); "
                 "the dependence check uses the sets made ahead")
 
-    def _take_references(self, s: InputSet, reply: dict[str, Any], blobs: list[bytes]) -> InputSet:
-        """Fill `s` with the references of a MAKE_SET reply (and the findings only set 0 gives)."""
+    def _make_set_request(self, ref: Worker, set_id: int, seed: int, dist: str, variant: dict[str, Any] | None,
+                          want_ref: bool) -> dict[str, Any]:
+        reply, _ = self._ref_request(ref, P.MakeSetRequest(
+            op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist, variant=variant,
+            reference=want_ref, float64=self.float64, hold_bytes=self.hold_bytes,
+            memory_bytes=ref.config.memory_bytes, fingerprint=self.local_inputs, rtol=self.meta.rtol,
+            atol=self.meta.atol, degenerate=variant is None))
+        return reply
+
+    def _take_references(self, s: InputSet, reply: dict[str, Any]) -> InputSet:
+        """Fill `s` from a MAKE_SET reply (and the findings only set 0 gives): the references
+        themselves stay in the reference worker."""
         s.fingerprint, s.on_device = reply.get("fingerprint"), bool(reply.get("on_device"))
-        s.native = decode(reply["native"], blobs)
-        s.ref64 = decode(reply["ref64"], blobs) if "ref64" in reply else None
+        s.outputs = decode_meta(reply["outputs"])
+        s.held, s.has_ref64 = True, bool(reply.get("has_ref64"))
+        s.slack = [float(f) for f in reply.get("slack") or []]
+        s.zeros_pass = reply.get("zeros_pass")
         # Said once: for set 0, or for the first set too large for one (a larger shape variant).
-        if "ref64" not in reply and (s.set_id == 0 or (reply.get("ref64_skipped") and self.float64)):
+        if not s.has_ref64 and (s.set_id == 0 or (reply.get("ref64_skipped") and self.float64)):
             self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")
                                  + "): compared against the task's own precision")
         if reply.get("ref64_skipped"):
@@ -138,31 +153,25 @@ class ReferencePhase(JudgementState):
         if reply.get("mutated") and not self.meta.mutates_inputs and s.set_id == 0:
             self.findings.append("the reference itself changes its inputs; declare mutates_inputs "
                                  "in the task metadata")
-        s.slack = S.slack(s, self.meta.rtol, self.meta.atol)
-        self._allow_outputs(sum(t.numel() * t.element_size() for t in cmp.leaves(s.native)
-                                if isinstance(t, torch.Tensor)))
-        s.native, s.ref64 = cmp.fold_references(s.native, s.ref64)
+        self._allow_outputs(int(reply.get("out_bytes", 0)))
         return s
 
-    def _check_fits(self, per_set: int, held_budget: int) -> None:
+    def _check_fits(self, per_set: int, held_budget: int, room: int) -> None:
         """A task error, with the numbers, when two sets' references cannot fit in this machine."""
-        available = limits.machine_memory()[1]
-        if 2 * per_set > _hold_bytes(held_budget):
+        if 2 * per_set > _hold_bytes(held_budget, room):
+            where = "on the GPU" if self.cuda and self.device_free else "of memory available"
             raise TaskError(
                 f"the task does not fit this machine: each input set's outputs take "
-                f"{_size(per_set)}{'' if self.float64 else ' (without float64 references)'}, and the judge must hold two sets at a time, {_size(2 * per_set)}, with "
-                f"{_size(available)} of memory available; use smaller shapes in get_inputs, or a machine with "
-                "more memory")
+                f"{_size(per_set)}{'' if self.float64 else ' (without float64 references)'}, and the reference "
+                f"worker must hold two sets at a time, {_size(2 * per_set)}, with {_size(room)} {where}; use "
+                "smaller shapes in get_inputs, or a machine with more memory")
 
     def _make_deferred(self, ref: Worker, s: InputSet) -> None:
         """Make a deferred set's inputs and references again from its seed (in the reference worker)."""
-        reply, blobs = self._ref_request(ref, P.MakeSetRequest(
-            op=P.Op.MAKE_SET, set_id=s.set_id, seed=s.seed, distribution=s.distribution,
-            variant=s.shape_variant, reference=True, float64=self.float64, hold_bytes=self.hold_bytes,
-            memory_bytes=ref.config.memory_bytes, fingerprint=self.local_inputs))
+        reply = self._make_set_request(ref, s.set_id, s.seed, s.distribution, s.shape_variant, True)
         s.nbytes = int(reply["nbytes"])
         self._check_message_size(s.nbytes)
-        self._take_references(s, reply, blobs)
+        self._take_references(s, reply)
 
     def _check_message_size(self, nbytes: int) -> None:
         """A task error, with the sizes, before a set whose inputs cannot pass as one message
@@ -172,24 +181,25 @@ class ReferencePhase(JudgementState):
                             f"pass between processes here (an input set of {_size(nbytes)}, at most "
                             f"{_size(channel.MAX_FRAME)} a message)")
 
-    def _check_degenerate(self) -> None:
-        trials = [s for s in self.sets.values() if s.variant in ("default", "timing") and s.native is not None]
+    def _check_degenerate(self, ref: Worker) -> None:
+        trials = [s for s in self.sets.values() if s.variant in ("default", "timing") and s.held]
         warnings = []
-        if trials and all(cmp.zeros_would_pass(s.native, s.ref64, self.meta.rtol, self.meta.atol)
-                          for s in trials):
+        if trials and all(s.zeros_pass for s in trials):
             warnings.append("an all-zero output would pass this task's tolerance")
         same = [s for s in trials if s.distribution == "task"]
-        if len(same) >= 2 and cmp.relative_change(
-                *(cmp.real_leaves(x.native, x.ref64) for x in same[:2])) < C.DEGENERATE_RELATIVE_CHANGE:
-            warnings.append("the reference output barely depends on its inputs")
+        if len(same) >= 2:
+            reply, _ = self._ref_request(ref, P.DependenceRequest(op=P.Op.DEPENDENCE,
+                                                                  set_ids=[same[0].set_id, same[1].set_id]))
+            if float(reply["change"]) < C.DEGENERATE_RELATIVE_CHANGE:
+                warnings.append("the reference output barely depends on its inputs")
         if warnings and self.opts.strict_task:
             raise TaskError("degenerate task: " + "; ".join(warnings))
         self.findings += [f"degenerate task: {w}" for w in warnings]
 
 
-def _hold_bytes(held_budget: int) -> int:
-    """The most the judge gives two sets' references: its budget, or a larger share when it must."""
-    return max(held_budget, int(C.JUDGE_MEMORY_SHARE_MAX * limits.machine_memory()[1]))
+def _hold_bytes(held_budget: int, room: int) -> int:
+    """The most two sets' references may take: the budget, or a larger share of `room` when they must."""
+    return max(held_budget, int(C.REFERENCE_HELD_SHARE_MAX * room))
 
 
 def _size(n: float) -> str:

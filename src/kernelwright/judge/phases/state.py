@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -12,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
-from kernelwright.judge import compare as cmp
+from kernelwright import compare as cmp
 from kernelwright.judge import roofline, timing
 from kernelwright.judge._support import InputSet, trace
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.result import Check, Reason, Timing, TrialResult
-from kernelwright.sandbox.codec import decode, describe
+from kernelwright.sandbox.codec import describe
 from kernelwright.sandbox.process import Worker
 from kernelwright.task.loader import CandidateSource, TaskSource
 from kernelwright.task.metadata import TaskError
@@ -62,7 +63,11 @@ class JudgementState:
         self.local_inputs = opts.local_inputs if opts.local_inputs is not None else self.cuda
         self.profiled_kernel_ms: float | None = None  # GPU busy time of one profiled call (union of kernel intervals)
         self.float64 = True  # float64 references wanted; False once two sets' would not fit (ReferencePhase)
-        self.hold_bytes = 0  # what the judge can give two sets' outputs (0: not yet known)
+        self.hold_bytes = 0  # what the reference worker can give two sets' references (0: not yet known)
+        self.device_free: int | None = None  # CUDA: GPU bytes free once the reference's model loaded
+        # One request at a time on the reference's channel: a set is fetched ahead on a thread
+        # while the main thread has outputs compared there.
+        self.ref_lock = threading.Lock()
         self.cand_worker: Worker | None = None  # set once started: its message cap follows the outputs
         self.frame_cap = C.CANDIDATE_FRAME_BASE_BYTES
         self.inline_checks = 0  # timed outputs checked as they came, too large to hold (phases/timed.py)
@@ -109,7 +114,8 @@ class JudgementState:
     def _ref_request(self, ref: Worker, header: Mapping[str, Any], blobs: list[bytes] | None = None,
                      timeout: float | None = None) -> tuple[dict[str, Any], list[bytes]]:
         t0 = time.perf_counter()
-        reply, rblobs, _ = ref.request(header, blobs, timeout or self.opts.call_timeout_s)
+        with self.ref_lock:
+            reply, rblobs, _ = ref.request(header, blobs, timeout or self.opts.call_timeout_s)
         trace(f"reference {header['op']}: {time.perf_counter() - t0:.2f} s, "
               f"{sum(len(b) for b in rblobs) / 2**20:.0f} MiB back")
         if reply.get("status") != P.Status.OK:
@@ -150,19 +156,41 @@ class JudgementState:
         if violations:
             raise Rejected(Check.TAMPER, f"{when}: " + "; ".join(str(v) for v in violations[:6]))
 
-    def _compare(self, out_spec: Any, blobs: list[bytes], s: InputSet, plain: bool) -> cmp.Comparison:
-        try:
-            out = decode(out_spec, blobs)
-        except ValueError as exc:
-            return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
-                                  Check.PROTOCOL, f"undecodable output: {exc}")
+    def _compare(self, ref: Worker, out_spec: Any, blobs: list[bytes], s: InputSet, plain: bool,
+                 slack: list[float] | None = None, seed: int | None = None, index: int = 0,
+                 sample: tuple[int, Any] | None = None) -> cmp.Comparison:
+        """Have the reference worker compare a candidate's output (relayed as it came) with set
+        `s`'s references, or with a reference of the set as perturbed for one timed call (`seed`).
+
+        The judge sets the tolerance (the task's, times `slack` per output) and reads what the
+        comparison found; a trial set's references are dropped there once compared. `sample`:
+        the output is a sample of its elements (the positions' seed, the whole output's shapes).
+        """
         if not plain:
-            return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
-                                  Check.OUTPUT_TYPE, "the output must be exactly torch.Tensor "
-                                  f"(a tensor, or a tuple of them), got {describe(out_spec)}")
-        return cmp.compare_tree(out, describe(out_spec), s.native, s.ref64, self.device,
-                                self.meta.rtol, self.meta.atol, s.slack)
+            return _failed(Check.OUTPUT_TYPE, "the output must be exactly torch.Tensor "
+                           f"(a tensor, or a tuple of them), got {describe(out_spec)}")
+        req = P.CompareRequest(op=P.Op.COMPARE, set_id=s.set_id, out=out_spec, rtol=self.meta.rtol,
+                               atol=self.meta.atol, slack=s.slack if slack is None else slack, device=self.device,
+                               drop=seed is None and s.variant != "timing")
+        if seed is not None:
+            req.update(seed=seed, index=index)
+        if sample is not None:
+            req.update(sample_seed=sample[0], sample_elements=C.TIMED_SAMPLE_ELEMENTS, shapes=sample[1])
+        reply, _ = self._ref_request(ref, req, blobs)
+        if seed is None and s.variant != "timing":
+            s.held = False
+        try:
+            check = None if reply.get("check") is None else Check(reply["check"])
+            return cmp.Comparison(bool(reply["passed"]), float(reply["max_abs_error"]),
+                                  float(reply["max_rel_error"]), float(reply["scale"]), float(reply["norm_error"]),
+                                  check, str(reply.get("detail", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TaskError(f"the reference worker's comparison reply is malformed: {exc}") from None
 
     def _warm_set(self) -> int:
         """The set used for warm-up, FLOP counting and profiling: the first default-shape trial."""
         return next(s.set_id for s in self.sets.values() if s.variant == "default")
+
+
+def _failed(check: Check, detail: str) -> cmp.Comparison:
+    return cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"), check, detail)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import torch
 
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
-from kernelwright.judge import compare as cmp
+from kernelwright import compare as cmp
 from kernelwright.judge import timing
-from kernelwright.judge._support import InputSet
 from kernelwright.judge.phases.floors import FloorsPhase
 from kernelwright.judge.phases.state import Rejected
 from kernelwright.judge.result import Check, Timing
-from kernelwright.sandbox.codec import decode
 from kernelwright.sandbox.process import Worker
 
 
@@ -57,22 +57,36 @@ class TimedPhase(FloorsPhase):
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
         held = [0]  # bytes of timed outputs held for checking after the timing
 
+        # Large outputs are checked on a sample of their elements (the trials compared every one).
+        timing_out = next((s.outputs for s in self.sets.values() if s.variant == "timing" and s.outputs is not None),
+                          self.sets[warm[0]].outputs)
+        sampled = perturb and any(isinstance(t, torch.Tensor) and t.numel() > C.TIMED_SAMPLE_ELEMENTS
+                                  for t in cmp.leaves(timing_out))
+        if sampled:
+            self.findings.append(f"large outputs: each timed output checked on {C.TIMED_SAMPLE_ELEMENTS} of its "
+                                 "elements per tensor, at positions drawn after its batch (the trials compared "
+                                 "every element)")
+
         def check(set_id: int, seed: int, index: int) -> None:
-            reply, blobs, _ = cand.request(P.BareRequest(op=P.Op.FETCH), timeout=self.opts.call_timeout_s)
+            fetch = P.FetchRequest(op=P.Op.FETCH)
+            if sampled:
+                fetch.update(sample_seed=secrets.randbits(62), sample_elements=C.TIMED_SAMPLE_ELEMENTS)
+            reply, blobs, _ = cand.request(fetch, timeout=self.opts.call_timeout_s)
             if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.TIMED_OUTPUT, "fetching a timed output failed: "
                                + S.tail(reply.get("error", ""), 300))
+            out = (reply.get("out"), fetch.get("sample_seed"), reply.get("shapes"))
             size = sum(len(b) for b in blobs)
             if held[0] + size <= C.TIMED_OUTPUTS_HELD_BYTES:
                 held[0] += size
-                checks.append((set_id, seed, index, reply.get("out"), blobs))
+                checks.append((set_id, seed, index, out, blobs))
                 return
             # Outputs too large to hold every round's (1 GB a call on KernelBench's level 2): this
             # one is checked now, between batches, with only the reference running (nothing is
-            # timed meanwhile), so the judge holds one output and one reference at a time.
+            # timed meanwhile), so the judge holds one output at a time.
             back = running[0]
             switch(ref)
-            self._check_timed_output(self._timed_reference(ref, set_id, seed, index), reply.get("out"), blobs)
+            self._check_timed_output(ref, set_id, seed, index, out, blobs)
             del reply, blobs
             self.inline_checks += 1
             switch(back)
@@ -199,36 +213,33 @@ class TimedPhase(FloorsPhase):
             self.findings.append(f"large speedup ({sp:.1f}x over eager): verified, but worth a human look")
 
     def _check_timed_outputs(self, ref: Worker, checks: list[tuple[int, int, int, Any, list[bytes]]]) -> None:
-        """Compare each checked timed output with the reference of its perturbed inputs.
+        """Compare each checked timed output with the reference of its perturbed inputs, made
+        and compared in the reference worker; each held output is released once checked."""
+        while checks:
+            self._check_timed_output(ref, *checks.pop(0))
 
-        The reference worker makes the next check's reference while this process compares
-        the current one (one ahead at most, so large outputs are never all held at once).
+    def _check_timed_output(self, ref: Worker, set_id: int, seed: int, index: int,
+                            out: tuple[Any, int | None, Any], blobs: list[bytes]) -> None:
+        """One timed output against the task's native output on that call's perturbed inputs (made
+        now), or the set's own references when the task turned perturbation off (`seed` < 0).
+
+        No float64 run: the trials settled precision, so the tolerance is widened by the slack of
+        the timing set that has a float64 reference (same shapes and distribution as every
+        timing set), times TIMED_OUTPUT_SLACK: the native reference's own error may add to the
+        candidate's. `out` is the fetched spec, the sample's seed (None: the whole output) and
+        the whole output's shapes as the candidate's worker gave them.
         """
-        with ThreadPoolExecutor(1, thread_name_prefix="kw-ref") as ex:
-            ahead = ex.submit(self._timed_reference, ref, *checks[0][:3]) if checks else None
-            for i, (_, _, _, out_spec, blobs) in enumerate(checks):
-                assert ahead is not None  # submitted for every check before it is reached
-                s = ahead.result()
-                ahead = ex.submit(self._timed_reference, ref, *checks[i + 1][:3]) if i + 1 < len(checks) else None
-                self._check_timed_output(s, out_spec, blobs)
-
-    def _timed_reference(self, ref: Worker, set_id: int, seed: int, index: int) -> InputSet:
-        """The reference a timed output is checked against: the task's native output on that call's
-        perturbed inputs (made now in the reference worker), or the set's own without perturbation."""
-        if seed < 0:  # the task turned perturbation off: the set's own reference applies
-            return self.sets[set_id]
-        # The slack of the timing set that has its own float64 reference (same shapes and
-        # distribution as every timing set), widened: the reference here is native precision.
-        base = next((s for s in self.sets.values() if s.variant == "timing" and s.native is not None), None)
-        factor = [C.TIMED_OUTPUT_SLACK * f for f in (base.slack if base and base.slack else [])]
-        reply, rblobs = self._ref_request(ref, P.PerturbedReferenceRequest(
-            op=P.Op.PERTURBED_REFERENCE, set_id=set_id, seed=seed, index=index))
-        s = InputSet(set_id, "task", "timing", 0, decode(reply["native"], rblobs))
-        s.slack = factor or [C.TIMED_OUTPUT_SLACK] * len(cmp.leaves(s.native))
-        return s
-
-    def _check_timed_output(self, s: InputSet, out_spec: Any, blobs: list[bytes]) -> None:
-        c = self._compare(out_spec, blobs, s, plain=True)
+        out_spec, sample_seed, shapes = out
+        s = self.sets[set_id]
+        if seed < 0:
+            c = self._compare(ref, out_spec, blobs, s, plain=True)
+        else:
+            base = next((x for x in self.sets.values() if x.variant == "timing" and x.slack), None)
+            factor = [C.TIMED_OUTPUT_SLACK * f for f in (base.slack if base else [])]
+            slack = factor or [C.TIMED_OUTPUT_SLACK] * len(cmp.leaves(s.outputs if s.outputs is not None else
+                                                                      self.sets[self._warm_set()].outputs))
+            c = self._compare(ref, out_spec, blobs, s, plain=True, slack=slack, seed=seed, index=index,
+                              sample=None if sample_seed is None else (sample_seed, shapes))
         if not c.passed:
             raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
                            f"differ between checked and timed calls): {c.detail}")

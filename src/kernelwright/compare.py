@@ -1,4 +1,13 @@
-"""Trusted comparison of a candidate's output against the reference (pure functions)."""
+"""Trusted comparison of a candidate's output against the reference (pure functions).
+
+Run where the references are: in the reference worker (`worker.reference`, op `compare`), on
+the device the task ran on, so that no reference output ever crosses to the judge and a
+gigabyte output is compared by the GPU rather than the judge's CPU. That process is on the
+trusted side: it runs the task's code and this module, never the candidate's, and the judge
+sets every tolerance it applies (CompareRequest). It sits beside `protocol`, outside both
+`judge` and `worker`, because both import it; a candidate's worker never loads it
+(tests/worker/test_boundary.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,7 @@ from typing import Any
 import torch
 
 from kernelwright import constants as C
-from kernelwright.judge.result import Check
+from kernelwright.protocol import Check
 
 
 @dataclass(frozen=True)
@@ -101,11 +110,14 @@ def real_leaves(native: Any, ref64: Any | None) -> list[Any]:
 
 
 def compare_tree(out: Any, out_meta: Any, native: Any, ref64: Any | None, device: str,
-                 rtol: float | None, atol: float | None, slack: list[float] | None = None) -> Comparison:
+                 rtol: float | None, atol: float | None, slack: list[float] | None = None,
+                 scales: list[float | None] | None = None) -> Comparison:
     """Compare a decoded candidate output with the native and float64 references.
 
     `out_meta` is what the worker claimed about each leaf (type, device); `slack`
-    multiplies each leaf's tolerance (from the reference's own error).
+    multiplies each leaf's tolerance (from the reference's own error); `scales`, where given,
+    are the leaves' scales (for outputs compared on a sample of their elements: the scale of
+    the whole output, `rms`).
     """
     if structure(out) != structure(native):
         return _fail(Check.STRUCTURE, f"the output is shaped like {structure(out)}; "
@@ -132,7 +144,7 @@ def compare_tree(out: Any, out_meta: Any, native: Any, ref64: Any | None, device
             return _fail(Check.DEVICE, f"{where}on {m.get('device')}, expected {device}")
         tol = tolerance_for(n.dtype, rtol, atol)
         factor = slack[i] if slack and i < len(slack) else 1.0
-        c = compare_tensor(o, n, r, tol, factor)
+        c = compare_tensor(o, n, r, tol, factor, scale=scales[i] if scales and i < len(scales) else None)
         if not c.passed:
             return Comparison(False, c.max_abs_error, c.max_rel_error, c.scale, c.norm_error,
                               c.check, where + c.detail)
@@ -142,12 +154,13 @@ def compare_tree(out: Any, out_meta: Any, native: Any, ref64: Any | None, device
 
 
 def compare_tensor(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor,
-                   tol: C.Tolerance, factor: float = 1.0, chunk: int = C.COMPARE_CHUNK_ELEMENTS) -> Comparison:
+                   tol: C.Tolerance, factor: float = 1.0, chunk: int = C.COMPARE_CHUNK_ELEMENTS,
+                   scale: float | None = None) -> Comparison:
     """Element-wise check against a float64 reference, NaN/Inf matched against the native output.
 
     Runs over `chunk` elements at a time in two passes (the output's scale first, then the
     tolerance), so memory stays bounded for any output size; the result does not depend on
-    the chunk size.
+    the chunk size. `scale` replaces the reference's own RMS (a sample's, see `rms`).
     """
     if out.numel() == 0:
         return Comparison(True, 0.0, 0.0, 0.0, 0.0)
@@ -173,7 +186,7 @@ def compare_tensor(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor,
     # Every stretch is converted into the same float64 buffers: a fresh allocation per stretch
     # is page-faulted in anew each time, which cost more than the arithmetic (0.5 GiB outputs).
     width = spans[0][1] - spans[0][0]
-    bufs = _Buffers(width, r_all.dtype)
+    bufs = _Buffers(width, r_all.dtype, r_all.device)
     sumsq, count = 0.0, 0
     wrong, where = 0, ""  # NaN/Inf pattern differences, and the first
     masked = False  # some stretch holds NaN/Inf: pass 2 masks those stretches
@@ -192,7 +205,8 @@ def compare_tensor(out: torch.Tensor, native: torch.Tensor, ref: torch.Tensor,
         masked = True
     if wrong:
         return _fail(Check.NONFINITE, f"NaN/Inf differ from the reference at {wrong} elements; first at {where}")
-    scale = math.sqrt(sumsq) / max(count, 1) ** 0.5
+    if scale is None:
+        scale = math.sqrt(sumsq) / max(count, 1) ** 0.5
     scale = scale if scale > 0 else 1.0
     # Pass 2: each element against its tolerance: |out - ref| / (factor * (rtol |ref| + atol scale)).
     max_abs = max_norm = 0.0
@@ -227,11 +241,11 @@ class _Buffers:
     """One stretch's float64 copies of the output and the reference, reused stretch after stretch
     (a float64 reference is read in place, never written)."""
 
-    def __init__(self, width: int, ref_dtype: torch.dtype) -> None:
-        self.o = torch.empty(width, dtype=torch.float64)
-        self.r = torch.empty(width if ref_dtype != torch.float64 else 0, dtype=torch.float64)
-        self.diff = torch.empty(width, dtype=torch.float64)
-        self.bad = torch.empty(width, dtype=torch.bool)
+    def __init__(self, width: int, ref_dtype: torch.dtype, device: torch.device) -> None:
+        self.o = torch.empty(width, dtype=torch.float64, device=device)
+        self.r = torch.empty(width if ref_dtype != torch.float64 else 0, dtype=torch.float64, device=device)
+        self.diff = torch.empty(width, dtype=torch.float64, device=device)
+        self.bad = torch.empty(width, dtype=torch.bool, device=device)
 
     def load(self, o_all: torch.Tensor, r_all: torch.Tensor, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """out[a:b] and ref[a:b] as float64 (out's a view of a buffer that pass 2 overwrites)."""
@@ -290,6 +304,45 @@ def _outside_detail(nbad: int, numel: int, tol: C.Tolerance, factor: float, scal
     return (f"{nbad} of {numel} elements outside tolerance "
             f"(rtol {tol.rtol * factor:.2g}, atol {tol.atol * factor:.2g} x scale {scale:.3g}); "
             f"max abs error {max_abs:.3g}; first at {idx}: got {got:.6g}, expected {expected:.6g}")
+
+
+def reference_slack(native: Any, ref64: Any | None, rtol: float | None, atol: float | None) -> list[float]:
+    """Per output: how far the task's own native-precision run is from float64, as a tolerance
+    factor (at least 1); empty without float64 references."""
+    if ref64 is None:
+        return []
+    out = []
+    for n, r in zip(leaves(native), leaves(ref64)):
+        if isinstance(n, torch.Tensor) and n.is_floating_point() and isinstance(r, torch.Tensor) \
+                and r.shape == n.shape:
+            c = compare_tensor(n, n, r, tolerance_for(n.dtype, rtol, atol))
+            out.append(max(1.0, C.REFERENCE_ERROR_FACTOR * c.norm_error))
+        else:
+            out.append(1.0)
+    return out
+
+
+def held_bytes(tree: Any) -> int:
+    """Bytes of the tensors of a tree that hold storage (a folded, `meta` leaf holds none)."""
+    return sum(t.numel() * t.element_size() for t in leaves(tree) if isinstance(t, torch.Tensor) and not t.is_meta)
+
+
+def rms(t: torch.Tensor, chunk: int = C.COMPARE_CHUNK_ELEMENTS) -> float:
+    """Root-mean-square of a tensor's finite elements, as `compare_tensor` takes a scale."""
+    flat = t.reshape(-1)
+    sumsq, count = 0.0, 0
+    for a in range(0, flat.numel(), chunk):
+        x = flat[a:a + chunk].to(torch.float64)
+        ok = torch.isfinite(x)
+        sumsq += float(torch.where(ok, x, 0.0).square().sum())
+        count += int(ok.sum())
+    return math.sqrt(sumsq / count) if count else 0.0
+
+
+def device_of(tree: Any) -> torch.device:
+    """Where a tree's first tensor with storage lives (the CPU when it has none)."""
+    return next((t.device for t in leaves(tree) if isinstance(t, torch.Tensor) and not t.is_meta),
+                torch.device("cpu"))
 
 
 def zeros_would_pass(native: Any, ref64: Any | None, rtol: float | None, atol: float | None) -> bool:
