@@ -1,6 +1,6 @@
 """What the race check's measure reads on this GPU for honest work and for an unjoined side stream.
 
-The race check (worker/harness.py, `_pending_ms`) waits for the caller's stream, then times a
+The race check (worker/harness.py, `pending_ms`) waits for the caller's stream, then times a
 device-wide sync on the host: GPU work still queued elsewhere shows as time. This prints, per
 workload, the distribution of that figure over CALLS calls made as a checked call makes them
 (behind the launch hold, the output copied on the caller's stream), and which CUDA streams one
@@ -105,7 +105,7 @@ def main() -> int:
                         pass
                     out = fn()
                     snap = out.clone()
-                    seen.append(h._pending_ms())
+                    seen.append(h.pending_ms())
                     del out, snap
                 torch.cuda.synchronize()
                 q = statistics.quantiles(seen, n=20)

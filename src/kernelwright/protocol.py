@@ -223,6 +223,13 @@ class DropSetRequest(BareRequest):
     drop: bool
 
 
+class RunRequest(DropSetRequest, total=False):
+    """run: one correctness call; GPU work still pending past `race_bar_ms` after the caller's
+    stream finished is a race (the judge's bar: RACE_PENDING_MS plus the task's own reading)."""
+
+    race_bar_ms: float
+
+
 class DropOnlyRequest(DropSetRequest, total=False):
     """inputs with `send` False: the drop alone (the candidate made that set itself)."""
 
@@ -427,6 +434,7 @@ class MakeSetReply(EmptyReply, total=False):
     on_device: bool  # made on the GPU (a torch.device context), not on the CPU
     native_s: float  # seconds the task's own run took (device work included)
     ref64_s: float  # seconds the float64 run took
+    pending_ms: float  # CUDA: GPU work the task's own call left pending after its stream finished (ms)
 
 
 class MakeInputsReply(EmptyReply, total=False):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.sandbox import codec, confine, limits, pch
 from kernelwright.worker import inputs as I
@@ -116,12 +117,12 @@ class CandidateWorker(RoleBase):
                                 import_s=time.perf_counter() - t0), []
         return P.BuildReply(import_s=time.perf_counter() - t0), []
 
-    def op_run(self, header: P.DropSetRequest, blobs: list[bytes]) -> Reply:
+    def op_run(self, header: P.RunRequest, blobs: list[bytes]) -> Reply:
         """One correctness call on a copy of a staged set, with memory poisoned first."""
         assert self.h is not None
         set_id = int(header["set_id"])
         with torch.no_grad():
-            res = self.h.run_checked(self.model, set_id)
+            res = self.h.run_checked(self.model, set_id, float(header.get("race_bar_ms", C.RACE_PENDING_MS)))
         if header.get("drop"):
             del self.h.sets[set_id]
             release_free_memory()

@@ -440,7 +440,7 @@ class Harness:
                 hold.append(t)
         del hold
 
-    def run_checked(self, fn: Callable[..., Any], set_id: int) -> dict[str, Any]:
+    def run_checked(self, fn: Callable[..., Any], set_id: int, race_bar_ms: float = C.RACE_PENDING_MS) -> dict[str, Any]:
         """One correctness call on a copy of a staged set: output, type, mutation and race facts.
 
         The output is copied the moment the call returns, as a consumer on the caller's
@@ -448,7 +448,8 @@ class Harness:
         ordered on it), before any device-wide sync. Work a side stream or a thread
         finishes later is therefore not in what gets checked, and `race` says what was
         still running: GPU work the device still had queued after the caller's stream was
-        done, or an output that changed while the worker waited RACE_SETTLE_S.
+        done (more than `race_bar_ms`, which the judge sets), or an output that changed while
+        the worker waited RACE_SETTLE_S.
         """
         staged = self.sets[set_id]
         inputs = self._checked_copy(staged)
@@ -466,7 +467,7 @@ class Harness:
         plain = is_plain_tensor_tree(out)
         # The copy is ordered on the caller's stream alone: what a consumer reads at return.
         snap = clone_tree(out) if plain else out
-        pending_ms = self._pending_ms() if self.cuda else None
+        pending_ms = self.pending_ms() if self.cuda else None
         if plain:
             _sleep(C.RACE_SETTLE_S)
             self._sync()
@@ -476,13 +477,13 @@ class Harness:
                         + (f" ({extra} thread(s) more were running at return than before the call)"
                            if extra > 0 else "")
                         + ": work on another thread or stream was still writing it")
-        if race is None and pending_ms is not None and pending_ms > C.RACE_PENDING_MS:
+        if race is None and pending_ms is not None and pending_ms > race_bar_ms:
             # One host-timed sync is not proof: honest convolutions on the H200 read 0.04-0.06 ms
             # now and then. Behind the hold, work on an unjoined stream is pending on every call,
             # so the call is repeated and the median decides (as the timed batches' median does).
             seen = [pending_ms] + [self._pending_again(fn, staged) for _ in range(C.RACE_CONFIRM_CALLS)]
             pending_ms = _median(seen)
-            if pending_ms > C.RACE_PENDING_MS:
+            if pending_ms > race_bar_ms:
                 race = _pending_race(pending_ms) + f" (median of {len(seen)} calls: " \
                     + ", ".join(f"{p:.3f}" for p in seen) + " ms)"
         mutated = not unchanged(inputs, staged)
@@ -516,11 +517,11 @@ class Harness:
         self._sync()
         self.hold()
         out = fn(*args)
-        pending = self._pending_ms()
+        pending = self.pending_ms()
         del out, args
         return pending
 
-    def _pending_ms(self) -> float:
+    def pending_ms(self) -> float:
         """GPU work still queued on other streams once the caller's stream is done (ms).
 
         The caller's stream is waited for first (the output copy may be on it), then the
@@ -596,7 +597,7 @@ class Harness:
                 self.last_outputs = [clone_tree(out)]
                 snapped = i
             if self.cuda:
-                pending.append(self._pending_ms())
+                pending.append(self.pending_ms())
             self._sync()
             t1 = _perf()
             host_ms.append((t1 - t0) * 1e3)

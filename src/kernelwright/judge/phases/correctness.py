@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Any, Iterator
 
+from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet
@@ -66,6 +67,12 @@ class CorrectnessPhase(JudgementState):
         # the candidate keeps the warm-up set and timing sets; trial sets are
         # dropped after use so large tasks fit in memory.
         warm = self._warm_set()
+        bar = S.race_bar_ms(self.task_pending)
+        if bar - C.RACE_PENDING_MS > C.RACE_TASK_FINDING_MS:
+            self.findings.append(
+                f"race check: GPU work pending past {bar:.3f} ms after return is a race here, {C.RACE_PENDING_MS:g} ms "
+                f"above the {bar - C.RACE_PENDING_MS:.3f} ms the task's own calls left pending on this device "
+                f"(median of {len(self.task_pending)} sets)")
         timing_sets = [s for s in self.sets.values() if s.variant == "timing"]
         # In random order, the sets made ahead first: each is dropped from the reference worker
         # once relayed, so a set made only now (deferred) is never staged beside all of them.
@@ -83,16 +90,20 @@ class CorrectnessPhase(JudgementState):
     def _run_trials(self, ref: Worker, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
         for i, s in enumerate(trials):
             t0 = time.perf_counter()
-            reply, blobs, _ = cand.request(P.DropSetRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm),
+            reply, blobs, _ = cand.request(P.RunRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm,
+                                                        race_bar_ms=S.race_bar_ms(self.task_pending)),
                                            timeout=self.opts.call_timeout_s)
             if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
                                + S.tail(reply.get("error", ""), 800))
             out_spec = reply.get("out")
             # Whatever the worker says here can only reject: the output it sent is still compared.
-            if reply.get("race"):
+            pending = S.finite_or_none(reply.get("pending_ms"))
+            if reply.get("race") or (pending is not None and pending > S.race_bar_ms(self.task_pending)):
                 raise Rejected(Check.RACE, f"trial {i} ({s.distribution} inputs): the output was not "
-                               f"complete when forward returned: {S.tail(str(reply['race']), 400)}")
+                               "complete when forward returned: " + S.tail(str(reply.get("race") or (
+                                   f"GPU work was still running {pending:.3f} ms after the caller's stream finished")),
+                                   400))
             t1 = time.perf_counter()
             c = self._compare(ref, out_spec, blobs, s, plain=bool(reply.get("plain")))
             del blobs

@@ -134,6 +134,9 @@ class ReferencePhase(JudgementState):
         s.held, s.has_ref64 = True, bool(reply.get("has_ref64"))
         s.slack = [float(f) for f in reply.get("slack") or []]
         s.zeros_pass = reply.get("zeros_pass")
+        pending = S.finite_or_none(reply.get("pending_ms"))
+        if pending is not None:
+            self.task_pending.append(pending)
         # Said once: for set 0, or for the first set too large for one (a larger shape variant).
         if not s.has_ref64 and (s.set_id == 0 or (reply.get("ref64_skipped") and self.float64)):
             self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")
