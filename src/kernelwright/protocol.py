@@ -228,6 +228,7 @@ class RunRequest(DropSetRequest, total=False):
     stream finished is a race (the judge's bar: RACE_PENDING_MS plus the task's own reading)."""
 
     race_bar_ms: float
+    ipc: bool  # CUDA: hand the output over as CUDA IPC handles (worker.cuda_ipc), not as bytes
 
 
 class DropOnlyRequest(DropSetRequest, total=False):
@@ -301,6 +302,8 @@ class CompareRequest(BareRequest, total=False):
     sample_seed: int
     sample_elements: int
     shapes: list[Any]
+    # The output handed over in GPU memory (RunReply.ipc): `out` then has no blobs.
+    ipc: list[Any]
 
 
 class DependenceRequest(BareRequest):
@@ -400,6 +403,8 @@ class RunReply(EmptyReply, total=False):
     mutated: bool
     race: str | None  # what was still running after return, when anything was
     pending_ms: float | None  # CUDA: GPU work still queued once the caller's stream was done (ms)
+    ipc: list[Any]  # per tensor leaf: {"handle": hex, "offset": int}; `out` then has no blobs
+    ipc_error: str  # asked for IPC, the output was sent as bytes instead: why
 
 
 class ProfileRow(TypedDict):
@@ -454,6 +459,7 @@ class CompareReply(EmptyReply, total=False):
     norm_error: float
     check: Check | None
     detail: str
+    ipc_failed: str  # the handed-over output could not be read (nothing compared): why
 
 
 class DependenceReply(EmptyReply, total=False):

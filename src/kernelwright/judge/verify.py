@@ -71,6 +71,10 @@ class VerifyOptions:
     # through the judge (checked against the reference's fingerprint); None: on CUDA, where
     # KernelBench's level-1 sets are gigabytes and the GPU makes them in milliseconds.
     local_inputs: bool | None = None
+    # CUDA: a checked output goes from the candidate's worker to the reference worker in GPU
+    # memory (worker/cuda_ipc.py) rather than as bytes through the judge; a failed hand-over
+    # falls back to bytes for the rest of the verdict, with a finding.
+    output_ipc: bool = True
 
 
 def resolve_device(device: str | None) -> str:
@@ -164,6 +168,9 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         self.env.setdefault("python", platform.python_version())
         self.env.setdefault("compiler", S.compiler_version(self.cuda))
         self.env["task_metadata"] = self.meta.to_dict()
+        if self.cuda and self.trials:
+            # How checked outputs reached the reference worker (worker/cuda_ipc.py): "cuda ipc" or "bytes".
+            self.env["output_handover"] = "cuda ipc" if self.ipc else "bytes"
         return JudgeResult(verdict="rejected" if reasons else "accepted", reasons=reasons,
                            correctness=self.trials, timing=self.timing, findings=self.findings,
                            environment=self.env, phases_s={k: round(v, 3) for k, v in self.phases.items()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -11,9 +12,10 @@ import torch
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.sandbox import codec, confine, limits, pch
+from kernelwright.worker import cuda_ipc
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
-from kernelwright.worker.harness import release_free_memory
+from kernelwright.worker.harness import release_free_memory, tensor_leaves
 
 
 class CandidateWorker(RoleBase):
@@ -127,8 +129,23 @@ class CandidateWorker(RoleBase):
             del self.h.sets[set_id]
             release_free_memory()
         out_blobs: list[bytes] = []
-        spec = codec.encode(res.pop("out"), out_blobs)
+        snap = res.pop("out")
+        if header.get("ipc") and self.h.cuda and res.get("plain"):
+            try:
+                return self._hand_over(snap, res), out_blobs
+            except cuda_ipc.IpcError as exc:
+                res["ipc_error"] = str(exc)[:300]
+        spec = codec.encode(snap, out_blobs)
         return P.RunReply(**res, out=spec), out_blobs
+
+    def _hand_over(self, snap: Any, res: dict[str, Any]) -> P.RunReply:
+        """The checked output as CUDA IPC handles; it stays alive (and fetchable as bytes) here
+        until the next timing batch or checked call replaces it."""
+        assert self.h is not None
+        snap = _contiguous(snap)
+        records = [cuda_ipc.export(t) for t in tensor_leaves(snap)]
+        self.h.last_outputs = [snap]
+        return P.RunReply(**res, out=codec.encode_meta(snap), ipc=records)
 
     def op_warm(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
         """One unchecked call on a copy of a staged set: its first launch compiles what it JITs."""
@@ -183,3 +200,11 @@ def _copy_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> in
 def _short(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text[-6000:]
+
+
+def _contiguous(tree: Any) -> Any:
+    if isinstance(tree, (tuple, list)):
+        items = [_contiguous(t) for t in tree]
+        return tuple(items) if isinstance(tree, tuple) else items
+    return tree.contiguous() if isinstance(tree, torch.Tensor) else tree
+

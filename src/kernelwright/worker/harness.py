@@ -289,6 +289,11 @@ def _leaves(tree: Any) -> list[Any]:
     return [tree]
 
 
+def tensor_leaves(tree: Any) -> list[torch.Tensor]:
+    """The tensors of a tree of tuples and lists, in order."""
+    return [t for t in _leaves(tree) if isinstance(t, torch.Tensor)]
+
+
 def to_device(tree: Any, device: str) -> Any:
     """Move every tensor of a tree to `device`."""
     if isinstance(tree, torch.Tensor):

@@ -13,9 +13,11 @@ from kernelwright import compare as cmp
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.sandbox import codec
+from kernelwright.worker import cuda_ipc
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
-from kernelwright.worker.harness import clone_tree, release_free_memory, sample_tree, to_device, unchanged
+from kernelwright.worker.harness import (clone_tree, release_free_memory, sample_tree, tensor_leaves, to_device,
+                                         unchanged)
 
 
 class _Footprint:
@@ -75,7 +77,7 @@ def _float64_skip(native: object, header: P.MakeSetRequest, run: tuple[int, int]
     may use `memory_bytes`, and the float64 run needs about twice what the native run needed
     above the inputs (every tensor twice as large for float32), on the GPU when it runs there.
     """
-    leaves = _tensors(native)
+    leaves = tensor_leaves(native)
     own = sum(t.numel() * t.element_size() for t in leaves)
     f64 = sum(t.numel() * 8 for t in leaves)
     gib = 1 << 30
@@ -97,14 +99,6 @@ def _float64_skip(native: object, header: P.MakeSetRequest, run: tuple[int, int]
             return (f"large task: the float64 run would need about {gpu_need / gib:.1f} GiB on the GPU, "
                     f"{free / gib:.1f} GiB of which is free")
     return ""
-
-
-def _tensors(tree: object) -> list[torch.Tensor]:
-    if isinstance(tree, torch.Tensor):
-        return [tree]
-    if isinstance(tree, (list, tuple)):
-        return [t for x in tree for t in _tensors(x)]
-    return []
 
 
 class ReferenceWorker(RoleBase):
@@ -248,7 +242,12 @@ class ReferenceWorker(RoleBase):
         set_id = int(header["set_id"])
         seed = header.get("seed")
         try:
-            out = codec.decode(header["out"], blobs)
+            if header.get("ipc") is not None:
+                out = _handed_over(header["out"], header["ipc"])
+            else:
+                out = codec.decode(header["out"], blobs)
+        except cuda_ipc.IpcError as exc:
+            return P.CompareReply(passed=False, ipc_failed=str(exc)[:300]), []
         except ValueError as exc:
             return _compared(cmp.Comparison(False, float("nan"), float("nan"), float("nan"), float("inf"),
                                             P.Check.PROTOCOL, f"undecodable output: {exc}")), []
@@ -329,6 +328,26 @@ class ReferenceWorker(RoleBase):
         from kernelwright.worker.ceilings import measure_ceilings
 
         return measure_ceilings(self.h.device), []
+
+
+def _handed_over(spec: Any, records: Any) -> Any:
+    """The output tree a candidate handed over in GPU memory, its tensors copied into this process."""
+    meta = codec.decode_meta(spec)
+    metas = tensor_leaves(meta)
+    if not isinstance(records, list) or len(records) != len(metas):
+        raise cuda_ipc.IpcError("one handle per tensor of the output is needed")
+    try:
+        copies = iter(cuda_ipc.copy_in(records, metas))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise cuda_ipc.IpcError(f"malformed handle record: {exc}") from None
+
+    def fill(t: Any) -> Any:
+        if isinstance(t, (tuple, list)):
+            items = [fill(x) for x in t]
+            return tuple(items) if isinstance(t, tuple) else items
+        return next(copies) if isinstance(t, torch.Tensor) else t
+
+    return fill(meta)
 
 
 def _shape_claims(shapes: Any, native: Any) -> str:

@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Any, Iterator
 
+from kernelwright import compare as cmp
 from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet
-from kernelwright.judge.phases.state import JudgementState, Rejected
+from kernelwright.judge.phases.state import IpcFailed, JudgementState, Rejected
 from kernelwright.judge.result import Check, TrialResult
 from kernelwright.sandbox.process import Worker
 
@@ -87,11 +88,33 @@ class CorrectnessPhase(JudgementState):
         with closing(self._relay(ref, cand, plan)) as relayed:
             self._run_trials(ref, cand, (s for s in relayed if s.variant != "timing"), warm)
 
+    def _compare_trial(self, ref: Worker, cand: Worker, reply: dict[str, Any], blobs: list[bytes],
+                       s: InputSet) -> cmp.Comparison:
+        """Compare a trial's output: handed over in GPU memory when it was, else as the bytes sent."""
+        plain = bool(reply.get("plain"))
+        if reply.get("ipc_error") and self.ipc:
+            self._ipc_off(f"the candidate's worker could not export it ({S.tail(str(reply['ipc_error']), 200)})")
+        if "ipc" not in reply:
+            return self._compare(ref, reply.get("out"), blobs, s, plain=plain)
+        try:
+            return self._compare(ref, reply.get("out"), [], s, plain=plain, ipc=reply["ipc"])
+        except IpcFailed as exc:
+            self._ipc_off(f"the reference worker could not read it ({S.tail(str(exc), 200)})")
+        # The same snapshot, as bytes; the set's references are still held (nothing was compared).
+        got, got_blobs, _ = cand.request(P.FetchRequest(op=P.Op.FETCH), timeout=self.opts.call_timeout_s)
+        if got.get("status") != P.Status.OK:
+            raise Rejected(Check.CRASH, "sending a checked output failed: " + S.tail(got.get("error", ""), 300))
+        return self._compare(ref, got.get("out"), got_blobs, s, plain=plain)
+
+    def _ipc_off(self, why: str) -> None:
+        self.ipc = False
+        self.findings.append(f"outputs handed over as bytes, not in GPU memory: {why}")
+
     def _run_trials(self, ref: Worker, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
         for i, s in enumerate(trials):
             t0 = time.perf_counter()
             reply, blobs, _ = cand.request(P.RunRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm,
-                                                        race_bar_ms=S.race_bar_ms(self.task_pending)),
+                                                        race_bar_ms=S.race_bar_ms(self.task_pending), ipc=self.ipc),
                                            timeout=self.opts.call_timeout_s)
             if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
@@ -105,7 +128,7 @@ class CorrectnessPhase(JudgementState):
                                    f"GPU work was still running {pending:.3f} ms after the caller's stream finished")),
                                    400))
             t1 = time.perf_counter()
-            c = self._compare(ref, out_spec, blobs, s, plain=bool(reply.get("plain")))
+            c = self._compare_trial(ref, cand, reply, blobs, s)
             del blobs
             S.trace(f"trial {i}: run and output back {t1 - t0:.2f} s, relayed and compared in "
                     f"{time.perf_counter() - t1:.2f} s")

@@ -69,6 +69,9 @@ class JudgementState:
         # One request at a time on the reference's channel: a set is fetched ahead on a thread
         # while the main thread has outputs compared there.
         self.ref_lock = threading.Lock()
+        # CUDA: checked outputs are handed to the reference worker in GPU memory (worker/cuda_ipc.py);
+        # off for the rest of the verdict, with a finding, once a hand-over fails.
+        self.ipc = self.cuda and opts.output_ipc
         self.cand_worker: Worker | None = None  # set once started: its message cap follows the outputs
         self.frame_cap = C.CANDIDATE_FRAME_BASE_BYTES
         self.inline_checks = 0  # timed outputs checked as they came, too large to hold (phases/timed.py)
@@ -159,13 +162,15 @@ class JudgementState:
 
     def _compare(self, ref: Worker, out_spec: Any, blobs: list[bytes], s: InputSet, plain: bool,
                  slack: list[float] | None = None, seed: int | None = None, index: int = 0,
-                 sample: tuple[int, Any] | None = None) -> cmp.Comparison:
+                 sample: tuple[int, Any] | None = None, ipc: list[Any] | None = None) -> cmp.Comparison:
         """Have the reference worker compare a candidate's output (relayed as it came) with set
         `s`'s references, or with a reference of the set as perturbed for one timed call (`seed`).
 
         The judge sets the tolerance (the task's, times `slack` per output) and reads what the
         comparison found; a trial set's references are dropped there once compared. `sample`:
         the output is a sample of its elements (the positions' seed, the whole output's shapes).
+        `ipc`: the output was handed over in GPU memory (worker/cuda_ipc.py), `blobs` empty; where
+        the reference worker cannot read it, IpcFailed says why (nothing was compared).
         """
         if not plain:
             return _failed(Check.OUTPUT_TYPE, "the output must be exactly torch.Tensor "
@@ -177,7 +182,11 @@ class JudgementState:
             req.update(seed=seed, index=index)
         if sample is not None:
             req.update(sample_seed=sample[0], sample_elements=C.TIMED_SAMPLE_ELEMENTS, shapes=sample[1])
+        if ipc is not None:
+            req["ipc"] = ipc
         reply, _ = self._ref_request(ref, req, blobs)
+        if reply.get("ipc_failed"):
+            raise IpcFailed(str(reply["ipc_failed"]))
         if seed is None and s.variant != "timing":
             s.held = False
         try:
@@ -191,6 +200,10 @@ class JudgementState:
     def _warm_set(self) -> int:
         """The set used for warm-up, FLOP counting and profiling: the first default-shape trial."""
         return next(s.set_id for s in self.sets.values() if s.variant == "default")
+
+
+class IpcFailed(Exception):
+    """The reference worker could not read an output handed over in GPU memory."""
 
 
 def _failed(check: Check, detail: str) -> cmp.Comparison:
