@@ -20,7 +20,7 @@ def _reference():
     from tests.judge.test_compare_in_reference import TASK
     from kernelwright.sandbox.process import SandboxConfig, Worker
 
-    w = Worker(P.Role.REFERENCE, SandboxConfig(threads=1))
+    w = Worker(P.Role.REFERENCE, SandboxConfig(threads=1, cuda=True, drop_capabilities=False, confine=False))
     assert w.request(P.SetupRequest(op=P.Op.SETUP, device="cuda", threads=1), timeout=120)[0]["status"] == P.Status.OK
     reply = w.request(P.LoadReferenceRequest(op=P.Op.LOAD, source=TASK.read_text(), path=str(TASK), weight_seed=1,
                                              eval_mode=False), timeout=120)[0]

@@ -79,7 +79,8 @@ def export(t: torch.Tensor) -> dict[str, Any]:
     base, _ = _range(ptr)
     handle = _Handle()
     _check(_lib().cuIpcGetMemHandle(ctypes.byref(handle), ctypes.c_uint64(base)), "cuIpcGetMemHandle")
-    return {"handle": bytes(handle.reserved).hex(), "offset": ptr - base}
+    # bytes(handle), not handle.reserved: a c_char array's value stops at its first zero byte.
+    return {"handle": bytes(handle).hex(), "offset": ptr - base}
 
 
 def copy_in(records: list[dict[str, Any]], metas: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -96,7 +97,9 @@ def copy_in(records: list[dict[str, Any]], metas: list[torch.Tensor]) -> list[to
                 raise IpcError("a CUDA IPC handle is 64 bytes")
             if key not in opened:
                 ptr = ctypes.c_uint64()
-                _check(lib.cuIpcOpenMemHandle_v2(ctypes.byref(ptr), _Handle(raw), _CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS),
+                handle = _Handle()
+                ctypes.memmove(ctypes.addressof(handle), raw, 64)
+                _check(lib.cuIpcOpenMemHandle_v2(ctypes.byref(ptr), handle, _CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS),
                        "cuIpcOpenMemHandle")
                 opened[key] = (ptr.value, _range(ptr.value)[1])
             base, size = opened[key]

@@ -35,8 +35,9 @@ class CorrectnessPhase(JudgementState):
             return self._ref_request(ref, P.DropSetRequest(op=P.Op.INPUTS, set_id=s.set_id, drop=not keep_in_ref))
 
         todo = [(s, keep) for s, keep in plan if s.set_id not in self.prestaged]
-        # Large sets go one at a time: fetching the next while the candidate runs would hold a
-        # third set's inputs in the judge and in the reference worker at once.
+        # Large sets go one at a time: fetching the next while the candidate runs, or while its
+        # output is compared, would hold a third set's inputs and references in the reference
+        # worker at once.
         ahead_ok = not any(s.deferred for s in self.sets.values())
         with ThreadPoolExecutor(1, thread_name_prefix="kw-relay") as ex:
             ahead = ex.submit(fetch, *todo[0]) if todo else None
@@ -45,7 +46,8 @@ class CorrectnessPhase(JudgementState):
                 if s.set_id in self.prestaged:  # the candidate has it already (its warm-up set)
                     yield s
                     continue
-                assert ahead is not None  # submitted for every set before it is reached
+                if ahead is None:  # a large set: made only now, the last trial compared and its references gone
+                    ahead = ex.submit(fetch, *todo[done])
                 got = ahead.result()
                 done += 1
                 nxt = todo[done] if done < len(todo) else None
@@ -59,8 +61,6 @@ class CorrectnessPhase(JudgementState):
                 if got is not None:
                     self._stage(cand, s, *got)
                 del got
-                if nxt is not None and ahead is None:
-                    ahead = ex.submit(fetch, *nxt)
                 yield s
 
     def _correctness(self, ref: Worker, cand: Worker) -> None:

@@ -26,10 +26,11 @@ class ReferencePhase(JudgementState):
         return reply, blobs
 
     def _reference_room(self, ref: Worker) -> int:
-        """The memory the references may live in: the GPU's free memory on CUDA (where the
-        reference worker keeps them), else the memory available here, within that worker's limit."""
+        """The memory the references may live in: on CUDA (where the reference worker keeps them, and
+        its staged inputs) half the GPU's free memory, the candidate's worker holding its own sets
+        and outputs beside them; else the memory available here, within that worker's limit."""
         if self.cuda and isinstance(self.device_free, int) and self.device_free > 0:
-            return self.device_free
+            return self.device_free // 2
         return min(limits.machine_memory()[1], ref.config.memory_bytes or limits.machine_memory()[1])
 
     def _plan_sets(self) -> list[tuple[str, str, dict[str, Any] | None, bool]]:
@@ -62,7 +63,8 @@ class ReferencePhase(JudgementState):
         # The reference worker keeps every set it made staged until the set is relayed: its
         # inputs, beside a run's own needs, must stay within a share of the worker's limit.
         staged, in_bytes, made_trials, why = 0, 0, 0, set()
-        staged_cap = int(C.REFERENCE_STAGED_SHARE * ref.config.memory_bytes)
+        staged_cap = int(C.REFERENCE_STAGED_SHARE * (min(ref.config.memory_bytes, room) if self.cuda
+                                                     else ref.config.memory_bytes))
         for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
             if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
                 continue
@@ -75,7 +77,9 @@ class ReferencePhase(JudgementState):
                 # Room is kept for the timing sets still to come (two at the least).
                 reserve = 2 * in_bytes if self.opts.timing else 0
                 over_judge = per_set and held + per_set > held_budget and held >= 2 * per_set
-                over_worker = in_bytes and staged + in_bytes + reserve > staged_cap and made_trials >= 2
+                # On the CPU a set's references live beside its inputs, in the same worker's memory.
+                need = in_bytes + (0 if self.cuda else per_set)
+                over_worker = in_bytes and staged + need + reserve > staged_cap and made_trials >= 2
                 if over_judge or over_worker:
                     why.add("outputs" if over_judge else "inputs")
                     self.sets[set_id] = InputSet(set_id, dist, S.variant_name(variant), 0, deferred=True,
@@ -100,6 +104,7 @@ class ReferencePhase(JudgementState):
                 per_set = int(reply.get("held_bytes", 0))
                 self._check_fits(per_set, held_budget, room)
             held += int(reply.get("held_bytes", 0))
+            staged += 0 if self.cuda else int(reply.get("held_bytes", 0))
             budget -= s.nbytes if is_timing else 0
             self.sets[set_id] = s
             if made_warm is not None and s.variant == "default" and self._warm_set() == set_id:
@@ -111,7 +116,8 @@ class ReferencePhase(JudgementState):
                                   f"most {_size(held_budget)} of them {'on the GPU' if self.cuda else 'on this machine'}")
             if "inputs" in why:
                 limits_hit.append(f"inputs take {_size(in_bytes)} a set, and the reference worker stages at most "
-                                  f"{_size(staged_cap)} of them within its {_size(ref.config.memory_bytes)}")
+                                  f"{_size(staged_cap)} of them (with their references, on the CPU) within "
+                                  + ("half the GPU's free memory" if self.cuda else f"its {_size(ref.config.memory_bytes)}"))
             self.findings.append(
                 f"large {' and '.join(sorted(why))}: the judge makes {len(self.sets) - deferred} input sets ahead "
                 f"and the other {deferred} trial sets each just before it is used ({'; '.join(limits_hit)}); "
