@@ -84,7 +84,7 @@ def _float64_skip(native: object, header: P.MakeSetRequest, run: tuple[int, int]
     hold = int(header.get("hold_bytes", 0))
     if hold > 0 and 2 * (own + f64) > hold:
         return (f"large outputs: two sets' outputs with float64 references would take {2 * (own + f64) / gib:.2f} "
-                f"GiB, more than the {hold / gib:.2f} GiB the judge can hold")
+                f"GiB, more than the {hold / gib:.2f} GiB the reference worker can hold")
     host_run, gpu_run = run
     # The double inputs, the run's temporaries at double size, and the float64 outputs kept.
     host_need = _rss() + f64 + (0 if cuda else 2 * (input_bytes + host_run))
