@@ -84,7 +84,7 @@ def test_a_pooled_gpu_verdict_uses_the_started_cuda_context(tmp_path, name) -> N
 def test_closing_the_pool_halfway_through_a_start_kills_the_workers_at_once() -> None:
     pool = PairPool()
     pool.refill(SPEC)
-    pids = [w.proc.pid for w in (pool._pending[1].ref, pool._pending[1].cand)]
+    pids = [w.proc.pid for w in (pool._pending.pair.ref, pool._pending.pair.cand)]
     pool.close()  # the pair is still importing torch: no wait for it
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
@@ -92,7 +92,7 @@ def test_closing_the_pool_halfway_through_a_start_kills_the_workers_at_once() ->
     assert pool.take(SPEC) is None
 
 
-def test_the_next_pair_starts_once_nothing_is_timed_and_not_before(monkeypatch, tmp_path) -> None:
+def test_the_next_pair_imports_ahead_stopped_while_timed_and_sets_up_once_nothing_is(monkeypatch, tmp_path) -> None:
     from kernelwright.judge.phases.timed import TimedPhase
     from kernelwright.sandbox import quiet
 
@@ -103,17 +103,29 @@ def test_the_next_pair_starts_once_nothing_is_timed_and_not_before(monkeypatch, 
         real_floor, real_check = TimedPhase._floor, TimedPhase._check_timed_outputs
 
         def floor(self, *a, **k):
-            # The ceilings may be measured here: nothing may start yet, and background work stands still.
-            pending_at["floor"] = pool._pending is not None or quiet._depth == 0
+            # The ceilings may be measured here: the next pair is spawned (importing) but not set
+            # up, and it stands still with all background work.
+            held = pool._pending
+            pending_at["floor"] = (held is not None and not held.go.is_set() and quiet._depth > 0
+                                   and all(_stopped(w.proc.pid) for w in (held.pair.ref, held.pair.cand)))
             return real_floor(self, *a, **k)
 
         def check(self, *a, **k):
-            # Started, and not held still by the quiet period: it starts while the outputs are checked.
-            pending_at["timed outputs"] = pool._pending is not None and quiet._depth == 0
+            # Told to set up, and not held still by the quiet period: it starts while the outputs are checked.
+            held = pool._pending
+            pending_at["timed outputs"] = held is not None and held.go.is_set() and quiet._depth == 0
             return real_check(self, *a, **k)
 
         monkeypatch.setattr(TimedPhase, "_floor", floor)
         monkeypatch.setattr(TimedPhase, "_check_timed_outputs", check)
         result = verify_files(TASKS / "relu_add.py", cand, OPTS, pool=pool)
     assert result.accepted, result.reasons
-    assert pending_at == {"floor": False, "timed outputs": True}
+    assert pending_at == {"floor": True, "timed outputs": True}
+
+
+def _stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP), or already gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z")
+    except FileNotFoundError:
+        return True

@@ -9,17 +9,20 @@ start while the search does something else. Pre-starting weakens nothing:
   worker before the verdict's own load request;
 - the candidate's build directory (keyed by its source) is given with that load
   request, not at spawn, since the source is not known yet;
-- the pool starts a pair only when told to, after a verdict's timed calls are
-  over, as background work that stands still while anything else is timed
-  (sandbox.quiet), and hands it out only once both workers have finished
-  starting, so a starting interpreter never competes with a timed call.
+- a start has two halves. Spawning (`spawn_ahead`) runs the interpreters'
+  imports, CPU work only, and may begin as soon as a verdict has its own pair:
+  the spawned workers are background work that stands still while anything is
+  timed (sandbox.quiet). Setting up (`refill`: the CUDA context, the launch
+  hold's calibration, which spins every SM) touches the GPU, so it is sent only
+  after a verdict's timed calls are over, never while another process's
+  checked or timed calls run beside it; the pool hands a pair out only once
+  both workers have finished setting up.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from contextlib import ExitStack
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +54,7 @@ class Pair:
     environment: dict[str, Any] = field(default_factory=dict)
     hardening: list[str] = field(default_factory=list)
     confinement: dict[str, str] = field(default_factory=dict)  # the candidate's, as its setup reported it
-    start_s: float = 0.0
+    start_s: float = 0.0  # from spawn to set up (a pooled pair's includes its wait for `refill`)
     spawned_at: float = 0.0
 
     def alive(self) -> bool:
@@ -83,18 +86,11 @@ def spawn_pair(spec: PairSpec) -> Pair:
     return Pair(ref, cand, spawned_at=time.perf_counter())
 
 
-def finish_start(pair: Pair, spec: PairSpec, background: bool = False) -> Pair:
-    """Wait for both workers' setup replies; TaskError if either cannot start (the pair is closed).
-
-    `background`: the start is background work (sandbox.quiet), stopped while anything
-    else in this process is being timed.
-    """
+def finish_start(pair: Pair, spec: PairSpec) -> Pair:
+    """Wait for both workers' setup replies; TaskError if either cannot start (the pair is closed)."""
     try:
         setup = P.SetupRequest(op=P.Op.SETUP, device=spec.device, threads=spec.threads)
-        with ExitStack() as stack, ThreadPoolExecutor(2) as ex:
-            if background:
-                stack.enter_context(quiet.background(pair.ref))
-                stack.enter_context(quiet.background(pair.cand))
+        with ThreadPoolExecutor(2) as ex:
             fr = ex.submit(pair.ref.request, setup, None, C.WORKER_START_TIMEOUT_S)
             fc = ex.submit(pair.cand.request, setup, None, C.WORKER_START_TIMEOUT_S)
             reply_ref, _, _ = fr.result()
@@ -117,8 +113,29 @@ def start_pair(spec: PairSpec) -> Pair:
     return finish_start(spawn_pair(spec), spec)
 
 
+@dataclass
+class _Pending:
+    """A pair the pool holds: spawned, and set up once `go` is set."""
+
+    spec: PairSpec
+    pair: Pair
+    go: threading.Event
+    started: Future[Pair]
+
+
+def _start_when_told(pair: Pair, spec: PairSpec, go: threading.Event) -> Pair:
+    """Set up a spawned pair once `go` is set; until it is set up it is background work.
+
+    Its interpreters import meanwhile, stopped whenever anything is timed (sandbox.quiet);
+    the setup itself waits for `go`, which the pool's owner gives only when nothing is.
+    """
+    with quiet.background(pair.ref), quiet.background(pair.cand):
+        go.wait()
+        return finish_start(pair, spec)
+
+
 class PairPool:
-    """At most one pair starting or ready, for the next verdict of one judging loop.
+    """At most one pair spawned, starting or ready, for the next verdict of one judging loop.
 
     Not a general worker pool: one judge at a time takes from it, and whoever
     owns it calls `refill` only at a moment when nothing is being timed.
@@ -126,39 +143,54 @@ class PairPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: tuple[PairSpec, Pair, Future[Pair]] | None = None
+        self._pending: _Pending | None = None
         self._ex = ThreadPoolExecutor(1, thread_name_prefix="kw-pair")
         self.closed = False
 
-    def refill(self, spec: PairSpec) -> None:
-        """Spawn a pair for `spec` and let it start in the background, unless one is pending.
+    def spawn_ahead(self, spec: PairSpec) -> None:
+        """Spawn a pair for `spec` whose interpreters import now and set up only at `refill`.
 
-        The workers are spawned here, by the calling thread (they die with it), so that
-        `close` can kill them at once, even halfway through starting.
+        A no-op when one is held. The workers are spawned here, by the calling thread (they
+        die with it), so that `close` can kill them at once, even halfway through starting.
         """
+        self._hold(spec, go=False)
+
+    def refill(self, spec: PairSpec) -> None:
+        """Let the held pair set up, or spawn one for `spec` that starts in the background now.
+
+        Called only at a moment when nothing is being timed.
+        """
+        self._hold(spec, go=True)
+
+    def _hold(self, spec: PairSpec, go: bool) -> None:
         with self._lock:
-            if self.closed or self._pending is not None:
+            if self.closed:
                 return
-            try:
-                pair = spawn_pair(spec)
-            except OSError:
-                return  # no pair now: the next verdict starts its own and reports why
-            self._pending = (spec, pair, self._ex.submit(finish_start, pair, spec, True))
+            if self._pending is None:
+                try:
+                    pair = spawn_pair(spec)
+                except OSError:
+                    return  # no pair now: the next verdict starts its own and reports why
+                event = threading.Event()
+                self._pending = _Pending(spec, pair, event, self._ex.submit(_start_when_told, pair, spec, event))
+            if go:
+                self._pending.go.set()
 
     def wait_ready(self, timeout: float = C.WORKER_START_TIMEOUT_S) -> bool:
-        """Block until the pending pair has started (or failed); False if none is pending."""
+        """Let the held pair set up and block until it has (or failed); False if none is held."""
         with self._lock:
             pending = self._pending
         if pending is None:
             return False
+        pending.go.set()
         try:
-            pending[2].result(timeout=timeout)
+            pending.started.result(timeout=timeout)
         except Exception:  # noqa: BLE001 - take() discards it and the verdict starts its own
             return False
         return True
 
     def take(self, spec: PairSpec) -> Pair | None:
-        """The ready pair for `spec` (waiting for it to finish starting), or None.
+        """The held pair for `spec` (letting it set up and waiting for that), or None.
 
         A pair for another spec, one that failed to start, or one whose workers died
         while waiting is discarded: the caller then starts its own.
@@ -167,12 +199,12 @@ class PairPool:
             pending, self._pending = self._pending, None
         if pending is None:
             return None
-        their_spec, _, fut = pending
+        pending.go.set()
         try:
-            pair = fut.result()
+            pair = pending.started.result()
         except Exception:  # noqa: BLE001 - the caller starts a fresh pair and reports that failure
             return None
-        if their_spec != spec or not pair.alive():
+        if pending.spec != spec or not pair.alive():
             pair.close()
             return None
         return pair
@@ -183,13 +215,13 @@ class PairPool:
             self.closed = True
             pending, self._pending = self._pending, None
         if pending is not None:
-            _, pair, fut = pending
             # Kill the processes now, even halfway through starting (Ctrl-C must be prompt).
             # Exactly one party then closes the pair's descriptors: the starting thread when
             # the start fails, this callback when it succeeded; never one still being read.
-            pair.ref.kill()
-            pair.cand.kill()
-            fut.add_done_callback(_close_if_started)
+            pending.pair.ref.kill()
+            pending.pair.cand.kill()
+            pending.go.set()
+            pending.started.add_done_callback(_close_if_started)
         self._ex.shutdown(wait=False)
 
     def __enter__(self) -> "PairPool":

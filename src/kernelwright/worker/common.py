@@ -11,6 +11,7 @@ import torch
 from kernelwright import protocol as P
 from kernelwright.sandbox import codec, confine
 from kernelwright.worker.harness import Harness, describe_device, sample_tree, shapes_of
+from kernelwright.worker.inputs import wide_sum
 
 Reply = tuple[Any, list[bytes]]  # a reply shape of `protocol` and its blobs
 
@@ -89,7 +90,7 @@ class RoleBase:
         for sid in header["set_ids"]:
             for t in self.h.sets[int(sid)]:
                 if isinstance(t, torch.Tensor) and t.numel():
-                    total += float(t.double().sum()) if t.is_floating_point() else float(t.sum())
+                    total += float(wide_sum(t).real) if t.dtype != torch.bool else float(t.sum())
         return P.TouchReply(sum=total), []
 
     def op_fetch(self, header: P.FetchRequest, blobs: list[bytes]) -> Reply:

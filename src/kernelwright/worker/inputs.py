@@ -110,6 +110,23 @@ def to_double(x: Any, copy: bool = False) -> Any:
     return x
 
 
+_SUM_CHUNK = 1 << 24  # elements widened at a time (128 MiB in float64)
+
+
+def wide_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum of a tensor's elements in float64 (complex128, int64 for integers), a chunk at a time.
+
+    A sum in another dtype than the tensor's widens a whole copy first (ATen's make_reduction):
+    16 GiB at once for KernelBench's 8 GiB matrix-vector input.
+    """
+    wide = torch.complex128 if t.is_complex() else torch.float64 if t.is_floating_point() else torch.int64
+    flat = t.detach().reshape(-1)
+    total = torch.zeros((), dtype=wide, device=flat.device)
+    for i in range(0, flat.numel(), _SUM_CHUNK):
+        total += flat[i:i + _SUM_CHUNK].sum(dtype=wide)
+    return total
+
+
 def fingerprint(inputs: Any) -> list[Any]:
     """What tells two input sets apart, cheaply and on their own device: per leaf its type, and for
     a tensor its dtype, shape, sum (in float64, or int64 for integers, without a widened copy)
@@ -123,12 +140,10 @@ def fingerprint(inputs: Any) -> list[Any]:
         if isinstance(x, torch.Tensor):
             flat = x.detach().reshape(-1)
             n = flat.numel()
-            if x.is_floating_point() or x.is_complex():
-                total = flat.sum(dtype=torch.complex128 if x.is_complex() else torch.float64)
-            elif x.dtype == torch.bool:
+            if x.dtype == torch.bool:
                 total = flat.sum()
             else:
-                total = flat.sum(dtype=torch.int64)
+                total = wide_sum(flat)
             picks = flat[:: max(1, n // 64)][:64] if n else flat
             out.append([str(x.dtype), list(x.shape), repr(total.item()), repr(picks.cpu().tolist())])
         elif isinstance(x, (int, float, str, bool)) or x is None:

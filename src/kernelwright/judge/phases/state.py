@@ -84,10 +84,11 @@ class JudgementState:
             self.cand_worker.limit_messages(self.frame_cap)
 
     def _untimed_from_now(self) -> None:
-        """Nothing of this verdict is timed or measured any more: the pool's next pair may start.
+        """Nothing of this verdict is timed or measured any more: the pool's next pair may set up.
 
-        Its two processes starting (imports, CUDA init) would slow whatever ran beside them,
-        so this comes after the last timed batch and the ceilings' measurement, never before.
+        Its setup (CUDA init, the launch hold's calibration on every SM) would slow whatever ran
+        beside it, so this comes after the last timed batch and the ceilings' measurement, never
+        before; its imports may already be under way (PairPool.spawn_ahead).
         """
         if self.quiet_period is not None:
             self.quiet_period.close()  # background builds may run again
