@@ -162,6 +162,18 @@ print(d['verdict'], [(r['check'], r['detail'][:400]) for r in d['reasons']], d['
     [ -f .kb-tmp/sweep/results.jsonl ] && [ ! -f "$out/results.jsonl" ] && cp .kb-tmp/sweep/results.jsonl "$out/"
     nvidia-smi --query-gpu=memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
     python3 scripts/identity_candidates.py $suite /tmp/ident ${KW_LEVELS:+--levels $KW_LEVELS}
+    # Tasks an earlier judge (another commit) accepted, listed in .kb-tmp/sweep/prior.jsonl, are
+    # not judged again in a call short of device time; their records stay in that file.
+    [ -f .kb-tmp/sweep/prior.jsonl ] && python3 - .kb-tmp/sweep/prior.jsonl /tmp/ident <<'PY'
+import json, pathlib, sys
+gone = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    f = pathlib.Path(sys.argv[2]) / r["task"]
+    if r["verdict"] == "accepted" and f.exists():
+        f.unlink(); gone += 1
+print(f"{gone} tasks accepted by an earlier judge left out")
+PY
     if [ -n "${KW_VERIFY:-}" ]; then  # a standalone verdict of a built candidate, twice (the second finds it built)
       for i in 1 2; do
         /usr/bin/time -f "verify $i: %e s wall" timeout 120 kernelwright verify examples/elementwise/task.py \

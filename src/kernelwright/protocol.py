@@ -261,7 +261,7 @@ class MakeSetRequest(BareRequest):
     `float64` False: no float64 outputs. `hold_bytes` > 0: the memory this worker can give two
     sets' references; `memory_bytes` > 0: what this worker may use. Where two sets' native and
     float64 outputs would not fit the first, or the float64 run would not fit the second (or
-    the GPU), it is skipped (`ref64_skipped`, with the reason in `ref64_error`). `rtol`/`atol`
+    the GPU memory left of `room_bytes`), it is skipped (`ref64_skipped`, with the reason in `ref64_error`). `rtol`/`atol`
     are the task's overrides (None: the table's), for the reference's own error (`slack`) and,
     with `degenerate`, whether zeros would pass (`zeros_pass`).
     """
@@ -274,6 +274,7 @@ class MakeSetRequest(BareRequest):
     float64: bool
     hold_bytes: int
     memory_bytes: int
+    room_bytes: int  # CUDA: the GPU memory this worker may use in all (0: not known); the rest is the candidate's
     fingerprint: bool  # the judge will have the candidate make this set too (MakeInputsRequest)
     rtol: float | None
     atol: float | None
@@ -440,6 +441,8 @@ class MakeSetReply(EmptyReply, total=False):
     native_s: float  # seconds the task's own run took (device work included)
     ref64_s: float  # seconds the float64 run took
     pending_ms: float  # CUDA: GPU work the task's own call left pending after its stream finished (ms)
+    resident: int  # CUDA: GPU memory this worker holds once the set is made (its sets and references)
+    peak: int  # CUDA: the most GPU memory it held while making the set (its runs' temporaries included)
 
 
 class MakeInputsReply(EmptyReply, total=False):

@@ -93,11 +93,16 @@ def _float64_skip(native: object, header: P.MakeSetRequest, run: tuple[int, int]
         return (f"large task: the float64 run would need about {host_need / gib:.1f} GiB in the reference worker, "
                 f"which may use {limit / gib:.1f} GiB")
     if cuda:
+        # Of this worker's share of the GPU (the candidate's worker has the rest), what it does
+        # not hold yet; never more than is free on the device now.
         free = torch.cuda.mem_get_info()[0]
+        room = int(header.get("room_bytes", 0))
+        if room > 0:
+            free = min(free, room - torch.cuda.memory_allocated())
         gpu_need = 2 * (input_bytes + gpu_run)
         if gpu_need > C.FLOAT64_MEMORY_SHARE * free:
             return (f"large task: the float64 run would need about {gpu_need / gib:.1f} GiB on the GPU, "
-                    f"{free / gib:.1f} GiB of which is free")
+                    f"{max(0, free) / gib:.1f} GiB of which is left to the reference worker")
     return ""
 
 
@@ -171,6 +176,8 @@ class ReferenceWorker(RoleBase):
         and float64 outputs and keep them here, sending only what the judge needs of them."""
         assert self.h is not None
         set_id = int(header["set_id"])
+        if self.h.cuda:
+            torch.cuda.reset_peak_memory_stats()
         inputs, on_device = self._make_inputs(int(header["seed"]), header["distribution"], header.get("variant"))
         nbytes = I.input_bytes(inputs)
         self.h.stage(set_id, tuple(inputs), fresh=True)
@@ -179,6 +186,7 @@ class ReferenceWorker(RoleBase):
         reply = P.MakeSetReply(nbytes=nbytes, on_device=on_device)
         if header.get("fingerprint"):  # a pass over every input: only when the candidate makes the set too
             reply["fingerprint"] = I.fingerprint(staged)
+        inputs_peak = int(torch.cuda.max_memory_allocated()) if self.h.cuda else 0
         if header.get("reference", True):
             self.refs.pop(set_id, None)  # a deferred set made again
             with torch.no_grad():
@@ -193,8 +201,22 @@ class ReferenceWorker(RoleBase):
             self.refs[set_id] = cmp.fold_references(native, ref64)
             del native, ref64
             reply["held_bytes"] = sum(cmp.held_bytes(t) for t in self.refs[set_id])
-        release_free_memory()  # the copies made above: freed, and now no longer resident
+        if self.h.cuda:
+            # _references resets the peak counter for its own figure: what this op held at most
+            # is the larger of that and the inputs' making.
+            reply["peak"] = max(int(torch.cuda.max_memory_allocated()), inputs_peak)
+        self._release()  # the copies made above: freed, and now no longer resident
+        if self.h.cuda:
+            reply["resident"] = int(torch.cuda.memory_allocated())
         return reply, []
+
+    def _release(self) -> None:
+        """Give back what this worker freed: host pages, and on CUDA the allocator's cached blocks,
+        which the candidate's worker could not otherwise use (never between timed calls: only
+        after a set is made, relayed or compared before the timing)."""
+        release_free_memory()
+        if self.h is not None and self.h.cuda:
+            torch.cuda.empty_cache()
 
     def _references(self, header: P.MakeSetRequest, staged: Any, nbytes: int,
                     reply: P.MakeSetReply) -> tuple[Any, Any]:
@@ -282,7 +304,9 @@ class ReferenceWorker(RoleBase):
         del out, native, ref64
         if header.get("drop") and seed is None:
             del self.refs[set_id]
-        release_free_memory()
+            self._release()
+        else:
+            release_free_memory()  # a timed output's check: the cached blocks stay for the next timed calls
         return _compared(c), []
 
     def op_dependence(self, header: P.DependenceRequest, blobs: list[bytes]) -> Reply:
@@ -298,7 +322,7 @@ class ReferenceWorker(RoleBase):
         spec = codec.encode(list(self.h.sets[set_id]), out_blobs) if header.get("send", True) else []
         if header.get("drop"):
             del self.h.sets[set_id]
-            release_free_memory()  # the sets dropped before this one (this one is being sent)
+            self._release()  # the sets dropped before this one (this one is being sent)
         return P.InputsReply(inputs=spec), out_blobs
 
     def op_compile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:

@@ -55,6 +55,7 @@ class ReferencePhase(JudgementState):
         budget = C.TIMING_INPUT_BYTES_CAP
         timing_refs = 0
         room = self._reference_room(ref)
+        self.gpu_room = room if self.cuda and self.device_free else 0
         held_budget = self.opts.reference_memory_bytes
         if held_budget is None:
             held_budget = int(C.REFERENCE_HELD_SHARE * room)
@@ -63,6 +64,9 @@ class ReferencePhase(JudgementState):
         # The reference worker keeps every set it made staged until the set is relayed: its
         # inputs, beside a run's own needs, must stay within a share of the worker's limit.
         staged, in_bytes, made_trials, why = 0, 0, 0, set()
+        # CUDA: what the reference worker holds on the GPU after its last set, and the most its
+        # making of a set needed above that (the runs' temporaries), as that worker measured them.
+        resident, temporaries = 0, 0
         staged_cap = int(C.REFERENCE_STAGED_SHARE * (min(ref.config.memory_bytes, room) if self.cuda
                                                      else ref.config.memory_bytes))
         for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
@@ -80,8 +84,13 @@ class ReferencePhase(JudgementState):
                 # On the CPU a set's references live beside its inputs, in the same worker's memory.
                 need = in_bytes + (0 if self.cuda else per_set)
                 over_worker = in_bytes and staged + need + reserve > staged_cap and made_trials >= 2
-                if over_judge or over_worker:
-                    why.add("outputs" if over_judge else "inputs")
+                # On the GPU everything the reference worker holds shares its half: the next set,
+                # its references, the timing sets still to come and the next run's temporaries.
+                over_gpu = (self.cuda and resident > 0 and made_trials >= 1
+                            and resident + in_bytes + per_set + reserve + (per_set if self.opts.timing else 0)
+                            + temporaries > room)
+                if over_judge or over_worker or over_gpu:
+                    why.add("outputs" if over_judge else "inputs" if over_worker else "gpu")
                     self.sets[set_id] = InputSet(set_id, dist, S.variant_name(variant), 0, deferred=True,
                                                  seed=seed, shape_variant=variant)
                     deferred += 1
@@ -89,6 +98,9 @@ class ReferencePhase(JudgementState):
             timing_refs += is_timing and want_ref
             reply = self._make_set_request(ref, set_id, seed, dist, variant, want_ref)
             self._check_message_size(int(reply["nbytes"]))
+            if "resident" in reply:
+                resident = int(reply["resident"])
+                temporaries = max(temporaries, int(reply.get("peak", resident)) - resident)
             staged += int(reply["nbytes"])
             in_bytes = in_bytes or int(reply["nbytes"])
             made_trials += not is_timing
@@ -114,6 +126,11 @@ class ReferencePhase(JudgementState):
             if "outputs" in why:
                 limits_hit.append(f"references take {_size(per_set)} a set, and the reference worker holds at "
                                   f"most {_size(held_budget)} of them {'on the GPU' if self.cuda else 'on this machine'}")
+            if "gpu" in why:
+                limits_hit.append(f"the reference worker holds {_size(resident)} on the GPU, and making a set "
+                                  f"needs {_size(in_bytes + per_set + temporaries)} more at its peak, of the "
+                                  f"{_size(room)} it may use (half the GPU's free memory; the candidate's worker "
+                                  "has the rest)")
             if "inputs" in why:
                 limits_hit.append(f"inputs take {_size(in_bytes)} a set, and the reference worker stages at most "
                                   f"{_size(staged_cap)} of them (with their references, on the CPU) within "
@@ -128,7 +145,8 @@ class ReferencePhase(JudgementState):
         reply, _ = self._ref_request(ref, P.MakeSetRequest(
             op=P.Op.MAKE_SET, set_id=set_id, seed=seed, distribution=dist, variant=variant,
             reference=want_ref, float64=self.float64, hold_bytes=self.hold_bytes,
-            memory_bytes=ref.config.memory_bytes, fingerprint=self.local_inputs, rtol=self.meta.rtol,
+            memory_bytes=ref.config.memory_bytes, room_bytes=self.gpu_room, fingerprint=self.local_inputs,
+            rtol=self.meta.rtol,
             atol=self.meta.atol, degenerate=variant is None))
         return reply
 
