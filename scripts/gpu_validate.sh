@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|optimize14
+#                                torch211|judge12|confine13|suite|sweep|race12|optimize14
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -194,6 +194,12 @@ for r in rows[-60:]:
           {k: round(v, 1) for k, v in r.get("phases_s", {}).items() if v >= 0.5}, [x["check"] for x in r["reasons"]])
 PY
     ;;
+  race12)
+    # Issue 12 on the H200: the race measure's readings with and without a host lead (the hold
+    # question), and the honest load_inline CUDA kernel accepted.
+    timeout 90 python3 benchmarks/race_pending.py --calls 30 --lead-us 0,30 2>&1 | tee "$OUT/race_pending.log" | tail -30
+    timeout 200 python3 -m pytest tests/exploits/test_honest.py -m gpu -q -rA --timeout=180 2>&1 \
+      | tee "$OUT/honest_gpu.log" | tail -8 ;;
   optimize14)
     # Issue 14: `bench --optimize` (the LLM-free engineer) on a seeded sample of KernelBench levels
     # 1-2, resumable across calls: .kb-tmp/opt/ (carried) holds earlier calls' records and store.
