@@ -101,6 +101,7 @@ class Op(_Name):
     MAKE_SET = "make_set"
     COMPARE = "compare"  # a candidate's output, relayed by the judge, against the references held here
     DEPENDENCE = "dependence"  # how much two sets' references differ (the degenerate-task check)
+    FORGET = "forget"  # drop sets' references no check will use again (ForgetRequest)
     INPUTS = "inputs"
     COMPILE = "compile"
     FLOPS = "flops"
@@ -309,6 +310,12 @@ class CompareRequest(BareRequest, total=False):
 
 class DependenceRequest(BareRequest):
     """The largest change between the references of two held sets, relative to their scale."""
+
+    set_ids: list[int]
+
+
+class ForgetRequest(BareRequest):
+    """Drop these sets' references (their inputs stay staged): no check will compare against them."""
 
     set_ids: list[int]
 

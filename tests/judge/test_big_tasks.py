@@ -174,3 +174,26 @@ def test_a_fast_float64_run_is_kept_for_every_set(judge):
     result = judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py", timing=False)
     assert result.accepted, result.reasons
     assert not any("float64" in f for f in result.findings), result.findings
+
+
+@pytest.mark.gpu
+def test_a_task_whose_sets_fill_the_gpu_is_judged_within_the_two_workers_halves(tmp_path):
+    """Inputs of a twelfth of the free GPU memory a set: both workers stay within their halves (the
+    reference defers sets and forgets the timing references; one timing set), and the identity
+    candidate is accepted, not rejected for a crash nor given a task error (KernelBench level 1's
+    6-16 GiB sets on the H200)."""
+    import torch
+
+    from kernelwright.judge.verify import VerifyOptions, verify_files
+
+    rows = max(1, torch.cuda.mem_get_info()[0] // 12 // (4 * 65536))
+    task = tmp_path / "big_relu.py"
+    task.write_text("import torch\nimport torch.nn as nn\n\n"
+                    "class Model(nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n\n"
+                    f"def get_inputs():\n    return [torch.randn({rows}, 65536)]\n\n"
+                    "def get_init_inputs():\n    return []\n")
+    cand = tmp_path / "cand.py"
+    cand.write_text(task.read_text() + "\n\nclass ModelNew(Model):\n    pass\n")
+    result = verify_files(task, cand, VerifyOptions(device="cuda", compile_baseline=False))
+    assert result.accepted, result.reasons
+    assert any("one timing set" in f for f in result.findings), result.findings

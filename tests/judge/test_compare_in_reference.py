@@ -90,8 +90,38 @@ def test_the_reference_worker_compares_and_names_what_it_found():
         # Dropped once compared: the set's references are gone from the worker.
         assert _compare(w, 1, _true_output(w, 1), drop=True)["passed"]
         assert _compare(w, 1, _true_output(w, 1))["status"] == P.Status.ERROR
+        # Forgotten: the references go, the inputs stay staged.
+        assert w.request(P.ForgetRequest(op=P.Op.FORGET, set_ids=[0]), timeout=60)[0]["status"] == P.Status.OK
+        assert _compare(w, 0, good)["status"] == P.Status.ERROR
+        assert _true_output(w, 0).shape == good.shape
     finally:
         w.close()
+
+
+def test_the_timing_sets_references_are_forgotten_after_the_degenerate_check(monkeypatch, judge):
+    """Timed calls are checked against references of their perturbed inputs, made then: the timing
+    sets' own references are dropped once the degenerate check has read them."""
+    from kernelwright.judge.phases.state import JudgementState
+
+    ops: list[tuple[str, list[int], bool]] = []
+    real = JudgementState._ref_request
+
+    def spy(self, ref, header, blobs=None, timeout=None):
+        ops.append((str(header["op"]), list(header.get("set_ids") or [header.get("set_id", -1)]),
+                    header.get("seed") is not None))
+        return real(self, ref, header, blobs, timeout)
+
+    monkeypatch.setattr(JudgementState, "_ref_request", spy)
+    result = judge("gelu_mul", (TASKS.parent / "candidates" / "gelu_mul_torch.py").read_text())
+    assert result.accepted, result.reasons
+    names = [op for op, _, _ in ops]
+    at = names.index("forget")
+    assert at > names.index("dependence")
+    forgotten = set(ops[at][1])
+    assert forgotten and forgotten <= {ids[0] for op, ids, _ in ops if op == "make_set"}
+    # Checked after that only as timed outputs, against references made for their perturbed inputs.
+    later = [seeded for op, ids, seeded in ops[at + 1:] if op == "compare" and ids[0] in forgotten]
+    assert all(later)
 
 
 def test_a_sampled_output_is_compared_at_the_same_positions():

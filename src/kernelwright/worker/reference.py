@@ -314,6 +314,13 @@ class ReferenceWorker(RoleBase):
         a, b = (self.refs[int(i)] for i in header["set_ids"])
         return P.DependenceReply(change=cmp.relative_change(cmp.real_leaves(*a), cmp.real_leaves(*b))), []
 
+    def op_forget(self, header: P.ForgetRequest, blobs: list[bytes]) -> Reply:
+        """Drop the references of the given sets (gone already: nothing to do)."""
+        for set_id in header["set_ids"]:
+            self.refs.pop(int(set_id), None)
+        self._release()
+        return P.EmptyReply(), []
+
     def op_inputs(self, header: P.DropSetRequest, blobs: list[bytes]) -> Reply:
         """Send a staged input set (for the judge to relay), dropping it here when asked."""
         assert self.h is not None

@@ -69,8 +69,10 @@ class ReferencePhase(JudgementState):
         resident, temporaries = 0, 0
         staged_cap = int(C.REFERENCE_STAGED_SHARE * (min(ref.config.memory_bytes, room) if self.cuda
                                                      else ref.config.memory_bytes))
+        out_bytes = 0
         for set_id, (kind, dist, variant, is_timing) in enumerate(self._plan_sets()):
-            if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= 2:
+            least = self._least_timing_sets(in_bytes, out_bytes, room)
+            if is_timing and budget <= 0 and sum(1 for s in self.sets.values() if s.variant == "timing") >= least:
                 continue
             # Timed calls run on perturbed inputs, each checked against a reference made for
             # exactly those inputs, so a timing set's own outputs are needed only once (for
@@ -78,8 +80,8 @@ class ReferencePhase(JudgementState):
             want_ref = not is_timing or not self.meta.perturb_timing_inputs or timing_refs == 0
             seed = fresh_seed()
             if not is_timing:
-                # Room is kept for the timing sets still to come (two at the least).
-                reserve = 2 * in_bytes if self.opts.timing else 0
+                # Room is kept for the timing sets still to come.
+                reserve = least * in_bytes if self.opts.timing else 0
                 over_judge = per_set and held + per_set > held_budget and held >= 2 * per_set
                 # On the CPU a set's references live beside its inputs, in the same worker's memory.
                 need = in_bytes + (0 if self.cuda else per_set)
@@ -114,6 +116,7 @@ class ReferencePhase(JudgementState):
                                                int(reply["nbytes"]), seed=seed, shape_variant=variant), reply)
             if set_id == 0:
                 per_set = int(reply.get("held_bytes", 0))
+                out_bytes = int(reply.get("out_bytes", 0))
                 self._check_fits(per_set, held_budget, room)
             held += int(reply.get("held_bytes", 0))
             staged += 0 if self.cuda else int(reply.get("held_bytes", 0))
@@ -139,6 +142,21 @@ class ReferencePhase(JudgementState):
                 f"large {' and '.join(sorted(why))}: the judge makes {len(self.sets) - deferred} input sets ahead "
                 f"and the other {deferred} trial sets each just before it is used ({'; '.join(limits_hit)}); "
                 "the dependence check uses the sets made ahead")
+
+    def _least_timing_sets(self, in_bytes: int, out_bytes: int, room: int) -> int:
+        """How many timing sets are made however large they are: two, or one on a GPU where two would
+        not fit the candidate's worker's half beside what it holds anyway (the warm-up set, a trial
+        set and its checked copy, an output and its snapshot). Every timed call's inputs are
+        perturbed either way, and a set that size is far larger than any cache."""
+        if self.cuda and self.gpu_room and 5 * in_bytes + 2 * out_bytes > room:
+            if not self._one_timing_set_said:
+                self._one_timing_set_said = True
+                self.findings.append(
+                    f"large inputs: one timing set, not two (a set takes {_size(in_bytes)}; the candidate's worker "
+                    f"could not hold a second beside its warm-up and trial sets within {_size(room)}, its half of "
+                    "the GPU's free memory)")
+            return 1
+        return 2
 
     def _make_set_request(self, ref: Worker, set_id: int, seed: int, dist: str, variant: dict[str, Any] | None,
                           want_ref: bool) -> dict[str, Any]:
@@ -222,6 +240,19 @@ class ReferencePhase(JudgementState):
         if warnings and self.opts.strict_task:
             raise TaskError("degenerate task: " + "; ".join(warnings))
         self.findings += [f"degenerate task: {w}" for w in warnings]
+
+    def _forget_timing_references(self, ref: Worker) -> None:
+        """Drop the timing sets' references once the degenerate check has used them: each timed call
+        runs on perturbed inputs and is checked against a reference made for those, so nothing
+        compares against them again (unless the task turns perturbation off). On a large task
+        that is one output's worth of the reference worker's memory for every trial set after."""
+        if not self.meta.perturb_timing_inputs:
+            return
+        held = [s for s in self.sets.values() if s.variant == "timing" and s.held]
+        if held:
+            self._ref_request(ref, P.ForgetRequest(op=P.Op.FORGET, set_ids=[s.set_id for s in held]))
+            for s in held:
+                s.held = False
 
 
 def _hold_bytes(held_budget: int, room: int) -> int:
