@@ -49,6 +49,10 @@ def shape(text: str) -> str:
     """The text with what varies between runs wildcarded and layout white space folded."""
     text = re.sub(r"\br-\d{8}-\d{6}-[0-9a-f]{6}\b", "RUN", text)
     text = re.sub(r"\bc-[0-9a-f]{12}\b", "CAND", text)
+    # Why a search stopped depends on what its proposers found (`mutate` runs out of ideas in
+    # some runs before the budget is spent): that it names a reason does not.
+    text = re.sub(r"(?:proposal|token|cost) budget of \S+ spent|time limit of \S+ s reached|"
+                  r"no proposer has anything left to try", "STOP_REASON", text)
     # A path has a letter in it: "3/4 trials" stays a count.
     text = re.sub(r"(?<![\w/])(?=[\w.~+/-]*[A-Za-z])(?:~|\.{1,2})?/?[\w.~+-]+(?:/[\w.~+-]+)+/?", "PATH", text)
     # Which proposer made the best kernel varies from run to run; that a proposer is named does not.
@@ -118,6 +122,8 @@ def test_shape_ignores_what_varies_and_catches_what_drifts() -> None:
     assert matches(a, b)
     assert not matches(a, b.replace("re-judged", "measured"))
     assert not matches(a, b.replace("best kernel:", "kernel:"))
+    assert matches("stopped: proposal budget of 12 spent", "stopped: no proposer has anything left to try")
+    assert not matches("stopped: proposal budget of 12 spent", "ended: proposal budget of 12 spent")
     assert matches("...\nverdicts: accepted N\n...", "live line\nverdicts: accepted 3\nmore")
     assert not matches("verdicts: accepted N\nreject reasons: -", "verdicts: accepted 3")
     assert matches("correctness: 3/4 trials passed", "correctness: 2/3 trials passed")
