@@ -58,6 +58,10 @@ def shape(text: str) -> str:
     # Which proposer made the best kernel varies from run to run; that a proposer is named does not.
     text = re.sub(r"\b(?:inductor|mutate|scripted|openai|anthropic)(?::[\w.-]+)?\b", "PROPOSER", text)
     text = re.sub(r"(?<![A-Za-z_])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", "N", text)
+    # Which verdicts a search's proposals got (how many had no source, were rejected) varies
+    # with what its proposers found: a list of counts stays a list of counts.
+    text = re.sub(r"\b(?:accepted|rejected|error|no_source|no source|unjudged) N(?![/\w])"
+                  r"(?:, (?:accepted|rejected|error|no_source|no source|unjudged) N(?![/\w]))*", "COUNTS", text)
     text = re.sub(r"[─━═]+", "─", text)
     text = re.sub(r"\s+", " ", text).strip()
     # Whether the judge calls a timing noisy depends on how busy the machine is (another job
@@ -123,6 +127,8 @@ def test_shape_ignores_what_varies_and_catches_what_drifts() -> None:
     assert not matches(a, b.replace("re-judged", "measured"))
     assert not matches(a, b.replace("best kernel:", "kernel:"))
     assert matches("stopped: proposal budget of 12 spent", "stopped: no proposer has anything left to try")
+    assert matches("verdicts | accepted 12 |", "verdicts | accepted 8, no_source 1 |")
+    assert not matches("verdicts | accepted 12 |", "verdicts | 12 |")
     assert not matches("stopped: proposal budget of 12 spent", "ended: proposal budget of 12 spent")
     assert matches("...\nverdicts: accepted N\n...", "live line\nverdicts: accepted 3\nmore")
     assert not matches("verdicts: accepted N\nreject reasons: -", "verdicts: accepted 3")
