@@ -197,3 +197,58 @@ def test_a_task_whose_sets_fill_the_gpu_is_judged_within_the_two_workers_halves(
     result = verify_files(task, cand, VerifyOptions(device="cuda", compile_baseline=False))
     assert result.accepted, result.reasons
     assert any("one timing set" in f for f in result.findings), result.findings
+
+
+def _gpu_plan(monkeypatch, in_gib: float, out_gib: float, temporaries_gib: float, free_gib: float = 138.0):
+    """The sets a CUDA verdict plans for a task of these sizes, against made-up MAKE_SET replies
+    (the planner's arithmetic, run on the CPU): (made set ids, deferred ids, timing ids, findings)."""
+    from types import SimpleNamespace
+
+    from kernelwright.judge.verify import VerifyOptions, _Judgement
+    from kernelwright.task.loader import load_candidate, load_task
+    from tests.conftest import TASKS
+
+    gib = 1 << 30
+    task = load_task(TASKS / "gelu_mul.py")
+    j = _Judgement(task, load_candidate(CANDIDATES / "gelu_mul_torch.py", task),
+                   VerifyOptions(device="cuda"), "cuda")
+    j.device_free = int(free_gib * gib)
+    resident = [0]
+
+    def make(ref, set_id, seed, dist, variant, want_ref):
+        held = int(out_gib * gib) if want_ref else 0
+        resident[0] += int(in_gib * gib) + held
+        return {"nbytes": int(in_gib * gib), "outputs": {"k": "none"}, "out_bytes": int(out_gib * gib),
+                "held_bytes": held, "has_ref64": False, "slack": [], "resident": resident[0],
+                "peak": resident[0] + int(temporaries_gib * gib)}
+
+    monkeypatch.setattr(_Judgement, "_make_set_request", lambda self, *a: make(*a))
+    monkeypatch.setattr(_Judgement, "_take_references", lambda self, s, reply: s)
+    monkeypatch.setattr("kernelwright.sandbox.channel.MAX_FRAME", 1 << 40)  # the H200's 128 GiB of RAM, not this machine's
+    ref = SimpleNamespace(config=SimpleNamespace(memory_bytes=120 * gib))
+    j._make_sets(ref)
+    made = [i for i, s in j.sets.items() if not s.deferred]
+    deferred = [i for i, s in j.sets.items() if s.deferred]
+    timing = [i for i, s in j.sets.items() if s.variant == "timing"]
+    return made, deferred, timing, j.findings, resident[0] / gib
+
+
+def test_on_the_gpu_sets_that_would_take_the_reference_past_its_half_are_deferred(monkeypatch):
+    # KernelBench level1/19's figures on the H200: 6 GiB in and out a set, 36 GiB of temporaries.
+    made, deferred, timing, findings, resident = _gpu_plan(monkeypatch, 6, 6, 36)
+    assert deferred and len(timing) == 2, (made, deferred, timing)
+    assert resident <= 69, resident  # within half of the free memory, whatever was deferred
+    assert any("large gpu" in f and "half the GPU's free memory" in f for f in findings), findings
+
+
+def test_on_the_gpu_one_timing_set_where_two_would_not_fit_the_candidates_half(monkeypatch):
+    # level1/45's: 16 GiB inputs a set, small outputs.
+    made, deferred, timing, findings, _ = _gpu_plan(monkeypatch, 16, 0.1, 16)
+    assert len(timing) == 1, timing
+    assert any(f.startswith("large inputs: one timing set") for f in findings), findings
+
+
+def test_small_sets_on_the_gpu_are_all_made_ahead_with_two_timing_sets_or_more(monkeypatch):
+    made, deferred, timing, findings, _ = _gpu_plan(monkeypatch, 0.01, 0.01, 0.02)
+    assert not deferred and len(timing) >= 2, (deferred, timing)
+    assert not [f for f in findings if f.startswith("large")], findings
