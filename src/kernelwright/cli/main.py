@@ -72,10 +72,11 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
 
 def _register() -> None:
     from kernelwright.cli.bench import bench
+    from kernelwright.cli.export import export
     from kernelwright.cli.history import runs, show
     from kernelwright.cli.optimize import optimize
 
-    for command in (optimize, runs, show, bench):
+    for command in (optimize, runs, show, bench, export):
         main.add_command(command)
 
 

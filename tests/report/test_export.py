@@ -1,0 +1,101 @@
+"""`kernelwright export`: one row per judged kernel of a run or a bench, as the store recorded it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernelwright.report import ExportFormat, rows_for, write
+from kernelwright.store import Store
+from kernelwright.task.loader import InputError
+from tests.bench.suite_fixture import make_suite
+from tests.bench.test_bench_cli import FAST, _bench
+from tests.conftest import CANDIDATES, TASKS
+
+
+def _export(*args: str, store: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KERNELWRIGHT_STORE=str(store))
+    return subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "export", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_a_bench_exports_every_judged_kernel_with_its_code_verdict_and_task(tmp_path):
+    pa = pytest.importorskip("pyarrow.parquet")
+    suite, cands = make_suite(tmp_path)
+    out, store = tmp_path / "out", tmp_path / "s.db"
+    assert _bench(str(suite), "--candidates", str(cands), "--out", str(out), *FAST, store=store).returncode == 0
+    r = _export(str(out), "-o", str(tmp_path / "k.jsonl"), store=store)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "k.jsonl").read_text().splitlines()]
+    by_note = {row["note"]: row for row in rows}
+    # The five candidates the bench judged (the broken task's is an error record of the task).
+    assert {"level1/1_GeluMul.py", "level_1_problem_1_sample_0_kernel.py", "level1/2_Hinge/honest.py",
+            "level1/2_Hinge/zeros.py"} <= set(by_note)
+    honest = by_note["level1/2_Hinge/honest.py"]
+    assert honest["correct"] and honest["verdict"] == "accepted" and honest["error"] is None
+    assert (honest["task_id"], honest["level"], honest["problem_id"], honest["task_name"]) == (
+        "level1/2_Hinge.py", 1, 2, "Hinge")
+    assert honest["kernel_code"] == (CANDIDATES / "hinge_loss_torch.py").read_text()
+    assert honest["reference_code"] == (TASKS / "hinge_loss.py").read_text()
+    assert honest["proposer"] == "bench" and honest["max_difference"] is not None
+    assert honest["environment"].get("device") == "cpu" and honest["findings"]
+    zeros = by_note["level1/2_Hinge/zeros.py"]
+    assert not zeros["correct"] and zeros["verdict"] == "rejected"
+    assert zeros["error"].startswith(zeros["reasons"][0]["check"] + ": ")
+    replay = by_note["level_1_problem_1_sample_0_kernel.py"]
+    assert not replay["correct"] and replay["task_id"] == "level1/1_GeluMul.py"
+    # The same rows as one parquet table (nested fields as JSON text).
+    r = _export(str(out), "--format", "parquet", "-o", str(tmp_path / "k.parquet"), store=store)
+    assert r.returncode == 0, r.stderr
+    table = pa.read_table(tmp_path / "k.parquet").to_pylist()
+    assert [(t["note"], t["verdict"], t["correct"]) for t in table] == [
+        (row["note"], row["verdict"], row["correct"]) for row in rows]
+    assert json.loads(next(t for t in table if t["note"] == "level1/2_Hinge/zeros.py")["reasons"]) == zeros["reasons"]
+
+
+def test_a_runs_rows_carry_the_timing_and_its_intervals(tmp_path, judge):
+    result = judge("gelu_mul", CANDIDATES / "gelu_mul_torch.py")
+    assert result.accepted, result.reasons
+    with Store(tmp_path / "s.db") as store:
+        task = TASKS / "gelu_mul.py"
+        run_id = store.create_run(task, task.read_text(), "gelu_mul", "cpu", {})
+        parent = store.add_candidate(run_id, source="# a parent", proposer="inductor", stage="draft")
+        cid = store.add_candidate(run_id, source=(CANDIDATES / "gelu_mul_torch.py").read_text(), proposer="mutate",
+                                  stage="optimize", parent_ids=[parent])
+        store.add_candidate(run_id, source=None, proposer="mutate", stage="optimize", failure="nothing to vary")
+        d = result.to_dict()
+        t = d["timing"]
+        store.record_verdict(cid, verdict="accepted", reasons=[], speedup_vs_eager=t["speedup_vs_eager"],
+                             speedup_vs_compile=None, candidate_ms=t["candidate_ms"]["median"],
+                             eager_ms=t["eager_ms"]["median"], compile_ms=None,
+                             result_json=json.dumps(d), judge_seconds=3.0)
+        rows = rows_for(store, run_id)
+    assert len(rows) == 1  # the unjudged parent and the proposal without source are not kernels
+    row = rows[0]
+    assert row.parent_id == parent and row.proposer == "mutate" and row.level is None
+    assert row.max_difference == max(tr.max_abs_error for tr in result.correctness)
+    assert row.speedup_vs_eager == t["speedup_vs_eager"]
+    assert row.speedup_vs_eager_interval == list(t["speedup_vs_eager_interval"])
+    assert row.kernel_ms == t["candidate_ms"]["median"] and row.profile_summary
+    write(rows, tmp_path / "one.jsonl", ExportFormat.JSONL)
+    assert json.loads((tmp_path / "one.jsonl").read_text())["candidate_id"] == cid
+
+
+def test_what_cannot_be_exported_says_why(tmp_path, monkeypatch):
+    store = tmp_path / "s.db"
+    r = _export("r-20990101-000000-abcdef", "-o", str(tmp_path / "x.jsonl"), store=store)
+    assert r.returncode == 2 and "no run" in r.stderr and not (tmp_path / "x.jsonl").exists()
+    empty = tmp_path / "out"
+    empty.mkdir()
+    with Store(store) as s:
+        with pytest.raises(InputError, match="no bench records"):
+            rows_for(s, str(empty))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
+    with pytest.raises(InputError, match=r"kernelwright\[parquet\]"):
+        write([], tmp_path / "x.parquet", ExportFormat.PARQUET)
+    assert not (tmp_path / "x.parquet").exists()
