@@ -19,8 +19,11 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("task", type=click.Path(dir_okay=False))
-@click.argument("candidate", type=click.Path(dir_okay=False))
+@click.argument("task", type=click.Path(dir_okay=False), required=False)
+@click.argument("candidate", type=click.Path(dir_okay=False), required=False)
+@click.option("--from-export", "from_export", type=click.Path(dir_okay=False), default=None,
+              help="Judge again every row of an export (`kernelwright export`, jsonl or parquet) instead, "
+                   "and say which rows no longer hold here.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Where to judge (default: cuda when available, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
@@ -37,12 +40,14 @@ def main() -> None:
                    "view and no signals out (needs Landlock ABI 6 and user namespaces).")
 @click.option("--no-confine", is_flag=True,
               help="Run the candidate unconfined (also KERNELWRIGHT_CONFINE=0); the verdict says so.")
-def verify(task: str, candidate: str, device: str | None, as_json: bool, trials: int,
-           no_compile_baseline: bool, no_timing: bool, strict_task: bool, threads: int | None,
+def verify(task: str | None, candidate: str | None, from_export: str | None, device: str | None, as_json: bool,
+           trials: int, no_compile_baseline: bool, no_timing: bool, strict_task: bool, threads: int | None,
            no_build_cache: bool, require_confinement: bool, no_confine: bool) -> None:
     """Judge CANDIDATE (a file defining ModelNew) against TASK (KernelBench format).
 
     Exit 0: accepted. Exit 1: rejected. Exit 2: the task, a file or the command line is wrong.
+    With --from-export FILE (and no TASK or CANDIDATE): exit 0 when every row holds, 1 when one
+    does not.
     """
     from kernelwright.judge.verify import VerifyOptions, verify_files
     from kernelwright.task import InputError, TaskError
@@ -51,6 +56,11 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
                          timing=not no_timing, strict_task=strict_task, threads=threads,
                          build_cache=not no_build_cache, require_confinement=require_confinement,
                          **({"confine": False} if no_confine else {}))
+    if from_export is not None or task is None or candidate is None:
+        if from_export is None or task is not None:
+            exit_bad_input("give TASK and CANDIDATE, or --from-export FILE alone", as_json)
+        _verify_export(from_export, opts, as_json)
+        return
     try:
         with interruptible():
             result = verify_files(task, candidate, opts)
@@ -68,6 +78,38 @@ def verify(task: str, candidate: str, device: str | None, as_json: bool, trials:
 
         print_verdict(result)
     sys.exit(C.ExitCode.ACCEPTED if result.accepted else C.ExitCode.REJECTED)
+
+
+def _verify_export(path: str, opts: object, as_json: bool) -> None:
+    """`verify --from-export`: each row judged again; the rows that no longer hold, then a summary."""
+    from pathlib import Path
+
+    from kernelwright.report.rejudge import check_rows, read_export
+    from kernelwright.task import InputError
+
+    def shown(c: object) -> None:
+        if not as_json and not c.holds:  # type: ignore[attr-defined]
+            click.echo(f"row {c.index} {c.task_id} {c.candidate_id}: {c.why}")  # type: ignore[attr-defined]
+
+    try:
+        with interruptible():
+            checks = check_rows(read_export(Path(path)), opts, shown)  # type: ignore[arg-type]
+    except InputError as exc:
+        exit_bad_input(str(exc), as_json)
+        return
+    except KeyboardInterrupt:
+        click.echo("interrupted: not every row was judged", err=True)
+        sys.exit(130)
+    summary = {"rows": len(checks), "hold": sum(c.holds for c in checks),
+               "no_longer_hold": sum(not c.holds and c.now_verdict != "error" for c in checks),
+               "not_judged": sum(c.now_verdict == "error" for c in checks)}
+    if as_json:
+        sys.stdout.write(json.dumps({"rows": [c.to_dict() for c in checks], "summary": summary},
+                                    allow_nan=False) + "\n")
+    else:
+        click.echo(f"{summary['rows']} rows judged again: {summary['hold']} hold, {summary['no_longer_hold']} "
+                   f"no longer hold, {summary['not_judged']} could not be judged here")
+    sys.exit(0 if summary["hold"] == summary["rows"] else 1)
 
 
 def _register() -> None:
