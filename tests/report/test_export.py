@@ -24,11 +24,20 @@ def _export(*args: str, store: Path) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=300)
 
 
-def test_a_bench_exports_every_judged_kernel_with_its_code_verdict_and_task(tmp_path):
+@pytest.fixture(scope="module")
+def benched(tmp_path_factory) -> tuple[Path, Path]:
+    """A bench of the small suite, judged once for this file's tests: (OUT, store)."""
+    root = tmp_path_factory.mktemp("bench")
+    suite, cands = make_suite(root)
+    out, store = root / "out", root / "s.db"
+    r = _bench(str(suite), "--candidates", str(cands), "--out", str(out), *FAST, store=store)
+    assert r.returncode == 0, r.stderr
+    return out, store
+
+
+def test_a_bench_exports_every_judged_kernel_with_its_code_verdict_and_task(tmp_path, benched):
     pa = pytest.importorskip("pyarrow.parquet")
-    suite, cands = make_suite(tmp_path)
-    out, store = tmp_path / "out", tmp_path / "s.db"
-    assert _bench(str(suite), "--candidates", str(cands), "--out", str(out), *FAST, store=store).returncode == 0
+    out, store = benched
     r = _export(str(out), "-o", str(tmp_path / "k.jsonl"), store=store)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in (tmp_path / "k.jsonl").read_text().splitlines()]
@@ -99,3 +108,50 @@ def test_what_cannot_be_exported_says_why(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"kernelwright\[parquet\]"):
         write([], tmp_path / "x.parquet", ExportFormat.PARQUET)
     assert not (tmp_path / "x.parquet").exists()
+
+
+WINNERS = """
+import json, sys
+import torch
+sys.path.insert(0, sys.argv[1])
+from kernels import L1P1GeluMul, L1P2Hinge, UnverifiedInputs
+sys.path.insert(0, sys.argv[2])
+import gelu_mul, hinge_loss
+
+torch.manual_seed(0)
+x = torch.randn(61, 1531)
+k = L1P1GeluMul()
+ok = torch.allclose(k(x), gelu_mul.Model()(x), atol=1e-5)
+small = torch.allclose(k(x[:3]), gelu_mul.Model()(x[:3]), atol=1e-6)  # falls back
+try:
+    L1P1GeluMul(fallback=False)(x.double())
+    raised = ""
+except UnverifiedInputs as exc:
+    raised = str(exc)
+print(json.dumps({"ok": ok, "small": small, "raised": raised,
+                  "hinge": L1P2Hinge.__module__, "verified": sys.modules["kernels.level1_1_gelumul"].VERIFIED}))
+"""
+
+
+def test_the_winners_as_a_package_run_where_verified_and_fall_back_elsewhere(tmp_path, benched):
+    out, store = benched
+    pkg = tmp_path / "kernels"
+    r = _export(str(out), "--as-module", str(pkg), store=store)
+    assert r.returncode == 0, r.stderr
+    assert "L1P1GeluMul" in r.stdout and "L1P2Hinge" in r.stdout
+    # The honest gelu candidate won over the replaying one (only it was accepted); its code as judged.
+    assert (pkg / "_kernels" / "level1_1_gelumul.py").read_text() == (CANDIDATES / "gelu_mul_torch.py").read_text()
+    run = subprocess.run([sys.executable, "-c", WINNERS, str(tmp_path), str(TASKS)], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["ok"] and got["small"]
+    assert "input 0 is torch.float64, verified as float32" in got["raised"]
+    assert got["verified"]["inputs"][0] == {"kind": "tensor", "dtype": "float32", "shape": [61, 1531]}
+    assert got["verified"]["how"] == "best accepted in the bench" and got["verified"]["device"] == "cpu"
+    # A folder that holds something else is never written into.
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    r = _export(str(out), "--as-module", str(other), store=store)
+    assert r.returncode == 2 and "not empty" in r.stderr

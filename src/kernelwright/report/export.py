@@ -124,23 +124,30 @@ def rows_for_run(store: Store, run_id: str) -> list[ExportRow]:
     return [row_of(run, c) for c in store.candidates(run.id) if c.verdict is not None and c.source is not None]
 
 
-def rows_for_bench(store: Store, out: Path) -> list[ExportRow]:
-    """Every kernel judged for a bench's records (OUT/results.jsonl): each record's store run
-    (a task's given candidates, or its search with --optimize), once each.
+def run_ids_of(store: Store, source: str) -> list[str]:
+    """The store runs of SOURCE: a run id, or a bench's OUT folder (each record's run, once).
 
-    Raises InputError when OUT has no records, or when none of them was written to a store."""
-    records = R.load(out)
+    Raises InputError for a run the store does not have, an OUT without records, or records
+    none of which was written to this store."""
+    p = Path(source)
+    if p.name == R.RESULTS and p.is_file():
+        p = p.parent
+    if not p.is_dir():
+        if not _has_run(store, source):
+            raise InputError(f"no run {source!r} in {store.path}, and no bench folder of that name")
+        return [source]
+    records = R.load(p)
     if not records:
-        raise InputError(f"{out} holds no bench records ({R.RESULTS})")
+        raise InputError(f"{p} holds no bench records ({R.RESULTS})")
     run_ids = list(dict.fromkeys(r.run_id for r in records if r.run_id))
     if not run_ids:
-        raise InputError(f"the records in {out} were not written to a store (a bench without --store keeps "
+        raise InputError(f"the records in {p} were not written to a store (a bench without --store keeps "
                          "no kernel code): nothing to export")
-    missing = [rid for rid in run_ids if not _has_run(store, rid)]
-    if len(missing) == len(run_ids):
-        raise InputError(f"none of the {len(run_ids)} runs of {out} is in the store {store.path}; "
+    present = [rid for rid in run_ids if _has_run(store, rid)]
+    if not present:
+        raise InputError(f"none of the {len(run_ids)} runs of {p} is in the store {store.path}; "
                          "give the bench's --store")
-    return [row for rid in run_ids if rid not in missing for row in rows_for_run(store, rid)]
+    return present
 
 
 def _has_run(store: Store, run_id: str) -> bool:
@@ -152,13 +159,9 @@ def _has_run(store: Store, run_id: str) -> bool:
 
 
 def rows_for(store: Store, source: str) -> list[ExportRow]:
-    """The rows of a run id, or of a bench's OUT folder (a path holding results.jsonl)."""
-    p = Path(source)
-    if p.is_dir():
-        return rows_for_bench(store, p)
-    if p.name == R.RESULTS and p.is_file():
-        return rows_for_bench(store, p.parent)
-    return rows_for_run(store, source)
+    """Every judged kernel of a run id, or of a bench's OUT folder (a path holding results.jsonl):
+    each record's store run (a task's given candidates, or its search with --optimize), once."""
+    return [row for rid in run_ids_of(store, source) for row in rows_for_run(store, rid)]
 
 
 def write(rows: list[ExportRow], path: Path, fmt: ExportFormat) -> None:
