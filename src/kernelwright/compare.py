@@ -350,12 +350,18 @@ def zeros_would_pass(native: Any, ref64: Any | None, rtol: float | None, atol: f
     natives = leaves(native)
     refs = leaves(ref64) if ref64 is not None else natives
     for n, r in zip(natives, refs):
-        if isinstance(n, torch.Tensor) and n.is_floating_point() and n.numel():
-            # A zero broadcast to the output's shape, not allocated: on a large task a real
-            # all-zero tensor would be another output's worth of the judge's memory.
-            zeros = torch.zeros((), dtype=n.dtype).expand(n.shape)
-            if not compare_tensor(zeros, n, r, tolerance_for(n.dtype, rtol, atol)).passed:
+        if not isinstance(n, torch.Tensor) or not n.numel():
+            continue
+        if not n.is_floating_point():
+            # Integers and booleans are compared exactly: zeros pass only where every element is 0.
+            if bool(n.any()):
                 return False
+            continue
+        # A zero broadcast to the output's shape, not allocated: on a large task a real
+        # all-zero tensor would be another output's worth of the judge's memory.
+        zeros = torch.zeros((), dtype=n.dtype).expand(n.shape)
+        if not compare_tensor(zeros, n, r, tolerance_for(n.dtype, rtol, atol)).passed:
+            return False
     return True
 
 

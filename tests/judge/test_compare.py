@@ -34,6 +34,15 @@ def test_error_is_relative_to_the_output_scale() -> None:
     assert not zeros_would_pass(native, ref, None, None)
 
 
+
+def test_zeros_pass_an_integer_output_only_when_it_is_all_zero() -> None:
+    """KernelBench's argmax and argmin return int64 indices, compared exactly: zeros do not pass them
+    (they were flagged as degenerate when only floating outputs were looked at)."""
+    assert not zeros_would_pass(torch.tensor([0, 3, 1]), None, None, None)
+    assert zeros_would_pass(torch.zeros(4, dtype=torch.int64), None, None, None)
+    assert not zeros_would_pass(torch.tensor([False, True]), None, None, None)
+
+
 def test_nan_and_inf_must_match_exactly() -> None:
     native = torch.tensor([1.0, float("nan"), float("inf"), -float("inf")])
     assert _cmp(native.clone(), native).passed

@@ -114,11 +114,12 @@ def _verify_export(path: str, opts: object, as_json: bool) -> None:
 
 def _register() -> None:
     from kernelwright.cli.bench import bench
+    from kernelwright.cli.check_task import check_task
     from kernelwright.cli.export import export
     from kernelwright.cli.history import runs, show
     from kernelwright.cli.optimize import optimize
 
-    for command in (optimize, runs, show, bench, export):
+    for command in (optimize, runs, show, bench, export, check_task):
         main.add_command(command)
 
 

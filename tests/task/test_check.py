@@ -1,0 +1,70 @@
+"""`kernelwright check-task`: tasks that cannot tell work from no work are flagged, each with why;
+honest tasks are not; a task that fails or kills its process is a row, never the end of the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from kernelwright.task.check import Flag, check_task
+from tests.conftest import TASKS
+
+HEAD = "import torch\nimport torch.nn as nn\n\n"
+TAIL = "\n\ndef get_inputs():\n    return [torch.randn(32, 64)]\n\n\ndef get_init_inputs():\n    return []\n"
+
+ZEROS = HEAD + "class Model(nn.Module):\n    def forward(self, x):\n        return x - x\n" + TAIL
+RELU_AFTER_SOFTMAX = HEAD + ("class Model(nn.Module):\n    def forward(self, x):\n"
+                             "        return torch.relu(torch.softmax(x, dim=1))\n") + TAIL
+IGNORES_WEIGHTS = HEAD + ("class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                          "        self.lin = nn.Linear(64, 64)\n\n    def forward(self, x):\n"
+                          "        return torch.tanh(x) + self.lin(x) * 0\n") + TAIL
+CRASHES = HEAD + ("import os\n\n\nclass Model(nn.Module):\n    def forward(self, x):\n        os._exit(9)\n") + TAIL
+
+
+def _task(tmp_path, name: str, source: str):
+    path = tmp_path / name
+    path.write_text(source)
+    return path
+
+
+def test_each_kind_of_degenerate_task_is_flagged_with_its_reason(tmp_path):
+    zeros = check_task(_task(tmp_path, "zeros.py", ZEROS), "cpu")
+    assert Flag.UNDER_TOLERANCE in zeros.flags and Flag.INPUT_INDEPENDENT in zeros.flags, zeros
+    relu = check_task(_task(tmp_path, "relu.py", RELU_AFTER_SOFTMAX), "cpu")
+    assert relu.flags == [Flag.DELETABLE_WORK] and "relu" in relu.details[0], relu
+    weights = check_task(_task(tmp_path, "weights.py", IGNORES_WEIGHTS), "cpu")
+    assert Flag.WEIGHT_INDEPENDENT in weights.flags and Flag.INPUT_INDEPENDENT not in weights.flags, weights
+    assert any("parameters" in d for d in weights.details)
+    # The judge's own degenerate fixture: 1 + 1e-6 * tanh(x), the tanh deletable too.
+    near = check_task(TASKS / "degenerate_near_constant.py", "cpu")
+    assert Flag.INPUT_INDEPENDENT in near.flags and Flag.DELETABLE_WORK in near.flags, near
+
+
+def test_honest_tasks_are_not_flagged():
+    for name in ("gelu_mul.py", "linear_relu.py", "relu_add.py", "hinge_loss.py", "diag_matmul.py"):
+        c = check_task(TASKS / name, "cpu")
+        assert not c.flags and not c.error, (name, c)
+
+
+def test_a_task_that_kills_its_process_is_a_row_with_the_reason(tmp_path):
+    c = check_task(_task(tmp_path, "crash.py", CRASHES), "cpu")
+    assert c.error.startswith("the check process failed (exit 9)") and not c.flags
+
+
+def test_a_suite_is_checked_task_by_task_with_one_json_object(tmp_path):
+    suite = tmp_path / "suite" / "level1"
+    suite.mkdir(parents=True)
+    (suite / "1_Zeros.py").write_text(ZEROS)
+    (suite / "2_GeluMul.py").write_text((TASKS / "gelu_mul.py").read_text())
+    (suite / "3_Broken.py").write_text(HEAD + "class Model(nn.Module):\n    pass\n\n\ndef get_inputs():\n"
+                                       "    raise RuntimeError('no inputs')\n\n\ndef get_init_inputs():\n    return []\n")
+    r = subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "check-task", str(tmp_path / "suite"),
+                        "--device", "cpu", "--json"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    rows = {t["task"]: t for t in doc["tasks"]}
+    assert "under_tolerance" in rows["level1/1_Zeros.py"]["flags"]
+    assert rows["level1/2_GeluMul.py"]["flags"] == [] and not rows["level1/2_GeluMul.py"]["error"]
+    assert "no inputs" in rows["level1/3_Broken.py"]["error"]
+    assert doc["summary"] == {"tasks": 3, "flagged": 1, "errors": 1, "device": "cpu"}
