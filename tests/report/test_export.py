@@ -82,7 +82,8 @@ def test_a_runs_rows_carry_the_timing_and_its_intervals(tmp_path, judge):
         store.record_verdict(cid, verdict="accepted", reasons=[], speedup_vs_eager=t["speedup_vs_eager"],
                              speedup_vs_compile=None, candidate_ms=t["candidate_ms"]["median"],
                              eager_ms=t["eager_ms"]["median"], compile_ms=None,
-                             result_json=json.dumps(d), judge_seconds=3.0)
+                             # As a search stores it: the verdict with the feedback its proposers got.
+                             result_json=json.dumps({"result": d, "feedback": "fast"}), judge_seconds=3.0)
         rows = rows_for(store, run_id)
     assert len(rows) == 1  # the unjudged parent and the proposal without source are not kernels
     row = rows[0]
@@ -91,6 +92,7 @@ def test_a_runs_rows_carry_the_timing_and_its_intervals(tmp_path, judge):
     assert row.speedup_vs_eager == t["speedup_vs_eager"]
     assert row.speedup_vs_eager_interval == list(t["speedup_vs_eager_interval"])
     assert row.kernel_ms == t["candidate_ms"]["median"] and row.profile_summary
+    assert row.environment["device"] == "cpu" and row.findings
     write(rows, tmp_path / "one.jsonl", ExportFormat.JSONL)
     assert json.loads((tmp_path / "one.jsonl").read_text())["candidate_id"] == cid
 

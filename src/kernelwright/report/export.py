@@ -71,14 +71,21 @@ _PROFILE_PREFIXES = ("custom kernels ran", "no custom kernel ran", "PyTorch/libr
                      "PyTorch compute ops ran")
 
 
+def stored_verdict(result_json: str | None) -> dict[str, Any]:
+    """The verdict (`verify --json`'s object) a store row holds: a bench stores it as it is, a
+    search wrapped with the feedback it gave the proposers ({"result": ..., "feedback": ...})."""
+    try:
+        d = json.loads(result_json or "{}")
+    except ValueError:
+        return {}
+    if isinstance(d, dict) and isinstance(d.get("result"), dict) and "verdict" not in d:
+        return d["result"]
+    return d if isinstance(d, dict) else {}
+
+
 def row_of(run: RunRecord, c: CandidateRecord) -> ExportRow:
     """The export row of one judged candidate of a run."""
-    verdict: dict[str, Any] = {}
-    if c.result_json:
-        try:
-            verdict = json.loads(c.result_json)
-        except ValueError:
-            verdict = {}
+    verdict = stored_verdict(c.result_json)
     timing = verdict.get("timing") or {}
     trials = [t.get("max_abs_error") for t in verdict.get("correctness") or []]
     trials = [float(t) for t in trials if isinstance(t, (int, float))]
