@@ -13,8 +13,6 @@ import pytest
 from kernelwright.report import ExportFormat, rows_for, write
 from kernelwright.store import Store
 from kernelwright.task.loader import InputError
-from tests.bench.suite_fixture import make_suite
-from tests.bench.test_bench_cli import FAST, _bench
 from tests.conftest import CANDIDATES, TASKS
 
 
@@ -22,17 +20,6 @@ def _export(*args: str, store: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, KERNELWRIGHT_STORE=str(store))
     return subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "export", *args], capture_output=True,
                           text=True, env=env, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def benched(tmp_path_factory) -> tuple[Path, Path]:
-    """A bench of the small suite, judged once for this file's tests: (OUT, store)."""
-    root = tmp_path_factory.mktemp("bench")
-    suite, cands = make_suite(root)
-    out, store = root / "out", root / "s.db"
-    r = _bench(str(suite), "--candidates", str(cands), "--out", str(out), *FAST, store=store)
-    assert r.returncode == 0, r.stderr
-    return out, store
 
 
 def test_a_bench_exports_every_judged_kernel_with_its_code_verdict_and_task(tmp_path, benched):

@@ -118,8 +118,9 @@ def _register() -> None:
     from kernelwright.cli.export import export
     from kernelwright.cli.history import runs, show
     from kernelwright.cli.optimize import optimize
+    from kernelwright.cli.report import report
 
-    for command in (optimize, runs, show, bench, export, check_task):
+    for command in (optimize, runs, show, bench, export, check_task, report):
         main.add_command(command)
 
 
