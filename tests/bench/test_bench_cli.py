@@ -109,3 +109,21 @@ def test_bad_suite_and_a_busy_out_are_exit_2(tmp_path):
     finally:
         os.close(fd)
     assert r.returncode == 2 and "another kernelwright bench" in json.loads(r.stdout)["error"]
+
+
+def test_a_degenerate_task_is_marked_in_the_table_and_the_json(tmp_path):
+    from tests.conftest import TASKS
+
+    suite, cands = tmp_path / "suite" / "level1", tmp_path / "cands" / "level1"
+    suite.mkdir(parents=True)
+    cands.mkdir(parents=True)
+    task = (TASKS / "degenerate_near_constant.py").read_text()
+    (suite / "1_NearConstant.py").write_text(task)
+    (cands / "1_NearConstant.py").write_text(task + "\n\nclass ModelNew(Model):\n    pass\n")
+    args = [str(tmp_path / "suite"), "--candidates", str(tmp_path / "cands"), *FAST]
+    r = _bench(*args, "--out", str(tmp_path / "out"), "--json", store=tmp_path / "s.db")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["tasks"]
+    assert row["verdict"] == "accepted" and any("barely depends on its inputs" in d for d in row["degenerate"])
+    table = _bench(*args, "--out", str(tmp_path / "out"), store=tmp_path / "s.db")
+    assert "level1/1_NearConstant.py *" in table.stdout and "1 degenerate task(s)" in table.stdout, table.stdout

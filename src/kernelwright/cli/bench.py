@@ -131,7 +131,7 @@ def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str,
                "out": str(out / "results.jsonl")}
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
     else:
-        _print(Console(), outs, summary)
+        _print(Console(), outs, summary, rows)
     sys.exit(C.ExitCode.ACCEPTED)
 
 
@@ -178,27 +178,42 @@ def _task_json(o: Any, records: list[Any]) -> dict[str, Any]:
             "speedup_vs_compile": r.speedup_vs_compile if r else None,
             "speedup_vs_compile_interval": list(r.compile_interval) if r and r.compile_interval else None,
             "reasons": r.reasons if r else [{"check": "missing", "detail": "no candidate for this task"}],
+            "degenerate": degenerate(records),
             "records": [{"candidate": x.candidate, "verdict": str(x.verdict), "speedup_vs_eager": x.speedup_vs_eager,
                          "speedup_vs_compile": x.speedup_vs_compile, "reasons": x.reasons, "seconds": x.seconds}
                         for x in records]}
 
 
-def _print(console: Console, outs: list[Any], s: Any) -> None:
+def degenerate(records: list[Any]) -> list[str]:
+    """What the judge found degenerate about a task in its verdicts (`degenerate task: ...`), once each."""
+    return list(dict.fromkeys(f.removeprefix("degenerate task: ") for x in records for f in x.findings
+                              if f.startswith("degenerate task: ")))
+
+
+def _print(console: Console, outs: list[Any], s: Any, rows: list[Any]) -> None:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("task", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     table.add_column("vs eager [95%]", no_wrap=True)
     table.add_column("vs compile [95%]", no_wrap=True)
     table.add_column("reason", overflow="fold")
+    flagged = 0
     for o in outs:
         r = o.row
         reason = "" if r is None or o.verdict == "accepted" or not r.reasons else \
             f"{r.reasons[0]['check']}: {r.reasons[0]['detail']}"[:120]
-        table.add_row(o.task, str(o.verdict) if r else "missing",
+        weak = degenerate([x for x in rows if x.task == o.task])
+        flagged += bool(weak)
+        if weak:
+            reason = (reason + "; " if reason else "") + "degenerate task: " + "; ".join(weak)
+        table.add_row(o.task + (" *" if weak else ""), str(o.verdict) if r else "missing",
                       speedup_text(r.speedup_vs_eager, r.eager_interval, compact=True) if r else "-",
                       speedup_text(r.speedup_vs_compile, r.compile_interval, compact=True) if r else "-",
                       reason if r else "no candidate")
     console.print(table)
+    if flagged:
+        console.print(f"* {flagged} degenerate task(s): a kernel can pass them without doing their work "
+                      "(kernelwright check-task says more)")
     console.print(f"tasks {s.tasks}  candidates judged {s.candidates}  correct {s.correct} "
                   f"({s.correctness_rate:.0%})  errors {s.errors}  without a candidate {s.missing}")
     if s.reasons:

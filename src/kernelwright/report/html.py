@@ -29,6 +29,7 @@ class TaskSummary:
     kernels: int  # judged for it
     best: ExportRow | None  # the accepted kernel with the highest speedup vs eager
     reason: str  # the first reason of its first rejected kernel when none was accepted
+    degenerate: tuple[str, ...] = ()  # what the judge found degenerate about the task, once each
 
 
 def summarize(rows: list[ExportRow]) -> list[TaskSummary]:
@@ -41,7 +42,9 @@ def summarize(rows: list[ExportRow]) -> list[TaskSummary]:
         accepted = [r for r in rs if r.correct]
         best = max(accepted, key=lambda r: r.speedup_vs_eager or 0.0) if accepted else None
         reason = "" if best else next((r.error for r in rs if r.error), "") or ""
-        out.append(TaskSummary(task, "accepted" if best else rs[0].verdict, len(rs), best, reason))
+        weak = tuple(dict.fromkeys(f.removeprefix("degenerate task: ") for r in rs for f in r.findings
+                                   if f.startswith("degenerate task: ")))
+        out.append(TaskSummary(task, "accepted" if best else rs[0].verdict, len(rs), best, reason, weak))
     return out
 
 
@@ -169,7 +172,7 @@ def _page(source: str, rows: list[ExportRow], tasks: list[TaskSummary], lineages
         f"{f'{t.best.speedup_vs_eager:.2f}x' + _iv(t.best.speedup_vs_eager_interval) if t.best and t.best.speedup_vs_eager else '-'}</td>"
         f"<td data-v='{(t.best.speedup_vs_compile or 0) if t.best else -1}'>"
         f"{f'{t.best.speedup_vs_compile:.2f}x' + _iv(t.best.speedup_vs_compile_interval) if t.best and t.best.speedup_vs_compile else '-'}</td>"
-        f"<td>{html.escape(t.reason[:300])}</td></tr>" for t in tasks)
+        f"<td>{html.escape(t.reason[:300])}</td><td>{html.escape('; '.join(t.degenerate))}</td></tr>" for t in tasks)
     plots = "".join(
         f"<h2>{html.escape(title)}</h2><div class='plot' id='fig{i}'></div>"
         f"<script>Plotly.newPlot('fig{i}', {json.dumps(fig['data'])}, "
@@ -203,7 +206,7 @@ td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; }} th {{ cursor: pointer
 task's speedup is its best accepted kernel's, with the judge's 95% interval.</p>
 <h2>Tasks</h2>
 <table id="tasks"><thead><tr><th>task</th><th>verdict</th><th>kernels</th><th>speedup vs eager</th>
-<th>vs torch.compile</th><th>why not accepted</th></tr></thead><tbody>{table}</tbody></table>
+<th>vs torch.compile</th><th>why not accepted</th><th>degenerate task</th></tr></thead><tbody>{table}</tbody></table>
 {plots}
 <h2>Searches: each kernel under the one it came from</h2>{trees}
 <h2>Winning kernels beside their references</h2>{code}
