@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|optimize14
+#                                torch211|judge12|confine13|suite|sweep|race12|big14|checktask15|optimize14
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -200,6 +200,17 @@ PY
     timeout 90 python3 benchmarks/race_pending.py --calls 30 --lead-us 0,30 2>&1 | tee "$OUT/race_pending.log" | tail -30
     timeout 200 python3 -m pytest tests/exploits/test_honest.py -m gpu -q -rA --timeout=180 2>&1 \
       | tee "$OUT/honest_gpu.log" | tail -8 ;;
+  big14)
+    # Issue 14: the GPU memory plan's test, and KernelBench's three GPU-memory task errors of §21.
+    timeout 200 python3 -m pytest tests/judge/test_big_tasks.py -m gpu -q -rA --timeout=180 2>&1 \
+      | tee "$OUT/big_tasks.log" | tail -6 ;;  # then the sweep with KW_TASKS='level1/3[89]_*', 'level1/45_*'
+  checktask15)
+    # Issue 15: kernelwright check-task over KernelBench on the H200, a level (and glob) at a time.
+    timeout -k 10 ${KW_CT_S:-480} kernelwright check-task .kb-tmp/KernelBench --levels ${KW_LEVELS:-1} \
+      ${KW_TASKS:+--tasks "$KW_TASKS"} --device cuda --json > "$OUT/check_task.json" 2> "$OUT/check_task.err"
+    echo "check-task exit $?"; python3 -c "import json; d=json.load(open('$OUT/check_task.json')); print(d['summary'])
+for t in d['tasks']:
+    if t['flags'] or t['error']: print(t['task'], t['flags'], (t['details'] or [t['error']])[0][:200])" ;;
   optimize14)
     # Issue 14: `bench --optimize` (the LLM-free engineer) on a seeded sample of KernelBench levels
     # 1-2, resumable across calls: .kb-tmp/opt/ (carried) holds earlier calls' records and store.
