@@ -26,10 +26,11 @@ def report(source: str, output: str, store_path: str | None) -> None:
     from kernelwright.task.loader import InputError
 
     try:
-        from kernelwright.report.html import build
-    except ImportError as exc:
-        exit_bad_input(f"the report needs plotly: pip install 'kernelwright[report]' ({exc})", False)
+        import plotly  # noqa: F401 - the page's plots
+    except ImportError:
+        exit_bad_input("the report needs plotly: pip install 'kernelwright[report]'", False)
         return
+    from kernelwright.report.html import build
     try:
         with open_store(store_path) as store:
             page = build(store, source)

@@ -95,7 +95,12 @@ def _run_checks(path: Path, device: str) -> dict[str, Any]:
         return m.to(dev)
 
     def inputs(seed: int) -> list[Any]:
-        xs = make_inputs(ns["get_inputs"], ns, seed, "task", None)
+        # Made on the GPU where the task allows it, as the judge makes them (KernelBench's
+        # level-1 sets are 6-16 GiB of torch.rand), else on the CPU and moved.
+        try:
+            xs = make_inputs(ns["get_inputs"], ns, seed, "task", None, device=device if device == "cuda" else None)
+        except Exception:  # noqa: BLE001 - a task whose get_inputs needs the CPU
+            xs = make_inputs(ns["get_inputs"], ns, seed, "task", None)
         return [x.to(dev) if isinstance(x, torch.Tensor) else x for x in xs]
 
     flags: list[str] = []
