@@ -8,6 +8,8 @@ written with one `write` and synced; a line cut short by a kill is dropped on th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import enum
 import hashlib
 import json
@@ -123,3 +125,11 @@ def append(out: Path, row: BenchRow) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+DEGENERATE_PREFIX = "degenerate task: "  # how the judge words each degenerate-task finding
+
+
+def degenerate(findings: Iterable[str]) -> list[str]:
+    """What the judge found degenerate about a task in these findings, each once, in order."""
+    return list(dict.fromkeys(f.removeprefix(DEGENERATE_PREFIX) for f in findings if f.startswith(DEGENERATE_PREFIX)))

@@ -16,6 +16,7 @@ from rich.table import Table
 from kernelwright import constants as C
 from kernelwright.bench.metrics import P_VALUES
 from kernelwright.cli._interrupt import interruptible
+from kernelwright.bench.records import degenerate
 from kernelwright.cli.render import exit_bad_input, speedup_text
 
 
@@ -178,16 +179,10 @@ def _task_json(o: Any, records: list[Any]) -> dict[str, Any]:
             "speedup_vs_compile": r.speedup_vs_compile if r else None,
             "speedup_vs_compile_interval": list(r.compile_interval) if r and r.compile_interval else None,
             "reasons": r.reasons if r else [{"check": "missing", "detail": "no candidate for this task"}],
-            "degenerate": degenerate(records),
+            "degenerate": degenerate(f for x in records for f in x.findings),
             "records": [{"candidate": x.candidate, "verdict": str(x.verdict), "speedup_vs_eager": x.speedup_vs_eager,
                          "speedup_vs_compile": x.speedup_vs_compile, "reasons": x.reasons, "seconds": x.seconds}
                         for x in records]}
-
-
-def degenerate(records: list[Any]) -> list[str]:
-    """What the judge found degenerate about a task in its verdicts (`degenerate task: ...`), once each."""
-    return list(dict.fromkeys(f.removeprefix("degenerate task: ") for x in records for f in x.findings
-                              if f.startswith("degenerate task: ")))
 
 
 def _print(console: Console, outs: list[Any], s: Any, rows: list[Any]) -> None:
@@ -202,7 +197,7 @@ def _print(console: Console, outs: list[Any], s: Any, rows: list[Any]) -> None:
         r = o.row
         reason = "" if r is None or o.verdict == "accepted" or not r.reasons else \
             f"{r.reasons[0]['check']}: {r.reasons[0]['detail']}"[:120]
-        weak = degenerate([x for x in rows if x.task == o.task])
+        weak = degenerate(f for x in rows if x.task == o.task for f in x.findings)
         flagged += bool(weak)
         if weak:
             reason = (reason + "; " if reason else "") + "degenerate task: " + "; ".join(weak)

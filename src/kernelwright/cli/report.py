@@ -30,6 +30,7 @@ def report(source: str, output: str, store_path: str | None) -> None:
     except ImportError:
         exit_bad_input("the report needs plotly: pip install 'kernelwright[report]'", False)
         return
+    from kernelwright.report.export import write_whole
     from kernelwright.report.html import build
     try:
         with open_store(store_path) as store:
@@ -38,8 +39,5 @@ def report(source: str, output: str, store_path: str | None) -> None:
         exit_bad_input(str(exc), False)
         return
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_text(page)
-    tmp.replace(out)
+    write_whole(out, page)
     click.echo(f"report written to {out} ({len(page) // 1024} KiB)")

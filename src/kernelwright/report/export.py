@@ -176,20 +176,29 @@ def write(rows: list[ExportRow], path: Path, fmt: ExportFormat) -> None:
     """Write the rows; the file appears whole or not at all (written beside it, then renamed).
 
     Raises InputError when parquet is asked for without pyarrow installed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
     if fmt is ExportFormat.JSONL:
-        with tmp.open("w") as f:
-            for row in rows:
-                f.write(json.dumps(asdict(row), allow_nan=False) + "\n")
-    else:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise InputError("parquet needs pyarrow: pip install 'kernelwright[parquet]' (or --format jsonl)") from None
-        pq.write_table(pa.Table.from_pylist([_flat(row) for row in rows], schema=_schema(pa)), tmp)
+        write_whole(path, "".join(json.dumps(asdict(row), allow_nan=False) + "\n" for row in rows))
+        return
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("parquet needs pyarrow: pip install 'kernelwright[parquet]' (or --format jsonl)") from None
+    tmp = _partial(path)
+    pq.write_table(pa.Table.from_pylist([_flat(row) for row in rows], schema=_schema(pa)), tmp)
     tmp.replace(path)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write a text file that appears whole or not at all (written beside it, then renamed)."""
+    tmp = _partial(path)
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _partial(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.partial")
 
 
 # Nested fields go to parquet as JSON text: one schema whatever a verdict's environment holds.

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from kernelwright.bench.records import degenerate
 from kernelwright.report.export import ExportRow, rows_for, run_ids_of
 from kernelwright.store import Store
 from kernelwright.task.loader import InputError
@@ -42,8 +43,7 @@ def summarize(rows: list[ExportRow]) -> list[TaskSummary]:
         accepted = [r for r in rs if r.correct]
         best = max(accepted, key=lambda r: r.speedup_vs_eager or 0.0) if accepted else None
         reason = "" if best else next((r.error for r in rs if r.error), "") or ""
-        weak = tuple(dict.fromkeys(f.removeprefix("degenerate task: ") for r in rs for f in r.findings
-                                   if f.startswith("degenerate task: ")))
+        weak = tuple(degenerate(f for r in rs for f in r.findings))
         out.append(TaskSummary(task, "accepted" if best else rs[0].verdict, len(rs), best, reason, weak))
     return out
 
