@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import torch
+from torch.utils import _pytree as pytree
 
 from kernelwright import compare as cmp
 from kernelwright import constants as C
@@ -174,6 +175,26 @@ class ReferenceWorker(RoleBase):
     def op_make_set(self, header: P.MakeSetRequest, blobs: list[bytes]) -> Reply:
         """Make one input set from a secret seed and stage it; with `reference`, make its native
         and float64 outputs and keep them here, sending only what the judge needs of them."""
+        try:
+            return self._make_set(header)
+        except torch.OutOfMemoryError as exc:
+            # The judge plans what this worker holds; where the plan fell short, say what was held.
+            raise torch.OutOfMemoryError(f"{self._holdings()}: {str(exc).split(' If reserved but')[0]}") from None
+
+    def _holdings(self) -> str:
+        """What this worker holds, by kind, for an out-of-memory message."""
+        assert self.h is not None
+        gib = float(1 << 30)
+        sets = {i: I.input_bytes(list(t)) for i, t in self.h.sets.items() if i >= 0}
+        refs = {i: sum(cmp.held_bytes(t) for t in r) for i, r in self.refs.items()}
+        noop = sum(t.numel() * t.element_size() for t in tensor_leaves(self.h.noop_out))
+        held = (f"inputs of sets {sorted(sets)} ({sum(sets.values()) / gib:.1f} GiB), references of sets "
+                f"{sorted(refs)} ({sum(refs.values()) / gib:.1f} GiB), no-op output {noop / gib:.1f} GiB")
+        if self.h.cuda:
+            held += f", {torch.cuda.memory_allocated() / gib:.1f} GiB allocated in all"
+        return "the reference worker held " + held
+
+    def _make_set(self, header: P.MakeSetRequest) -> Reply:
         assert self.h is not None
         set_id = int(header["set_id"])
         if self.h.cuda:
@@ -234,8 +255,9 @@ class ReferenceWorker(RoleBase):
             reply["pending_ms"] = self.h.pending_ms()
         reply["native_s"] = _settled_since(t0, self.h.cuda)
         run = before.extra(self.h.cuda)
-        if self.h.noop_out is None and not header.get("variant"):
-            self.h.noop_out = native  # the task's own output object: nothing uses it after this
+        if self.h.noop_like is None and not header.get("variant"):
+            self.h.noop_like = pytree.tree_map(
+                lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, native)
         reply["mutated"] = not unchanged(args, staged)
         del args
         skip = (_float64_skip(native, header, run, nbytes, self.h.cuda)

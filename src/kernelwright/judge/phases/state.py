@@ -123,8 +123,10 @@ class JudgementState:
         t0 = time.perf_counter()
         with self.ref_lock:
             reply, rblobs, _ = ref.request(header, blobs, timeout or self.opts.call_timeout_s)
+        gpu = (f", set {header.get('set_id')}: {int(reply['resident']) / 2**30:.1f} GiB held on the GPU, peak "
+               f"{int(reply.get('peak', 0)) / 2**30:.1f}" if isinstance(reply.get("resident"), int) else "")
         trace(f"reference {header['op']}: {time.perf_counter() - t0:.2f} s, "
-              f"{sum(len(b) for b in rblobs) / 2**20:.0f} MiB back")
+              f"{sum(len(b) for b in rblobs) / 2**20:.0f} MiB back{gpu}")
         if reply.get("status") != P.Status.OK:
             raise TaskError(f"the task failed in its reference run ({header['op']}): {reply.get('error')}")
         return reply, rblobs

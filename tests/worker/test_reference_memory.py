@@ -1,0 +1,77 @@
+"""What the reference worker holds between its ops (issue 14: KernelBench's level1/38, 39 and 45
+ran the H200 out of memory while a deferred set was made). The calibration no-op's output is
+kept as shapes until the no-op first runs, not as the task's output; an out-of-memory error
+while making a set says what the worker held."""
+
+from __future__ import annotations
+
+import torch
+
+from kernelwright import protocol as P
+from kernelwright.worker.reference import ReferenceWorker
+
+TASK = """
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.relu(x), x.sum()
+
+
+def get_inputs():
+    return [torch.randn(64, 32)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def _loaded(tmp_path) -> ReferenceWorker:
+    path = tmp_path / "task.py"
+    path.write_text(TASK)
+    w = ReferenceWorker([])
+    w.op_setup(P.SetupRequest(op=P.Op.SETUP, device="cpu", threads=1), [])
+    w.op_load(P.LoadReferenceRequest(op=P.Op.LOAD, source=TASK, path=str(path), weight_seed=1, eval_mode=False), [])
+    return w
+
+
+def _make(w: ReferenceWorker, set_id: int) -> dict:
+    reply, _ = w.op_make_set(P.MakeSetRequest(op=P.Op.MAKE_SET, set_id=set_id, seed=5 + set_id, distribution="task",
+                                              variant=None, reference=True, float64=True, hold_bytes=0,
+                                              memory_bytes=0, room_bytes=0, fingerprint=False, rtol=None, atol=None,
+                                              degenerate=True), [])
+    return reply
+
+
+def test_the_noop_output_is_made_on_its_first_call_not_kept_from_the_first_set(tmp_path):
+    w = _loaded(tmp_path)
+    _make(w, 0)
+    assert w.h.noop_out is None  # no tensor of the task's output size held through the sets
+    assert all(t.device.type == "meta" for t in w.h.noop_like)
+    out = w.h.noop(*w.h.sets[0])
+    assert [t.shape for t in out] == [torch.Size([64, 32]), torch.Size([])]
+    assert [t.dtype for t in out] == [torch.float32, torch.float32] and all(t.device.type == "cpu" for t in out)
+    assert w.h.noop(*w.h.sets[0]) is out  # made once, then the same object every call
+
+
+def test_an_out_of_memory_error_while_making_a_set_says_what_the_worker_held(tmp_path, monkeypatch):
+    w = _loaded(tmp_path)
+    _make(w, 0)
+    _make(w, 1)
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB. If reserved but unallocated...")
+
+    monkeypatch.setattr(w, "_references", oom)
+    try:
+        _make(w, 2)
+    except torch.OutOfMemoryError as exc:
+        msg = str(exc)
+    else:
+        raise AssertionError("no error")
+    assert msg.startswith("the reference worker held inputs of sets [0, 1, 2]"), msg
+    assert "references of sets [0, 1]" in msg and "Tried to allocate 8.00 GiB" in msg, msg
+    assert "If reserved" not in msg
