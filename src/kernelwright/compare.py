@@ -359,7 +359,9 @@ def zeros_would_pass(native: Any, ref64: Any | None, rtol: float | None, atol: f
             continue
         # A zero broadcast to the output's shape, not allocated: on a large task a real
         # all-zero tensor would be another output's worth of the judge's memory.
-        zeros = torch.zeros((), dtype=n.dtype).expand(n.shape)
+        # On the reference's device: a native output folded into its float64 one is a meta tensor.
+        where = r.device if isinstance(r, torch.Tensor) and not r.is_meta else n.device
+        zeros = torch.zeros((), dtype=n.dtype, device=where).expand(n.shape)
         if not compare_tensor(zeros, n, r, tolerance_for(n.dtype, rtol, atol)).passed:
             return False
     return True

@@ -264,3 +264,19 @@ def test_stretched_comparison_agrees_with_the_plain_one(seed: int) -> None:
         if first is not None:
             idx, got, expected = first
             assert f"first at ({idx},): got {got:.6g}, expected {expected:.6g}" in c.detail, c.detail
+
+
+def test_zeros_are_made_on_the_outputs_device(monkeypatch):
+    # KernelBench's level1/90 (cumprod: outputs mostly zero) was a task error on the H200: the
+    # zeros were made on the CPU and compared with a CUDA output. `meta` stands in for the GPU.
+    import kernelwright.compare as cmp_mod
+
+    seen = []
+
+    def compare(got, native, ref, tol, *a, **k):
+        seen.append((got.device.type, native.device.type))
+        return cmp_mod.Comparison(True, 0.0, 0.0, 1.0, 0.0)
+
+    monkeypatch.setattr(cmp_mod, "compare_tensor", compare)
+    assert zeros_would_pass([torch.empty(8, 3, device="meta")], None, None, None)
+    assert seen == [("meta", "meta")]

@@ -75,3 +75,34 @@ def test_an_out_of_memory_error_while_making_a_set_says_what_the_worker_held(tmp
     assert msg.startswith("the reference worker held inputs of sets [0, 1, 2]"), msg
     assert "references of sets [0, 1]" in msg and "Tried to allocate 8.00 GiB" in msg, msg
     assert "If reserved" not in msg
+
+
+def test_an_output_handed_over_in_gpu_memory_is_freed_once_compared_without_the_garbage_collector(monkeypatch):
+    # The copies of a candidate's output (made from its IPC handles) must die with the last name
+    # for them: a reference cycle kept each compared output alive on the H200 until the collector
+    # ran, 8 GiB a trial on KernelBench's level1/38, and the reference ran out of memory.
+    import gc
+    import weakref
+
+    from kernelwright.sandbox import codec
+    from kernelwright.worker import cuda_ipc
+    from kernelwright.worker import reference as R
+
+    made: list[weakref.ref] = []
+
+    def copy_in(records, metas):
+        out = [torch.zeros(m.shape, dtype=m.dtype) for m in metas]
+        made.extend(weakref.ref(t) for t in out)
+        return out
+
+    monkeypatch.setattr(cuda_ipc, "copy_in", copy_in)
+    blobs: list[bytes] = []
+    spec = codec.encode((torch.ones(3, 2), [torch.ones(4), 7]), blobs)
+    gc.disable()
+    try:
+        out = R._handed_over(spec, [{}, {}])
+        assert isinstance(out, tuple) and out[0].shape == (3, 2) and out[1][0].shape == (4,) and out[1][1] == 7
+        del out
+        assert len(made) == 2 and all(r() is None for r in made)
+    finally:
+        gc.enable()
