@@ -155,9 +155,6 @@ PROFILE_BOUND_SAFETY = 0.8
 ROOFLINE_SAFETY = 0.5
 # On the CPU, inputs smaller than this may live in cache and beat DRAM bandwidth.
 CPU_ROOFLINE_MIN_BYTES = 64 << 20
-# FLOPs are counted (seconds of imports in the reference worker) only for candidates at
-# least this much faster than eager: the FLOP floor only ever adds a finding.
-FLOP_CHECK_MIN_SPEEDUP = 2.0
 
 # Findings on speed that do not reject.
 LARGE_SPEEDUP = 10.0

@@ -57,7 +57,7 @@ def test_the_page_renders_in_chromium_with_its_plots_and_no_console_error(tmp_pa
 def _row(task: str, correct: bool, speed: float | None, iv: list[float] | None = None) -> ExportRow:
     return ExportRow(task, task, None, None, "", "", correct, "accepted" if correct else "rejected",
                      [] if correct else [{"check": "mismatch", "detail": "x"}], None if correct else "mismatch: x",
-                     None, None, None, None, None, speed, iv, None, None, "p", "s", "", [], {}, "cpu", "r", "c",
+                     None, None, None, None, None, None, speed, iv, None, None, "p", "s", "", [], {}, "cpu", "r", "c",
                      None, "", None, None)
 
 

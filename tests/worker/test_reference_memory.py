@@ -29,12 +29,12 @@ def get_init_inputs():
 """
 
 
-def _loaded(tmp_path) -> ReferenceWorker:
+def _loaded(tmp_path, task: str = TASK) -> ReferenceWorker:
     path = tmp_path / "task.py"
-    path.write_text(TASK)
+    path.write_text(task)
     w = ReferenceWorker([])
     w.op_setup(P.SetupRequest(op=P.Op.SETUP, device="cpu", threads=1), [])
-    w.op_load(P.LoadReferenceRequest(op=P.Op.LOAD, source=TASK, path=str(path), weight_seed=1, eval_mode=False), [])
+    w.op_load(P.LoadReferenceRequest(op=P.Op.LOAD, source=task, path=str(path), weight_seed=1, eval_mode=False), [])
     return w
 
 
@@ -106,3 +106,33 @@ def test_an_output_handed_over_in_gpu_memory_is_freed_once_compared_without_the_
         assert len(made) == 2 and all(r() is None for r in made)
     finally:
         gc.enable()
+
+
+MATMUL = TASK.replace("return torch.relu(x), x.sum()", "return self.fc(x).relu()").replace(
+    "class Model(nn.Module):\n", "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.fc = nn.Linear(32, 48)\n\n")
+
+
+def test_flops_are_counted_on_meta_copies_and_match_a_real_run(tmp_path, monkeypatch):
+    # The report's roofline needs every accepted kernel's FLOP floor: counted from shapes alone,
+    # so a KernelBench-sized task costs no real run, and the same count as the real run gives.
+    w = _loaded(tmp_path, MATMUL)
+    _make(w, 0)
+    ran = []
+    monkeypatch.setattr(w, "model", _Recording(w.model, ran))
+    reply, _ = w.op_flops(P.SetRequest(op=P.Op.FLOPS, set_id=0), [])
+    assert reply["flops"] == 2 * 64 * 32 * 48
+    assert ran == ["meta"]  # the copy ran on the meta device; the real model did not run
+
+
+class _Recording(torch.nn.Module):
+    """The model, noting the device of each call's input."""
+
+    def __init__(self, inner: torch.nn.Module, ran: list) -> None:
+        super().__init__()
+        self.inner = inner
+        type(self).ran = ran  # a class attribute: the judge's deepcopy of the model shares it
+
+    def forward(self, x):
+        self.ran.append(x.device.type)
+        return self.inner(x)

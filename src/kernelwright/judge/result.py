@@ -66,6 +66,10 @@ class Timing:
     # CUDA: how long the device was busy (the union of all kernels' intervals, every stream) in one
     # call the judge profiled; a charged time under PROFILE_BOUND_SAFETY times this is rejected.
     profile_busy_ms: float | None = None
+    # The reference's FLOPs (torch's counter, default shapes) over this device's measured matmul
+    # rate: the least time the reference's arithmetic takes. Not a bound on a kernel (one may do
+    # less arithmetic); the report's roofline sets each kernel's time against it.
+    flop_floor_ms: float | None = None
 
 
 @dataclass(frozen=True)

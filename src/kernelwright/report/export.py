@@ -50,6 +50,7 @@ class ExportRow:
     eager_ms: float | None  # ... of the task's own Model, timed beside it
     compile_ms: float | None  # ... of torch.compile(Model), when the judge timed it
     floor_ms: float | None  # the bytes floor: the data one call must move over the device's measured bandwidth
+    flop_floor_ms: float | None  # the FLOP floor: the reference's FLOPs over the device's measured matmul rate
     speedup_vs_eager: float | None
     speedup_vs_eager_interval: list[float] | None  # its 95% interval, when the judge gave one
     speedup_vs_compile: float | None
@@ -103,7 +104,8 @@ def row_of(run: RunRecord, c: CandidateRecord) -> ExportRow:
         reference_code=run.task_source, correct=c.verdict == "accepted", verdict=str(c.verdict),
         reasons=reasons, error=f"{reasons[0]['check']}: {reasons[0]['detail']}" if reasons else None,
         max_difference=max(trials) if trials else None, kernel_ms=c.candidate_ms, eager_ms=c.eager_ms,
-        compile_ms=c.compile_ms, floor_ms=timing.get("floor_ms"), speedup_vs_eager=c.speedup_vs_eager,
+        compile_ms=c.compile_ms, floor_ms=timing.get("floor_ms"), flop_floor_ms=timing.get("flop_floor_ms"),
+        speedup_vs_eager=c.speedup_vs_eager,
         speedup_vs_eager_interval=interval("speedup_vs_eager_interval"),
         speedup_vs_compile=c.speedup_vs_compile, speedup_vs_compile_interval=interval("speedup_vs_compile_interval"),
         proposer=c.proposer, stage=c.stage,

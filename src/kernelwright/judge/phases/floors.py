@@ -20,29 +20,37 @@ _FLOPS: dict[tuple[str, str], int] = {}  # (task source hash, device) -> FLOPs o
 class FloorsPhase(JudgementState):
     """Bytes and FLOP floors against the measured ceilings; the profile's findings."""
 
-    def _floor(self, ref: Worker, speedup: float | None) -> tuple[float | None, float | None]:
-        """(bytes floor, FLOP floor) in ms. Counting FLOPs costs seconds (the FLOP counter's
-        imports) and only feeds a finding, so it runs only for clearly faster candidates."""
-        s0 = self.sets[self._warm_set()]
+    def _ceilings(self, ref: Worker) -> dict:
+        """This device's measured ceilings (bandwidth, matmul rates), measured once and cached."""
         key = roofline.cache_key(self.env)
         ceilings = self.ceilings.get(key)
         if ceilings is None:
             ceilings, _ = self._ref_request(ref, P.BareRequest(op=P.Op.CEILINGS), timeout=600)
             ceilings = {k: v for k, v in ceilings.items() if not k.startswith("_") and k != "status"}
             self.ceilings.put(key, ceilings)
-        flops = 0
-        if speedup is not None and speedup >= C.FLOP_CHECK_MIN_SPEEDUP:
-            # A property of the task at its default shapes, not of the candidate: counted once
-            # per task and device in this process (a search judges one task many times).
-            key = (hashlib.sha256(self.task.source.encode()).hexdigest(), self.device)
-            if key not in _FLOPS:
-                reply, _ = self._ref_request(ref, P.SetRequest(op=P.Op.FLOPS, set_id=s0.set_id))
-                _FLOPS[key] = int(reply.get("flops", 0))
-            flops = _FLOPS[key]
+        return ceilings
+
+    def _out_dtype(self) -> tuple[list[torch.Tensor], str]:
+        s0 = self.sets[self._warm_set()]
         out_leaves = [t for t in cmp.leaves(s0.outputs) if isinstance(t, torch.Tensor)]
+        return out_leaves, str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
+
+    def _floor(self, ref: Worker) -> float | None:
+        """The bytes floor in ms: the warm-up set's inputs and outputs over the measured bandwidth."""
+        s0 = self.sets[self._warm_set()]
+        out_leaves, dtype = self._out_dtype()
         moved = s0.nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
-        dtype = str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
-        return roofline.floor_ms(moved, flops, dtype, ceilings, self.cuda)
+        return roofline.floor_ms(moved, 0, dtype, self._ceilings(ref), self.cuda)[0]
+
+    def _flop_floor(self, ref: Worker) -> float | None:
+        """The FLOP floor in ms: the reference's FLOPs (counted on meta copies, once per task and
+        device in this process: a search judges one task many times) over the matmul rate."""
+        key = (hashlib.sha256(self.task.source.encode()).hexdigest(), self.device)
+        if key not in _FLOPS:
+            reply, _ = self._ref_request(ref, P.SetRequest(op=P.Op.FLOPS, set_id=self._warm_set()))
+            _FLOPS[key] = int(reply.get("flops", 0))
+        _, dtype = self._out_dtype()
+        return roofline.floor_ms(0, _FLOPS[key], dtype, self._ceilings(ref), self.cuda)[1]
 
     def _profile(self, cand: Worker) -> None:
         reply, _, _ = cand.request(P.SetRequest(op=P.Op.PROFILE, set_id=self._warm_set()),

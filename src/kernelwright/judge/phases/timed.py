@@ -173,9 +173,11 @@ class TimedPhase(FloorsPhase):
                     m_live = m_after
                 speedups[name], stats[name] = (point, iv), m_live.stats
         with self._step("timing.floor"):
-            floor, flop_floor = self._floor(ref, speedups["eager"][0])
+            floor = self._floor(ref)
         # The timed outputs are checked while the next verdict's workers start (in a search).
         self._untimed_from_now()
+        with self._step("timing.flops"):
+            flop_floor = self._flop_floor(ref)
         with self._step("timing.timed_outputs"):
             self._check_timed_outputs(ref, checks)
         if self.inline_checks:
@@ -189,7 +191,7 @@ class TimedPhase(FloorsPhase):
             speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
             speedup_vs_eager_interval=timing.widened(speedups["eager"][1], self.cuda),
             speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda),
-            rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms)
+            rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms, flop_floor_ms=flop_floor)
         for name, (_, iv) in speedups.items():
             if stats[name] is not None and not timing.settled(iv, self.cuda):
                 w = timing.widened(iv, self.cuda)
