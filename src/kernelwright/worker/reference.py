@@ -9,7 +9,6 @@ import time
 from typing import Any, Iterator
 
 import torch
-from torch.utils import _pytree as pytree
 
 from kernelwright import compare as cmp
 from kernelwright import constants as C
@@ -260,8 +259,7 @@ class ReferenceWorker(RoleBase):
         reply["native_s"] = _settled_since(t0, self.h.cuda)
         run = before.extra(self.h.cuda)
         if self.h.noop_like is None and not header.get("variant"):
-            self.h.noop_like = pytree.tree_map(
-                lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, native)
+            self.h.noop_like = cmp.to_meta(native)
         reply["mutated"] = not unchanged(args, staged)
         del args
         skip = (_float64_skip(native, header, run, nbytes, self.h.cuda)
@@ -383,9 +381,8 @@ class ReferenceWorker(RoleBase):
         counter = FlopCounterMode(display=False)
         try:
             model = copy.deepcopy(self.model).to("meta")
-            args = pytree.tree_map(lambda t: t.to("meta") if isinstance(t, torch.Tensor) else t, list(inputs))
             with torch.no_grad(), counter:
-                model(*args)
+                model(*cmp.to_meta(list(inputs)))
         except Exception:  # noqa: BLE001 - counted on the real set below
             counter = FlopCounterMode(display=False)
             with torch.no_grad(), counter:

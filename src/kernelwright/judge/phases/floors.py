@@ -30,7 +30,8 @@ class FloorsPhase(JudgementState):
             self.ceilings.put(key, ceilings)
         return ceilings
 
-    def _out_dtype(self) -> tuple[list[torch.Tensor], str]:
+    def _warm_outputs(self) -> tuple[list[torch.Tensor], str]:
+        """The warm-up set's output tensors (shapes only) and the first one's dtype name."""
         s0 = self.sets[self._warm_set()]
         out_leaves = [t for t in cmp.leaves(s0.outputs) if isinstance(t, torch.Tensor)]
         return out_leaves, str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
@@ -38,7 +39,7 @@ class FloorsPhase(JudgementState):
     def _floor(self, ref: Worker) -> float | None:
         """The bytes floor in ms: the warm-up set's inputs and outputs over the measured bandwidth."""
         s0 = self.sets[self._warm_set()]
-        out_leaves, dtype = self._out_dtype()
+        out_leaves, dtype = self._warm_outputs()
         moved = s0.nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
         return roofline.floor_ms(moved, 0, dtype, self._ceilings(ref), self.cuda)[0]
 
@@ -49,7 +50,7 @@ class FloorsPhase(JudgementState):
         if key not in _FLOPS:
             reply, _ = self._ref_request(ref, P.SetRequest(op=P.Op.FLOPS, set_id=self._warm_set()))
             _FLOPS[key] = int(reply.get("flops", 0))
-        _, dtype = self._out_dtype()
+        _, dtype = self._warm_outputs()
         return roofline.floor_ms(0, _FLOPS[key], dtype, self._ceilings(ref), self.cuda)[1]
 
     def _profile(self, cand: Worker) -> None:
