@@ -230,6 +230,7 @@ class RunRequest(DropSetRequest, total=False):
 
     race_bar_ms: float
     ipc: bool  # CUDA: hand the output over as CUDA IPC handles (worker.cuda_ipc), not as bytes
+    in_place: bool  # with `drop`: run on the staged set itself, no copy (a set too large for two)
 
 
 class DropOnlyRequest(DropSetRequest, total=False):
@@ -413,6 +414,9 @@ class RunReply(EmptyReply, total=False):
     pending_ms: float | None  # CUDA: GPU work still queued once the caller's stream was done (ms)
     ipc: list[Any]  # per tensor leaf: {"handle": hex, "offset": int}; `out` then has no blobs
     ipc_error: str  # asked for IPC, the output was sent as bytes instead: why
+    # CUDA: what the worker's allocator held after the call, in bytes, as the worker says (a
+    # figure for KERNELWRIGHT_TRACE only: no decision reads it)
+    gpu_reserved: int
 
 
 class ProfileRow(TypedDict):

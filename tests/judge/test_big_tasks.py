@@ -245,7 +245,36 @@ def test_on_the_gpu_one_timing_set_where_two_would_not_fit_the_candidates_half(m
     # level1/45's: 16 GiB inputs a set, small outputs.
     made, deferred, timing, findings, _ = _gpu_plan(monkeypatch, 16, 0.1, 16)
     assert len(timing) == 1, timing
-    assert any(f.startswith("large inputs: one timing set") for f in findings), findings
+    assert any(f.startswith("large inputs: one timing set") and "run in place" in f for f in findings), findings
+
+
+def test_a_crowded_tasks_trial_sets_are_run_in_place_and_its_warm_up_set_on_a_copy():
+    """The candidate's worker is asked to run a dropped trial set in place (no copy beside it) on
+    a task too large for copies, and never the warm-up set, which it keeps for the timing."""
+    from types import SimpleNamespace
+
+    from kernelwright.judge._support import InputSet
+    from kernelwright.judge.phases.state import Rejected
+    from kernelwright.judge.verify import VerifyOptions, _Judgement
+    from kernelwright.task.loader import load_candidate, load_task
+    from tests.conftest import TASKS
+
+    task = load_task(TASKS / "gelu_mul.py")
+    asked: list[dict] = []
+
+    def request(header, timeout=None):
+        asked.append(dict(header))
+        return {"status": "error", "error": "stop here"}, [], None
+
+    for crowded in (True, False):
+        j = _Judgement(task, load_candidate(CANDIDATES / "gelu_mul_torch.py", task), VerifyOptions(device="cuda"),
+                       "cuda")
+        j.crowded = crowded
+        for sid in (0, 3):
+            with pytest.raises(Rejected):
+                j._run_trials(SimpleNamespace(), SimpleNamespace(request=request),
+                              iter([InputSet(sid, "task", "default", 0)]), warm=0)
+    assert [(a["set_id"], a["in_place"]) for a in asked] == [(0, False), (3, True), (0, False), (3, False)]
 
 
 def test_small_sets_on_the_gpu_are_all_made_ahead_with_two_timing_sets_or_more(monkeypatch):

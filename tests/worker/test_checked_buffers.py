@@ -64,3 +64,25 @@ def test_buffers_are_bounded_and_freed_once_timing_starts():
     assert len(h._checked_bufs) == C.CHECKED_BUFFER_SETS
     h.time_batch(lambda x: x + 1, [0], snap=False)
     assert not h._checked_bufs
+
+
+def test_a_set_run_in_place_is_the_staged_set_itself_and_its_changes_are_still_seen():
+    """A set too large for a copy beside the ones the worker keeps is run in place (its last use)."""
+    h = _harness()
+    h.stage(0, (torch.randn(32, 8),))
+    h.stage(1, (torch.randn(32, 8),))
+    staged = h.sets[0][0]
+    seen: list[int] = []
+
+    def fn(x):
+        seen.append(x.data_ptr())
+        return x * 2
+
+    res = h.run_checked(fn, 0, in_place=True)
+    assert seen == [staged.data_ptr()] and torch.equal(res["out"], staged * 2) and not res["mutated"]
+
+    def relu_(x):
+        return x.relu_()
+
+    assert h.run_checked(relu_, 1, in_place=True)["mutated"]
+    assert not h._checked_bufs  # no copies were made

@@ -120,14 +120,18 @@ class CandidateWorker(RoleBase):
         return P.BuildReply(import_s=time.perf_counter() - t0), []
 
     def op_run(self, header: P.RunRequest, blobs: list[bytes]) -> Reply:
-        """One correctness call on a copy of a staged set, with memory poisoned first."""
+        """One correctness call on a copy of a staged set (or, for a set dropped after it, on the
+        set itself when the judge asks), with memory poisoned first."""
         assert self.h is not None
         set_id = int(header["set_id"])
         with torch.no_grad():
-            res = self.h.run_checked(self.model, set_id, float(header.get("race_bar_ms", C.RACE_PENDING_MS)))
+            res = self.h.run_checked(self.model, set_id, float(header.get("race_bar_ms", C.RACE_PENDING_MS)),
+                                     in_place=bool(header.get("in_place")) and bool(header.get("drop")))
         if header.get("drop"):
             del self.h.sets[set_id]
             release_free_memory()
+        if self.h.cuda:
+            res["gpu_reserved"] = torch.cuda.memory_reserved()
         out_blobs: list[bytes] = []
         snap = res.pop("out")
         if header.get("ipc") and self.h.cuda and res.get("plain"):

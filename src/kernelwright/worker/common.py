@@ -61,6 +61,7 @@ class RoleBase:
         if self.h.cuda:
             env["launch_hold"] = ("every SM" if self.h.hold.blocks_device
                                   else f"one block ({self.h.hold.error or 'no jiterator'})")
+            env["launch_hold_kind"] = self.h.hold.kind
         reply = P.SetupReply(environment=env, hardening=self.hardening_problems)
         if self.confinement is not None:
             self.confinement = confine.seal(self.confinement)  # the CUDA driver has started

@@ -23,6 +23,7 @@ from torch.utils import _pytree as pytree
 from kernelwright import constants as C
 from kernelwright.worker import dispatch_guard
 from kernelwright.worker.hold import DeviceHold
+from kernelwright.worker.inputs import fingerprint as _fingerprint
 
 _perf = time.perf_counter
 _sleep = time.sleep
@@ -457,8 +458,14 @@ class Harness:
                 hold.append(t)
         del hold
 
-    def run_checked(self, fn: Callable[..., Any], set_id: int, race_bar_ms: float = C.RACE_PENDING_MS) -> dict[str, Any]:
+    def run_checked(self, fn: Callable[..., Any], set_id: int, race_bar_ms: float = C.RACE_PENDING_MS,
+                    in_place: bool = False) -> dict[str, Any]:
         """One correctness call on a copy of a staged set: output, type, mutation and race facts.
+
+        `in_place`: on the staged set itself, which the judge drops after this call. For sets so
+        large that a copy would not fit beside the sets the worker keeps (a 16 GiB set on
+        KernelBench's level1/45); a change to the inputs is then seen by their fingerprint
+        (shapes, sums and 64 elements each) rather than bit for bit.
 
         The output is copied the moment the call returns, as a consumer on the caller's
         stream would read it: on CUDA after that stream alone has finished (the copy is
@@ -469,7 +476,11 @@ class Harness:
         the worker waited RACE_SETTLE_S.
         """
         staged = self.sets[set_id]
-        inputs = self._checked_copy(staged)
+        # The last checked output was compared before this call was asked for: a large task's
+        # worker must not hold two outputs and their snapshots at once.
+        self.last_outputs = []
+        before = _fingerprint(staged) if in_place else None
+        inputs = staged if in_place else self._checked_copy(staged)
         self.poison()
         self._sync()
         threads_before = _thread_count()
@@ -494,16 +505,16 @@ class Harness:
                         + (f" ({extra} thread(s) more were running at return than before the call)"
                            if extra > 0 else "")
                         + ": work on another thread or stream was still writing it")
+        mutated = _fingerprint(inputs) != before if in_place else not unchanged(inputs, staged)
         if race is None and pending_ms is not None and pending_ms > race_bar_ms:
             # One host-timed sync is not proof: honest convolutions on the H200 read 0.04-0.06 ms
             # now and then. Behind the hold, work on an unjoined stream is pending on every call,
             # so the call is repeated and the median decides (as the timed batches' median does).
-            seen = [pending_ms] + [self._pending_again(fn, staged) for _ in range(C.RACE_CONFIRM_CALLS)]
+            seen = [pending_ms] + [self._pending_again(fn, staged, in_place) for _ in range(C.RACE_CONFIRM_CALLS)]
             pending_ms = _median(seen)
             if pending_ms > race_bar_ms:
                 race = _pending_race(pending_ms) + f" (median of {len(seen)} calls: " \
                     + ", ".join(f"{p:.3f}" for p in seen) + " ms)"
-        mutated = not unchanged(inputs, staged)
         self._remember_sizes(out)
         return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated, "race": race,
                 "pending_ms": pending_ms}
@@ -526,10 +537,11 @@ class Harness:
         """Free the checked calls' buffers: the correctness trials are over."""
         self._checked_bufs.clear()
 
-    def _pending_again(self, fn: Callable[..., Any], staged: tuple[Any, ...]) -> float:
+    def _pending_again(self, fn: Callable[..., Any], staged: tuple[Any, ...], in_place: bool = False) -> float:
         """The pending time of one more call on a fresh copy of the same inputs, a few elements
-        moved under a seed from the OS (no content tells the candidate it is a repeat), output dropped."""
-        args = clone_tree(staged)
+        moved under a seed from the OS (no content tells the candidate it is a repeat), output dropped.
+        `in_place`: on the staged set itself (its last use; it is dropped after)."""
+        args = staged if in_place else clone_tree(staged)
         perturb(args, _urandom_below(1 << 62), 0)
         self._sync()
         self.hold()

@@ -9,10 +9,19 @@ stream's 50 us of work charged nothing). A spin with every thread slot of every 
 leaves no room for any other kernel, of any stream or priority, until it ends: the
 candidate's work, wherever it is launched, starts after the start event.
 
-The spin is a jiterator kernel (compiled by NVRTC in this process, about half a second once),
-replayed from a CUDA graph, and lasts LAUNCH_HOLD_MS in every process. Where that is unavailable the one-block spin is used and
-`blocks_device` says so; the judge then reports that side-stream work could have overlapped
-the hold.
+Every thread slot, not every SM: a block of another kernel fits on an SM wherever the hold's
+blocks leave threads, registers and shared memory for it. An elementwise jiterator kernel is
+launched with as many threads as the device has slots, but its registers can cap how many of
+its blocks an SM holds at once, and the rest of the grid then waits for a second wave while a
+one-thread kernel of another stream runs beside the first. So the spin is our own kernel,
+compiled by NVRTC (`torch.cuda._compile_kernel`), whose launch bounds promise the compiler
+that two blocks of 1024 threads fit on one SM (at most 32 registers a thread): launched with
+exactly the device's thread slots in blocks of 1024, every block is resident at once and no
+slot is left. Where that compiler path is missing, the jiterator spin is used (`kind` says
+which); where neither works, the one-block spin, and `blocks_device` says so, and the judge
+reports that side-stream work could have overlapped the hold.
+
+The spin is replayed from a CUDA graph and lasts LAUNCH_HOLD_MS in every process.
 """
 
 from __future__ import annotations
@@ -33,6 +42,17 @@ _SPIN = ("template <typename T> T kw_hold(T x, T ns) { "
          "do { asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(t)); } while ((T)(t - t0) < ns); "
          "return x; }")
 
+# The same spin as one CUDA kernel of our own. `ns` is a double: torch's launcher passes a Python
+# int as a 32-bit C int. __launch_bounds__(1024, 2): two blocks of 1024 threads on every SM.
+_HOLD_KERNEL = r"""
+extern "C" __global__ void __launch_bounds__(1024, 2) kw_hold(double ns) {
+    unsigned long long t0, t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); } while ((double)(t - t0) < ns);
+}
+"""
+_HOLD_THREADS = 1024
+
 # Elements per thread slot: torch's elementwise kernels give each thread a few elements, so
 # this many per slot fills every slot in one wave whatever the exact split.
 _ELEMENTS_PER_SLOT = 4
@@ -44,34 +64,52 @@ class DeviceHold:
     Its attributes are fixed after construction: the harness's integrity check keeps them.
     """
 
-    def __init__(self, device: str, event: Any, sync: Callable[[], None]) -> None:
+    def __init__(self, device: str, event: Any, sync: Callable[[], None], nvrtc: bool = True) -> None:
         self._event = event
         self._sync = sync
         self.blocks_device = False
+        self.kind = "one block"  # which spin holds the device: "nvrtc", "jiterator" or "one block"
         self.error = ""
         self._spin: Any = None
         self._graph: Any = None
         self._ns = 0.0
         self._cycles = 0
+        self._nvrtc = nvrtc  # False: the jiterator's spin (benchmarks/hold_overlap.py compares them)
         try:
             self._init_spin(device)
         except Exception as exc:  # noqa: BLE001 - any failure means: fall back, and say why
             self._spin = self._graph = None
+            self.kind = "one block"
             self.error = f"{type(exc).__name__}: {exc}"[:300]
             probe_cycles = 2_000_000
             _cuda_sleep(1000)
             ms = self._time(lambda: _cuda_sleep(probe_cycles))
             self._cycles = int(probe_cycles * C.LAUNCH_HOLD_MS / ms) if ms > 0 else 0
 
-    def _init_spin(self, device: str) -> None:
+    def _make_spin(self, device: str) -> Callable[[float], Any]:
+        """A launcher of the spin over every thread slot of the device: our NVRTC kernel, else the
+        jiterator's elementwise one (`kind` says which)."""
+        props = torch.cuda.get_device_properties(device)
+        per_sm = props.max_threads_per_multi_processor
+        self._x = torch.zeros(props.multi_processor_count * per_sm * _ELEMENTS_PER_SLOT, device=device)
+        if self._nvrtc and per_sm % _HOLD_THREADS == 0:
+            try:
+                kernel = torch.cuda._compile_kernel(_HOLD_KERNEL, "kw_hold")
+                grid = (props.multi_processor_count * per_sm // _HOLD_THREADS, 1, 1)
+                self.kind = "nvrtc"
+                return lambda ns: kernel(grid=grid, block=(_HOLD_THREADS, 1, 1), args=[float(ns)])
+            except Exception as exc:  # noqa: BLE001 - the jiterator's spin below
+                self.error = f"no NVRTC hold ({type(exc).__name__}: {exc})"[:300]
         from torch.cuda.jiterator import _create_jit_fn
 
-        props = torch.cuda.get_device_properties(device)
-        slots = props.multi_processor_count * props.max_threads_per_multi_processor
-        self._x = torch.zeros(slots * _ELEMENTS_PER_SLOT, device=device)
-        spin = _create_jit_fn(_SPIN, ns=0.0)
+        jit = _create_jit_fn(_SPIN, ns=0.0)
+        self.kind = "jiterator"
+        return lambda ns: jit(self._x, ns=float(ns))
+
+    def _init_spin(self, device: str) -> None:
+        spin = self._make_spin(device)
         for _ in range(3):  # compile, then let the clocks settle
-            spin(self._x, ns=50_000.0)
+            spin(50_000.0)
         # The spin's length is fitted once, from the difference of two spins (which cancels their
         # launch latency), and is the same LAUNCH_HOLD_MS of device time in every worker: the
         # judge calibrates the protocol's overhead in its own worker and subtracts it from the
@@ -80,8 +118,8 @@ class DeviceHold:
         # processes on the H200, enough to flag an honest 7 us kernel as a patched timer.) The
         # global timer does not tick in nanoseconds everywhere: on the H200 a spin of 100 000
         # units lasted 0.90 ms.
-        short = min(self._time(lambda: spin(self._x, ns=100_000.0)) for _ in range(5))
-        long = min(self._time(lambda: spin(self._x, ns=200_000.0)) for _ in range(5))
+        short = min(self._time(lambda: spin(100_000.0)) for _ in range(5))
+        long = min(self._time(lambda: spin(200_000.0)) for _ in range(5))
         rate = (long - short) / 100_000.0  # device ms per unit of `ns`
         if not 0.005 < long - short < 20.0:
             raise RuntimeError(f"the spin did not scale with its length ({short:.4f} / {long:.4f} ms)")
@@ -92,7 +130,7 @@ class DeviceHold:
             # jiterator's own launch path takes tens, during which the spin may already run.
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                self._kept = spin(self._x, ns=self._ns)
+                self._kept = spin(self._ns)
             self._graph = graph
         except Exception as exc:  # noqa: BLE001 - the direct launch still holds the device
             self._graph = None
@@ -113,7 +151,7 @@ class DeviceHold:
         if self._graph is not None:
             self._graph.replay()
         elif self._spin is not None:
-            self._spin(self._x, ns=self._ns)
+            self._spin(self._ns)
         else:
             _cuda_sleep(self._cycles)
 

@@ -6,6 +6,7 @@ variants and distribution transforms. The seeds are secret: the judge draws them
 from __future__ import annotations
 
 import random
+import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -26,24 +27,59 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def transform(x: Any, distribution: str) -> Any:
+def transform(x: Any, distribution: str, in_place: bool = False) -> Any:
     """Apply a named distribution to a floating-point tensor; other values pass through.
 
     'shifted' and 'scaled' break kernels that assume zero-mean, unit-scale data
     (a softmax without max-subtraction, a hard-coded epsilon); 'positive' keeps
-    log/sqrt-style tasks valid while changing the data.
+    log/sqrt-style tasks valid while changing the data. `in_place`: write the result
+    into `x` (the same values, bit for bit), for a tensor nothing else refers to.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         return x
     if distribution == "task":
         return x
     if distribution == "shifted":
-        return x + C.SHIFT
+        return x.add_(C.SHIFT) if in_place else x + C.SHIFT
     if distribution == "scaled":
-        return x * C.SCALE
+        return x.mul_(C.SCALE) if in_place else x * C.SCALE
     if distribution == "positive":
-        return x.abs() + 0.1
+        return x.abs_().add_(0.1) if in_place else x.abs() + 0.1
     raise ValueError(f"unknown distribution {distribution!r}")
+
+
+def _refs_of_a_local() -> int:
+    """What sys.getrefcount says of an object only one local name holds (interpreters differ)."""
+    v: list[Any] = []
+    return sys.getrefcount(v)
+
+
+def _refs_of_an_item() -> int:
+    """What sys.getrefcount says of a container's item that nothing else holds."""
+    v = [object()]
+    return sys.getrefcount(v[0])
+
+
+_LOCAL_ONLY, _ITEM_ONLY = _refs_of_a_local(), _refs_of_an_item()
+
+
+def _transformed(inputs: list[Any] | tuple[Any, ...], shared_set: bool, distribution: str) -> list[Any]:
+    """`transform` over a set, in place for each CUDA tensor only the set refers to.
+
+    A transformed copy of a 16 GiB input (KernelBench's level1/45) would double the set's
+    footprint on the GPU while it is made, in both workers at once. In place only where no
+    one else can see the write: the set's container (`shared_set` False) and the tensor have
+    no other referrer (a task handing out a module-level tensor, or the same tensor twice,
+    gets copies), the tensor is no view, needs no grad, and lives on the GPU (a CPU tensor
+    may share memory with a NumPy array, which no reference count shows).
+    """
+    out = []
+    for i in range(len(inputs)):
+        sole = (not shared_set and isinstance(inputs[i], torch.Tensor) and inputs[i].is_cuda
+                and inputs[i]._base is None and not inputs[i].requires_grad
+                and sys.getrefcount(inputs[i]) <= _ITEM_ONLY)
+        out.append(transform(inputs[i], distribution, in_place=sole))
+    return out
 
 
 @contextmanager
@@ -82,7 +118,8 @@ def make_inputs(get_inputs: Callable[[], Any], module_globals: dict[str, Any], s
                 inputs = get_inputs()
     if not isinstance(inputs, (list, tuple)):
         raise TypeError(f"get_inputs() must return a list or tuple, not {type(inputs).__name__}")
-    return [transform(x, distribution) for x in inputs]
+    shared_set = sys.getrefcount(inputs) > _LOCAL_ONLY
+    return _transformed(inputs, shared_set, distribution)
 
 
 def input_bytes(inputs: Any) -> int:

@@ -82,7 +82,9 @@ class CorrectnessPhase(JudgementState):
         self.rng.shuffle(made)
         self.rng.shuffle(later)
         trial_sets = made + later
-        plan = [(s, True) for s in timing_sets] + [(s, s.set_id == warm) for s in trial_sets]
+        # The timing sets last: the candidate's worker holds none of them during the trials (a
+        # set's worth of GPU memory on a large task).
+        plan = [(s, s.set_id == warm) for s in trial_sets] + [(s, True) for s in timing_sets]
         # closing(): a rejection mid-way must wait for the fetch in flight before the judge
         # goes on to close the workers, never leave it reading a closed pipe.
         with closing(self._relay(ref, cand, plan)) as relayed:
@@ -114,7 +116,8 @@ class CorrectnessPhase(JudgementState):
         for i, s in enumerate(trials):
             t0 = time.perf_counter()
             reply, blobs, _ = cand.request(P.RunRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm,
-                                                        race_bar_ms=S.race_bar_ms(self.task_pending), ipc=self.ipc),
+                                                        race_bar_ms=S.race_bar_ms(self.task_pending), ipc=self.ipc,
+                                                        in_place=self.crowded and s.set_id != warm),
                                            timeout=self.opts.call_timeout_s)
             if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
@@ -130,8 +133,11 @@ class CorrectnessPhase(JudgementState):
             t1 = time.perf_counter()
             c = self._compare_trial(ref, cand, reply, blobs, s)
             del blobs
+            held = reply.get("gpu_reserved")
             S.trace(f"trial {i}: run and output back {t1 - t0:.2f} s, relayed and compared in "
-                    f"{time.perf_counter() - t1:.2f} s")
+                    f"{time.perf_counter() - t1:.2f} s" + (f", the candidate's worker says it holds "
+                                                          f"{held / 2**30:.1f} GiB on the GPU"
+                                                          if isinstance(held, int) else ""))
             self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error, c.max_rel_error,
                                            c.scale, c.passed, S.finite_or_none(reply.get("pending_ms"))))
             if not c.passed:

@@ -147,14 +147,15 @@ class ReferencePhase(JudgementState):
         """How many timing sets are made however large they are: two, or one on a GPU where two would
         not fit the candidate's worker's half beside what it holds anyway (the warm-up set, a trial
         set and its checked copy, an output and its snapshot). Every timed call's inputs are
-        perturbed either way, and a set that size is far larger than any cache."""
+        perturbed either way, and a set that size is far larger than any cache. Such a task's
+        trial sets are also run in place (`crowded`): no checked copy beside them."""
         if self.cuda and self.gpu_room and 5 * in_bytes + 2 * out_bytes > room:
             if not self._one_timing_set_said:
-                self._one_timing_set_said = True
+                self._one_timing_set_said = self.crowded = True
                 self.findings.append(
-                    f"large inputs: one timing set, not two (a set takes {_size(in_bytes)}; the candidate's worker "
-                    f"could not hold a second beside its warm-up and trial sets within {_size(room)}, its half of "
-                    "the GPU's free memory)")
+                    f"large inputs: one timing set, not two, and each trial set run in place rather than on a copy "
+                    f"(a set takes {_size(in_bytes)}; the candidate's worker could not hold a second beside its "
+                    f"warm-up and trial sets within {_size(room)}, its half of the GPU's free memory)")
             return 1
         return 2
 

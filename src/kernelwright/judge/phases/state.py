@@ -66,6 +66,9 @@ class JudgementState:
         self.hold_bytes = 0  # what the reference worker can give two sets' references (0: not yet known)
         self.gpu_room = 0  # CUDA: the GPU memory the reference worker may use in all (0: not known)
         self._one_timing_set_said = False  # the finding that a large task gets one timing set, once
+        # CUDA: sets too large for the candidate's worker to copy before a checked call; trial sets
+        # are then run in place, their last use (ReferencePhase._least_timing_sets decides)
+        self.crowded = False
         self.device_free: int | None = None  # CUDA: GPU bytes free once the reference's model loaded
         self.task_pending: list[float] = []  # CUDA: what the task's own calls left pending (ms), per set made
         # One request at a time on the reference's channel: a set is fetched ahead on a thread
