@@ -186,6 +186,8 @@ print(d['verdict'], (d['timing'] or {}).get('speedup_vs_eager'), {k: round(v, 2)
       --out "$out" --store "$out/kw.db" ${KW_LEVELS:+--levels $KW_LEVELS} ${KW_TASKS:+--tasks "$KW_TASKS"} \
       > "$OUT/sweep.txt" 2> "$OUT/sweep.err"
     echo "bench exit $?"; cp "$out/results.jsonl" "$OUT/"; tail -45 "$OUT/sweep.txt"; grep -v "make_set\|reference inputs" "$OUT/sweep.err" | tail -30
+    # Issue 15: the report over this GPU bench (a page that opens from disk).
+    timeout 60 kernelwright report "$out" -o "$OUT/sweep_report.html" > "$OUT/report.log" 2>&1; tail -2 "$OUT/report.log"
     python3 - "$out/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -202,8 +204,10 @@ PY
       | tee "$OUT/honest_gpu.log" | tail -8 ;;
   big14)
     # Issue 14: the GPU memory plan's test, and KernelBench's three GPU-memory task errors of §21.
-    timeout 200 python3 -m pytest tests/judge/test_big_tasks.py -m gpu -q -rA --timeout=180 2>&1 \
-      | tee "$OUT/big_tasks.log" | tail -6 ;;  # then the sweep with KW_TASKS='level1/3[89]_*', 'level1/45_*'
+    # Issue 12: whether a side stream's kernel runs beside the launch hold, per hold kind.
+    timeout 60 python3 benchmarks/hold_overlap.py --calls 20 2>&1 | tee "$OUT/hold_overlap.log" | tail -12
+    KERNELWRIGHT_TRACE=1 timeout 200 python3 -m pytest tests/worker/test_hold.py tests/judge/test_big_tasks.py -m gpu \
+      -q -rA --timeout=180 2>&1 | tee "$OUT/big_tasks.log" | tail -6 ;;  # then the sweep with KW_TASKS='level1/45_*'
   checktask15)
     # Issue 15: kernelwright check-task over KernelBench on the H200, a level (and glob) at a time.
     timeout -k 10 ${KW_CT_S:-480} kernelwright check-task .kb-tmp/KernelBench --levels ${KW_LEVELS:-1} \

@@ -138,6 +138,9 @@ RACE_PENDING_MS = 0.05
 # A checked call over RACE_PENDING_MS is run this many times more on the same inputs, and the
 # median of all decides: one host-timed sync is noisy, an unjoined stream behind the hold is not.
 RACE_CONFIRM_CALLS = 2
+# Timed calls are a race when the median of every one's pending time so far passes the bar,
+# read once there are this many (judge/timing.py): never on one call's reading alone.
+RACE_MIN_TIMED_CALLS = 3
 # The bar is RACE_PENDING_MS above what the task's own calls leave pending (judge/_support.py,
 # `race_bar_ms`); a finding says so when that part is over this.
 RACE_TASK_FINDING_MS = 0.01
