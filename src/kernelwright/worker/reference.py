@@ -119,9 +119,6 @@ class ReferenceWorker(RoleBase):
     # set id -> (native outputs, folded into ref64 where it exists; float64 outputs or None)
     refs: dict[int, tuple[Any, Any]]
 
-    def __init__(self, hardening_problems: list[str], confinement: Any = None) -> None:
-        super().__init__(hardening_problems, confinement)
-        _warm_flop_counter()
 
     def op_load(self, header: P.LoadReferenceRequest, blobs: list[bytes]) -> Reply:
         """Import the task, build Model under the weight seed, send its state and init inputs."""
@@ -379,19 +376,19 @@ class ReferenceWorker(RoleBase):
         cannot run (a data-dependent shape) is counted on the real set instead.
         """
         assert self.h is not None
-        from torch.utils.flop_counter import FlopCounterMode
+        from kernelwright.worker.flops import FlopCount
 
         inputs = self.h.sets[int(header["set_id"])]
-        counter = FlopCounterMode(display=False)
+        counter = FlopCount()
         try:
             model = copy.deepcopy(self.model).to("meta")
             with torch.no_grad(), counter:
                 model(*cmp.to_meta(list(inputs)))
         except Exception:  # noqa: BLE001 - counted on the real set below
-            counter = FlopCounterMode(display=False)
+            counter = FlopCount()
             with torch.no_grad(), counter:
                 self.model(*clone_tree(inputs))
-        return P.FlopsReply(flops=int(counter.get_total_flops())), []
+        return P.FlopsReply(flops=counter.total), []
 
     def op_ceilings(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
         """Measure copy bandwidth and matmul rate of this device (cached by the judge)."""
@@ -399,22 +396,6 @@ class ReferenceWorker(RoleBase):
         from kernelwright.worker.ceilings import measure_ceilings
 
         return measure_ceilings(self.h.device), []
-
-
-def _warm_flop_counter() -> None:
-    """Use torch's FLOP counter once, on the meta device, as the worker starts.
-
-    Its first use imports torch._dynamo, Inductor and SymPy (about 800 modules: 0.8 s on the
-    2-core machine, 3-6 s a verdict on the H200 host inside `timing.flops`). A pair started
-    ahead of its verdict pays that while it waits, off the verdict's path.
-    """
-    try:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        with FlopCounterMode(display=False):
-            torch.ones(1, 1, device="meta") @ torch.ones(1, 1, device="meta")
-    except Exception:  # noqa: BLE001 - op_flops reports its own failure, if any
-        pass
 
 
 def _handed_over(spec: Any, records: Any) -> Any:
