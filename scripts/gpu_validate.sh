@@ -210,8 +210,11 @@ PY
       -q -rA --timeout=180 2>&1 | tee "$OUT/big_tasks.log" | tail -6 ;;  # then the sweep with KW_TASKS='level1/45_*'
   checktask15)
     # Issue 15: kernelwright check-task over KernelBench on the H200, a level (and glob) at a time.
+    # Resumable across calls: .kb-tmp/check/checked.jsonl (carried) holds the rows of earlier calls.
+    mkdir -p /tmp/ct; [ -f .kb-tmp/check/checked.jsonl ] && cp .kb-tmp/check/checked.jsonl /tmp/ct/
     timeout -k 10 ${KW_CT_S:-480} kernelwright check-task .kb-tmp/KernelBench --levels ${KW_LEVELS:-1} \
-      ${KW_TASKS:+--tasks "$KW_TASKS"} --device cuda --json > "$OUT/check_task.json" 2> "$OUT/check_task.err"
+      ${KW_TASKS:+--tasks "$KW_TASKS"} --device cuda --json --out /tmp/ct/checked.jsonl \
+      > "$OUT/check_task.json" 2> "$OUT/check_task.err"; cp /tmp/ct/checked.jsonl "$OUT/"; tail -3 "$OUT/check_task.err"
     echo "check-task exit $?"; python3 -c "import json; d=json.load(open('$OUT/check_task.json')); print(d['summary'])
 for t in d['tasks']:
     if t['flags'] or t['error']: print(t['task'], t['flags'], (t['details'] or [t['error']])[0][:200])" ;;

@@ -68,3 +68,26 @@ def test_a_suite_is_checked_task_by_task_with_one_json_object(tmp_path):
     assert rows["level1/2_GeluMul.py"]["flags"] == [] and not rows["level1/2_GeluMul.py"]["error"]
     assert "no inputs" in rows["level1/3_Broken.py"]["error"]
     assert doc["summary"] == {"tasks": 3, "flagged": 1, "errors": 1, "device": "cpu"}
+
+
+def test_a_suite_checked_into_a_file_resumes_where_it_stopped(tmp_path):
+    """--out: each row is written as it is checked, and a second run checks only what is missing."""
+    suite = tmp_path / "suite" / "level1"
+    suite.mkdir(parents=True)
+    (suite / "1_Zeros.py").write_text(ZEROS)
+    (suite / "2_GeluMul.py").write_text((TASKS / "gelu_mul.py").read_text())
+    out = tmp_path / "checked.jsonl"
+    # A first run that got as far as the first task, its last line torn by the interruption.
+    first = subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "check-task", str(tmp_path / "suite"),
+                            "--device", "cpu", "--json", "--tasks", "1_*", "--out", str(out)],
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    out.write_text(out.read_text() + '{"task": "level1/2_GeluMul.py", "fla')
+    r = subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "check-task", str(tmp_path / "suite"),
+                        "--device", "cpu", "--json", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "[1/2] level1/1_Zeros.py: under_tolerance" in r.stderr and "(resumed)" in r.stderr.splitlines()[0]
+    assert "[2/2] level1/2_GeluMul.py: ok" in r.stderr and "(resumed)" not in r.stderr.splitlines()[1]
+    doc = json.loads(r.stdout)
+    assert [t["task"] for t in doc["tasks"]] == ["level1/1_Zeros.py", "level1/2_GeluMul.py"]
+    assert doc["summary"]["flagged"] == 1

@@ -1,8 +1,9 @@
 """FLOPs of one call, counted by torch's own formulas (`torch.utils.flop_counter`) without its
 FlopCounterMode: every TorchDispatchMode subclass has its `__torch_dispatch__` wrapped to keep
 Dynamo out, and that wrapper imports torch._dynamo, Inductor and SymPy at the first dispatch
-(about 800 modules: 0.8 s on the 2-core machine, 3-6 s a verdict on the H200 host). This mode
-opts out of the wrapper, which only matters inside a compiled region, and counts exactly as
+(about 800 modules: 0.8 s on the 2-core machine, 3-6 s a verdict on the H200 host; the meta
+device's Python kernels import them too, so the count runs on a real call). This mode opts out
+of the wrapper, which only matters inside a compiled region, and counts exactly as
 FlopCounterMode does: an op with no formula is decomposed where it can be, and what runs is
 counted by the formula of its overload packet. Runs in the reference worker, on the task's model.
 """

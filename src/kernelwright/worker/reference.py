@@ -369,11 +369,13 @@ class ReferenceWorker(RoleBase):
         return P.CompileReply(seconds=time.perf_counter() - t0), []
 
     def op_flops(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
-        """FLOPs of one call as torch's counter sees them (matmuls, convolutions, attention).
+        """FLOPs of one call as torch's formulas count them (matmuls, convolutions, attention).
 
-        Counted on `meta` copies of the model and the set: the counter needs only shapes, so
-        a KernelBench-sized task costs milliseconds, not a real run. A model the meta device
-        cannot run (a data-dependent shape) is counted on the real set instead.
+        Counted on a real call, on a copy of the set (after the timing: the candidate's worker
+        is gone, its memory free). Not on `meta` copies, though shapes would do: many ops' meta
+        kernels are Python references that import torch._dynamo, Inductor and SymPy on first
+        use, 5-7 s a verdict on the H200 host. A call that fails here (out of memory) is
+        counted on meta copies instead.
         """
         assert self.h is not None
         from kernelwright.worker.flops import FlopCount
@@ -381,13 +383,16 @@ class ReferenceWorker(RoleBase):
         inputs = self.h.sets[int(header["set_id"])]
         counter = FlopCount()
         try:
+            with torch.no_grad(), counter:
+                out = self.model(*clone_tree(inputs))
+            del out
+        except Exception:  # noqa: BLE001 - counted on meta copies below
+            counter = FlopCount()
+            self._release()
             model = copy.deepcopy(self.model).to("meta")
             with torch.no_grad(), counter:
                 model(*cmp.to_meta(list(inputs)))
-        except Exception:  # noqa: BLE001 - counted on the real set below
-            counter = FlopCount()
-            with torch.no_grad(), counter:
-                self.model(*clone_tree(inputs))
+        self._release()
         return P.FlopsReply(flops=counter.total), []
 
     def op_ceilings(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
