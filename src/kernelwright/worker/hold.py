@@ -15,10 +15,10 @@ launched with as many threads as the device has slots, but its registers can cap
 its blocks an SM holds at once, and the rest of the grid then waits for a second wave while a
 one-thread kernel of another stream runs beside the first. So the spin is our own kernel,
 compiled by NVRTC (`torch.cuda._compile_kernel`), whose launch bounds promise the compiler
-that two blocks of 1024 threads fit on one SM (at most 32 registers a thread): launched with
-exactly the device's thread slots in blocks of 1024, every block is resident at once and no
-slot is left. Where that compiler path is missing, the jiterator spin is used (`kind` says
-which); where neither works, the one-block spin, and `blocks_device` says so, and the judge
+that two blocks of up to 1024 threads fit on one SM (at most 32 registers a thread): launched
+as two blocks an SM, each of half the SM's thread slots (1024 on the H200), every block is
+resident at once and no slot is left. Where that compiler path is missing, the jiterator spin
+is used (`kind` says which); where neither works, the one-block spin, and `blocks_device` says so, and the judge
 reports that side-stream work could have overlapped the hold.
 
 The spin is replayed from a CUDA graph and lasts LAUNCH_HOLD_MS in every process.
@@ -43,7 +43,8 @@ _SPIN = ("template <typename T> T kw_hold(T x, T ns) { "
          "return x; }")
 
 # The same spin as one CUDA kernel of our own. `ns` is a double: torch's launcher passes a Python
-# int as a 32-bit C int. __launch_bounds__(1024, 2): two blocks of 1024 threads on every SM.
+# int as a 32-bit C int. __launch_bounds__(1024, 2): two blocks of up to 1024 threads fit on
+# every SM (at most 32 registers a thread).
 _HOLD_KERNEL = r"""
 extern "C" __global__ void __launch_bounds__(1024, 2) kw_hold(double ns) {
     unsigned long long t0, t;
@@ -92,12 +93,14 @@ class DeviceHold:
         props = torch.cuda.get_device_properties(device)
         per_sm = props.max_threads_per_multi_processor
         self._x = torch.zeros(props.multi_processor_count * per_sm * _ELEMENTS_PER_SLOT, device=device)
-        if self._nvrtc and per_sm % _HOLD_THREADS == 0:
+        # Two blocks an SM, each half its thread slots (1024 on Hopper, 768 where an SM has 1536).
+        threads = per_sm // 2
+        if self._nvrtc and per_sm % 2 == 0 and 0 < threads <= _HOLD_THREADS and threads % 32 == 0:
             try:
                 kernel = torch.cuda._compile_kernel(_HOLD_KERNEL, "kw_hold")
-                grid = (props.multi_processor_count * per_sm // _HOLD_THREADS, 1, 1)
+                grid = (props.multi_processor_count * 2, 1, 1)
                 self.kind = "nvrtc"
-                return lambda ns: kernel(grid=grid, block=(_HOLD_THREADS, 1, 1), args=[float(ns)])
+                return lambda ns: kernel(grid=grid, block=(threads, 1, 1), args=[float(ns)])
             except Exception as exc:  # noqa: BLE001 - the jiterator's spin below
                 self.error = f"no NVRTC hold ({type(exc).__name__}: {exc})"[:300]
         from torch.cuda.jiterator import _create_jit_fn
