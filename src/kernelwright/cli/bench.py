@@ -110,7 +110,8 @@ def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str,
             out=out, levels=_levels(levels), pattern=pattern, optimize=plan, sample=sample, sample_seed=seed,
             store_path=Path(store_path) if store_path else default_store_path(),
             verify=VerifyOptions(device=dev, trials=trials, compile_baseline=not no_compile_baseline,
-                                 timing=not no_timing, threads=threads, **({"confine": False} if no_confine else {})))
+                                 timing=not no_timing, threads=threads, compile_ratio_cache=True,
+                                 **({"confine": False} if no_confine else {})))
         opts.store_path.parent.mkdir(parents=True, exist_ok=True)
         if not as_json:
             console.print(f"results: {out / 'results.jsonl'}")

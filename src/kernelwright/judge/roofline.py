@@ -21,16 +21,16 @@ def cache_key(environment: dict[str, Any]) -> str:
     return "|".join(str(environment.get(k)) for k in ("gpu", "device", "torch", "threads"))
 
 
-class CeilingCache:
-    """The ceilings file, read once before any candidate runs.
+class JsonCache:
+    """A cache file of the judge's own measurements, read once before any candidate runs.
 
-    Candidates run as the same user and could rewrite the file; reading it
-    before they exist, and putting it back afterwards if it changed, keeps one
-    judgement's candidate from lowering the floor for itself or for later ones.
+    Candidates run as the same user and could rewrite the file; reading it before they
+    exist, and putting it back afterwards if it changed, keeps one judgement's candidate
+    from shaping what the judge reads from it, for itself or for later ones.
     """
 
-    def __init__(self) -> None:
-        self.path = cache_dir() / "ceilings.json"
+    def __init__(self, name: str) -> None:
+        self.path = cache_dir() / name
         try:
             self._raw = self.path.read_bytes()
         except OSError:
@@ -42,7 +42,7 @@ class CeilingCache:
         self.data: dict[str, Any] = data if isinstance(data, dict) else {}
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """Ceilings for a key, if they are plausible numbers."""
+        """The entry of a key, if it is plausible numbers."""
         value = self.data.get(key)
         if not isinstance(value, dict):
             return None
@@ -50,9 +50,9 @@ class CeilingCache:
             return None
         return value
 
-    def put(self, key: str, ceilings: dict[str, Any]) -> None:
-        """Add ceilings (atomic replace, so readers never see half a file)."""
-        self.data[key] = ceilings
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        """Add an entry (atomic replace, so readers never see half a file)."""
+        self.data[key] = entry
         self._raw = json.dumps(self.data, indent=1).encode()
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(self._raw)
@@ -73,6 +73,13 @@ class CeilingCache:
         else:
             self.path.unlink(missing_ok=True)
         return True
+
+
+class CeilingCache(JsonCache):
+    """The device ceilings (copy bandwidth, matmul rates), measured once per device."""
+
+    def __init__(self) -> None:
+        super().__init__("ceilings.json")
 
 
 def floor_ms(bytes_moved: int, flops: int, dtype: str, ceilings: dict[str, Any],

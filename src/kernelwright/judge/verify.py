@@ -22,7 +22,7 @@ from kernelwright import constants as C
 from kernelwright import forms
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
-from kernelwright.judge import roofline, scan
+from kernelwright.judge import baselines, roofline, scan
 from kernelwright.judge._support import InputSet, fresh_seed
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.phases.candidate import CandidatePhase
@@ -75,6 +75,9 @@ class VerifyOptions:
     # memory (worker/cuda_ipc.py) rather than as bytes through the judge; a failed hand-over
     # falls back to bytes for the rest of the verdict, with a finding.
     output_ipc: bool = True
+    # The speedup vs torch.compile from a kept compile/eager ratio of the same task, device and
+    # torch (judge/baselines.py) rather than a compile in every verdict; `bench` turns it on.
+    compile_ratio_cache: bool = False
 
 
 def resolve_device(device: str | None) -> str:
@@ -119,6 +122,7 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         limits.become_subreaper()
         limits.protect_self()
         self.ceilings = roofline.CeilingCache()  # before any candidate code exists
+        self.ratios = roofline.JsonCache(baselines.FILE)
         ref = cand = None
         try:
             ref, cand = self._start_workers()
@@ -153,6 +157,9 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
             self._untimed_from_now()  # a no-op when the timed phase already let it start
             if self.ceilings.restore_if_changed():
                 self.findings.append("something changed the device-ceilings cache during this judgement; "
+                                     "it was put back")
+            if self.ratios.restore_if_changed():
+                self.findings.append("something changed the torch.compile ratio cache during this judgement; "
                                      "it was put back")
         if ref is not None and ref.external_stops and self.candidate_ran:
             # Whatever else happened, the reference was frozen by a process that is not the

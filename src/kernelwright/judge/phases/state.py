@@ -41,6 +41,7 @@ class JudgementState:
 
     build_dir: Path | None
     ceilings: roofline.CeilingCache
+    ratios: roofline.JsonCache  # torch.compile's kept ratios to eager (judge/baselines.py)
     cal: timing.Calibration
 
     def __init__(self, task: TaskSource, cand: CandidateSource, opts: VerifyOptions, device: str,
@@ -69,6 +70,7 @@ class JudgementState:
         # CUDA: sets too large for the candidate's worker to copy before a checked call; trial sets
         # are then run in place, their last use (ReferencePhase._least_timing_sets decides)
         self.crowded = False
+        self.compile_ratio: dict[str, float] | None = None  # a kept compile/eager ratio this verdict uses
         self.device_free: int | None = None  # CUDA: GPU bytes free once the reference's model loaded
         self.task_pending: list[float] = []  # CUDA: what the task's own calls left pending (ms), per set made
         # One request at a time on the reference's channel: a set is fetched ahead on a thread

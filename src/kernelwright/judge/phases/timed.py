@@ -12,7 +12,7 @@ from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright import compare as cmp
-from kernelwright.judge import timing
+from kernelwright.judge import baselines, timing
 from kernelwright.judge.phases.floors import FloorsPhase
 from kernelwright.judge.phases.state import Rejected
 from kernelwright.judge.result import Check, Timing
@@ -103,7 +103,7 @@ class TimedPhase(FloorsPhase):
         cand.signal(signal.SIGSTOP)
         compiled = None
         with self._step("timing.compile"):
-            if self._compile_baseline(ref, warm[0]):
+            if self._kept_compile_ratio() is None and self._compile_baseline(ref, warm[0]):
                 compiled = timing.prepare(ref, P.Target.COMPILED, self.cal, warm, perturb=perturb)
         eager = timing.prepare(ref, P.Target.EAGER, self.cal, warm, perturb=perturb)
         try:
@@ -172,6 +172,7 @@ class TimedPhase(FloorsPhase):
                     iv = (iv[0] * f, iv[1] * f) if iv else None
                     m_live = m_after
                 speedups[name], stats[name] = (point, iv), m_live.stats
+        self._compile_via_ratio(compiled, eager, speedups)
         with self._step("timing.floor"):
             floor = self._floor(ref)
         # The timed outputs are checked while the next verdict's workers start (in a search).
@@ -246,6 +247,33 @@ class TimedPhase(FloorsPhase):
         if not c.passed:
             raise Rejected(Check.TIMED_OUTPUT, "the output of a timed call is wrong (results "
                            f"differ between checked and timed calls): {c.detail}")
+
+    def _kept_compile_ratio(self) -> dict[str, float] | None:
+        """The kept compile/eager ratio this verdict uses instead of compiling (bench only), if any."""
+        if not (self.opts.compile_ratio_cache and self.opts.compile_baseline):
+            return None
+        entry = self.ratios.get(baselines.ratio_key(self.env, self.task.source))
+        if entry is None or not {"point", "low", "high"} <= set(entry):
+            return None
+        self.compile_ratio = {k: float(entry[k]) for k in ("point", "low", "high")}
+        self.findings.append(
+            f"torch.compile baseline not compiled again: its time relative to eager on this task, device and "
+            f"torch was measured in an earlier verdict ({entry['point']:.3f}x eager's, 95% interval "
+            f"{entry['low']:.3f}-{entry['high']:.3f}); the speedup vs torch.compile is the speedup vs eager times "
+            "that ratio")
+        return self.compile_ratio
+
+    def _compile_via_ratio(self, compiled: timing.Series | None, eager: timing.Series,
+                           speedups: dict[str, tuple[float | None, tuple[float, float] | None]]) -> None:
+        """Keep this verdict's compile/eager ratio for later verdicts, or use the kept one."""
+        if not self.opts.compile_ratio_cache:
+            return
+        if compiled is not None:
+            ratio = baselines.ratio_of(timing.finish(compiled), timing.finish(eager))
+            if ratio is not None:
+                self.ratios.put(baselines.ratio_key(self.env, self.task.source), ratio)
+        elif self.compile_ratio is not None:
+            speedups["compile"] = baselines.via_ratio(speedups["eager"], self.compile_ratio, self.cuda)
 
     def _compile_baseline(self, ref: Worker, warm_set: int) -> bool:
         """torch.compile the reference in its worker; False (with a finding) when skipped or failed."""
