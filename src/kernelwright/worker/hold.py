@@ -92,7 +92,6 @@ class DeviceHold:
         jiterator's elementwise one (`kind` says which)."""
         props = torch.cuda.get_device_properties(device)
         per_sm = props.max_threads_per_multi_processor
-        self._x = torch.zeros(props.multi_processor_count * per_sm * _ELEMENTS_PER_SLOT, device=device)
         # Two blocks an SM, each half its thread slots (1024 on Hopper, 768 where an SM has 1536).
         threads = per_sm // 2
         if self._nvrtc and per_sm % 2 == 0 and 0 < threads <= _HOLD_THREADS and threads % 32 == 0:
@@ -106,6 +105,8 @@ class DeviceHold:
         from torch.cuda.jiterator import _create_jit_fn
 
         jit = _create_jit_fn(_SPIN, ns=0.0)
+        # The elementwise spin's operand: as many elements as it takes to fill every thread slot.
+        self._x = torch.zeros(props.multi_processor_count * per_sm * _ELEMENTS_PER_SLOT, device=device)
         self.kind = "jiterator"
         return lambda ns: jit(self._x, ns=float(ns))
 
