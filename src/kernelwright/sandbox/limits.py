@@ -171,53 +171,6 @@ def pin_cores(threads: int | None) -> None:
         pass
 
 
-TIMING_CPU_ENV = "KERNELWRIGHT_TIMING_CPU"
-
-
-def timing_cpus() -> list[int] | None:
-    """The one core both workers of a CUDA judgement are pinned to for the timing (None: none).
-
-    A call that launches many small kernels is bound by the host's launch rate, and on the
-    H200 that rate differed by up to 1.8x between fresh processes running the same model
-    (benchmarks/process_spread.py, docs/gpu-validation.md section 24): an identical candidate
-    read 0.73x-2.24x. Both sides on the same single core see the same host. The last allowed
-    core (the first takes the most interrupts); KERNELWRIGHT_TIMING_CPU picks another, or
-    "off" leaves the workers unpinned.
-    """
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-    choice = os.environ.get(TIMING_CPU_ENV, "").strip().lower()
-    if choice == "off" or len(allowed) < 2:
-        return None
-    if choice.isdigit() and int(choice) in allowed:
-        return [int(choice)]
-    return [allowed[-1]]
-
-
-def pin_tree(root: int, cpus: list[int]) -> int:
-    """Pin every thread of a worker, its group and descendants to `cpus`; returns how many.
-
-    Done from the judge's side: threads the worker starts later inherit the mask, and a
-    thread that widens its own mask is seen by `widest_affinity`.
-    """
-    table = _proc_table()
-    pinned = 0
-    for pid in _descendants(root, table) | {p for p, (_, g, _) in table.items() if g == root} | {root}:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                os.sched_setaffinity(int(tid), cpus)
-                pinned += 1
-            except OSError:
-                continue
-    return pinned
-
-
 def _set(which: int, value: int) -> None:
     try:
         _, hard = resource.getrlimit(which)

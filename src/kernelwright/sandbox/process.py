@@ -76,7 +76,6 @@ class Worker:
         self._killed_for: Check | None = None
         self._oom_kills = limits.oom_kills()  # to tell the system's OOM killer from other SIGKILLs
         self.affinity_violation: str | None = None  # set by the watchdog: the tree left its cores
-        self.pinned: list[int] | None = None  # the cores the judge pinned the tree to (CUDA timing)
         # The judge stops a worker's tree on purpose (it times the other side). Found stopped
         # while the judge is not holding it, someone else stopped it: it is resumed and counted.
         self._held = False
@@ -227,15 +226,9 @@ class Worker:
             self._watch_affinity()
         return self.affinity_violation
 
-    def pin(self, cpus: list[int]) -> None:
-        """Pin the whole tree to `cpus` from now on; a thread that widens its mask is a violation."""
-        if self.proc.poll() is None:
-            limits.pin_tree(self.proc.pid, cpus)
-            self.pinned = list(cpus)
-
     def _watch_affinity(self) -> None:
         # Sampled while the worker runs (timed calls included), from outside its process.
-        budget = len(self.pinned) if self.pinned else self.config.threads
+        budget = self.config.threads
         if budget and self.affinity_violation is None and len(os.sched_getaffinity(0)) > budget:
             widest = limits.widest_affinity(self.proc.pid)
             if widest > budget:

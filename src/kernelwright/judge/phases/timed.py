@@ -16,7 +16,6 @@ from kernelwright.judge import baselines, timing
 from kernelwright.judge.phases.floors import FloorsPhase
 from kernelwright.judge.phases.state import Rejected
 from kernelwright.judge.result import Check, Timing
-from kernelwright.sandbox import limits
 from kernelwright.sandbox.process import Worker
 
 
@@ -52,7 +51,6 @@ class TimedPhase(FloorsPhase):
         # neither inflate it nor be measured with a different yardstick.
         warm = [self._warm_set()]
         perturb = self.meta.perturb_timing_inputs
-        self._pin_for_timing(ref, cand)
         with S.paused(cand, ref), self._step("timing.calibrate"):
             self.cal = timing.calibrate(ref, warm[0], perturb)
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
@@ -133,21 +131,6 @@ class TimedPhase(FloorsPhase):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
         return mine, eager, compiled, timing_sets, checks
-
-    def _pin_for_timing(self, ref: Worker, cand: Worker) -> None:
-        """On CUDA, both workers' every thread on one core, the same, from here on.
-
-        A call of many small kernels is timed at the host's launch rate, which moved by up to
-        1.8x between fresh processes on the H200 (sandbox/limits.timing_cpus); on one shared
-        core both sides launch from the same host. On the CPU the sides already share their
-        cores (`threads`).
-        """
-        cpus = limits.timing_cpus() if self.cuda else None
-        if not cpus:
-            return
-        for w in (ref, cand):
-            w.pin(cpus)
-        self.env["timing_cpus"] = cpus
 
     def _finish_timing(self, ref: Worker, mine: timing.Series, eager: timing.Series,
                        compiled: timing.Series | None, timing_sets: list[int], checks: list[Any]) -> None:
