@@ -91,11 +91,11 @@ class Op(_Name):
     FETCH = "fetch"
     INTEGRITY = "integrity"
     LOAD = "load"  # each role its own: the task's Model, or the candidate's ModelNew
+    PROFILE = "profile"  # the kernels of one call of the role's model
     # The candidate role (worker.candidate).
     BUILD = "build"
     RUN = "run"
     WARM = "warm"
-    PROFILE = "profile"
     MAKE_INPUTS = "make_inputs"  # make a set from its seed here rather than receive it (MakeInputsRequest)
     # The reference role (worker.reference).
     MAKE_SET = "make_set"

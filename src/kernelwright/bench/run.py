@@ -124,7 +124,7 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
         reasons=[{"check": str(r["check"]), "detail": r["detail"]} for r in verdict.get("reasons") or []],
         seconds=seconds, phases_s=dict(verdict.get("phases_s") or {}),
         findings=[str(f) for f in verdict.get("findings") or []],
-        max_pending_ms=max(pending) if pending else None)
+        max_pending_ms=max(pending) if pending else None, host_factor=float(t.get("host_factor") or 1.0))
 
 
 @contextmanager

@@ -70,6 +70,9 @@ class Timing:
     # rate: the least time the reference's arithmetic takes. Not a bound on a kernel (one may do
     # less arithmetic); the report's roofline sets each kernel's time against it.
     flop_floor_ms: float | None = None
+    # CUDA: the further widening of both intervals (each way) because a side's calls were
+    # host-bound, its device idle while the host launched (constants.HOST_BOUND_SPREAD); 1.0 when not.
+    host_factor: float = 1.0
 
 
 @dataclass(frozen=True)

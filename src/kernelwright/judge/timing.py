@@ -315,15 +315,34 @@ def speedup_interval(base: Measurement, cand: Measurement) -> tuple[float | None
     return statistics.median(ratios), iv
 
 
-def widened(iv: tuple[float, float] | None, cuda: bool) -> tuple[float, float] | None:
-    """A verdict's interval widened by the spread between pairs of worker processes (see constants)."""
+def widened(iv: tuple[float, float] | None, cuda: bool, host: float = 1.0) -> tuple[float, float] | None:
+    """A verdict's interval widened by the spread between pairs of worker processes (see constants),
+    and by `host`, the further spread of host-bound calls (`host_factor`)."""
     if iv is None:
         return None
-    f = C.BETWEEN_PROCESS_SPREAD["cuda" if cuda else "cpu"]
+    f = C.BETWEEN_PROCESS_SPREAD["cuda" if cuda else "cpu"] * max(1.0, host)
     return iv[0] / f, iv[1] * f
 
 
-def settled(iv: tuple[float, float] | None, cuda: bool) -> bool:
+def idle_share(call_ms: float, busy_ms: float | None, kernels: int) -> float:
+    """The share of a call's time its device sat idle waiting for the host (0 when unknown).
+
+    `busy_ms` is the union of the call's kernel intervals from a profile of one call; a gap of
+    HOST_KERNEL_GAP_MS a kernel is the device's own and is not counted as waiting.
+    """
+    if busy_ms is None or call_ms <= 0:
+        return 0.0
+    idle = call_ms - busy_ms - kernels * C.HOST_KERNEL_GAP_MS
+    return min(1.0, max(0.0, idle / call_ms))
+
+
+def host_factor(shares: list[float]) -> float:
+    """How much further a verdict's intervals widen when either side's calls are host-bound."""
+    excess = max(0.0, max(shares, default=0.0) - C.HOST_IDLE_FREE) / (1.0 - C.HOST_IDLE_FREE)
+    return 1.0 + (C.HOST_BOUND_SPREAD - 1.0) * excess
+
+
+def settled(iv: tuple[float, float] | None, cuda: bool, host: float = 1.0) -> bool:
     """True when more rounds could not change what a speedup's interval lets anyone claim.
 
     That is when it is narrow (high / low within SPEEDUP_INTERVAL_MAX_WIDTH), or when even
@@ -332,7 +351,7 @@ def settled(iv: tuple[float, float] | None, cuda: bool) -> bool:
     """
     if iv is None:
         return False
-    w = widened(iv, cuda)
+    w = widened(iv, cuda, host)
     assert w is not None
     return iv[1] / iv[0] <= C.SPEEDUP_INTERVAL_MAX_WIDTH or w[1] < C.SPEEDUP_REPORT_MIN \
         or w[0] >= C.SPEEDUP_REPORT_MIN

@@ -158,12 +158,6 @@ class CandidateWorker(RoleBase):
             self.h.call_once(self.model, int(header["set_id"]))
         return P.EmptyReply(), []
 
-    def op_profile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
-        """Kernels and operators one call ran (a finding, never an acceptance)."""
-        assert self.h is not None
-        with torch.no_grad():
-            return P.ProfileReply(rows=self.h.profile(self.model, int(header["set_id"]))), []
-
 
 def _interpret_triton_on_cpu(device: str) -> None:
     """On the CPU, Triton has no driver: its kernels can only run in Triton's interpreter.

@@ -109,6 +109,16 @@ class RoleBase:
         spec = codec.encode(out, out_blobs)
         return P.FetchReply(out=spec), out_blobs
 
+    def op_profile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
+        """Kernels and operators one call of this role's model ran (the candidate's: a finding,
+        never an acceptance; the reference's: how much of an eager call the device was busy)."""
+        assert self.h is not None
+        model = getattr(self, "model", None)
+        if model is None:
+            raise RuntimeError("no model is loaded to profile")
+        with torch.no_grad():
+            return P.ProfileReply(rows=self.h.profile(model, int(header["set_id"]))), []
+
     def op_integrity(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
         """What changed in guarded functions and global flags."""
         assert self.h is not None

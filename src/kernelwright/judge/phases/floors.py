@@ -12,6 +12,7 @@ from kernelwright.judge import _support as S
 from kernelwright import compare as cmp
 from kernelwright.judge import kernels, roofline
 from kernelwright.judge.phases.state import JudgementState
+from kernelwright.judge.timing import host_factor, idle_share
 from kernelwright.sandbox.process import Worker
 
 _FLOPS: dict[tuple[str, str], int] = {}  # (task source hash, device) -> FLOPs of one call
@@ -60,11 +61,41 @@ class FloorsPhase(JudgementState):
             rows = reply.get("rows", [])
             self.findings += kernels.findings(rows, self.cuda)
             if self.cuda:
-                rows = [r for r in rows if isinstance(r, dict)]
-                busy = [float(r.get("self_us", 0.0)) for r in rows if r.get("kind") == "busy"]
-                # The union of the kernels' intervals: honest work on streams that run side by
-                # side is not charged twice. Without interval data, the per-kernel sums.
-                self.profiled_kernel_ms = (busy[0] if busy else sum(
-                    float(r.get("self_us", 0.0)) for r in rows if r.get("kind") == "kernel")) / 1e3
+                self.profiled_kernel_ms, self.profiled_kernels = busy_of(rows)
         else:
             self.findings.append("profiling failed: " + S.tail(reply.get("error", ""), 200))
+
+    def _host_factor(self, ref: Worker, cand_ms: float, eager_ms: float | None) -> float:
+        """CUDA: how much further the intervals widen because either side's calls are host-bound.
+
+        The eager call is profiled here, in the reference's worker (trusted); the candidate's
+        busy time is its own profile's, and a candidate that overstated it past its charged
+        time would be rejected by the profile bound, so it can at most hide its own idle share.
+        """
+        shares = [idle_share(cand_ms, self.profiled_kernel_ms, self.profiled_kernels)]
+        if eager_ms is not None:
+            reply, _, _ = ref.request(P.SetRequest(op=P.Op.PROFILE, set_id=self._warm_set()),
+                                      timeout=self.opts.call_timeout_s)
+            if reply.get("status") == P.Status.OK:
+                busy, count = busy_of(reply.get("rows", []))
+                shares.append(idle_share(eager_ms, busy, count))
+        factor = host_factor(shares)
+        if factor >= C.HOST_FACTOR_NOTED:
+            self.findings.append(
+                f"host-bound calls: the device sat idle {max(shares):.0%} of a call waiting for the host to "
+                f"launch work; such a call's time moved up to {C.HOST_BOUND_SPREAD:g}x between processes on "
+                f"the H200, so the speedup intervals are widened a further {factor:.2f}x each way")
+        return factor
+
+
+def busy_of(rows: list) -> tuple[float | None, int]:
+    """From a CUDA profile's rows: ms the device was busy in the call, and how many kernels ran.
+
+    The union of the kernels' intervals: honest work on streams that run side by side is not
+    charged twice. Without interval data, the per-kernel sums.
+    """
+    rows = [r for r in rows if isinstance(r, dict)]
+    kernels = [r for r in rows if r.get("kind") == "kernel"]
+    busy = [float(r.get("self_us", 0.0)) for r in rows if r.get("kind") == "busy"]
+    total = busy[0] if busy else sum(float(r.get("self_us", 0.0)) for r in kernels)
+    return (total / 1e3 if kernels or busy else None), sum(int(r.get("count", 1)) for r in kernels)

@@ -63,6 +63,7 @@ class JudgementState:
         # rest of the verdict once one set came out different from the reference's.
         self.local_inputs = opts.local_inputs if opts.local_inputs is not None else self.cuda
         self.profiled_kernel_ms: float | None = None  # GPU busy time of one profiled call (union of kernel intervals)
+        self.profiled_kernels = 0  # kernels the candidate's profiled call launched
         self.float64 = True  # float64 references wanted; False once two sets' would not fit (ReferencePhase)
         self.hold_bytes = 0  # what the reference worker can give two sets' references (0: not yet known)
         self.gpu_room = 0  # CUDA: the GPU memory the reference worker may use in all (0: not known)

@@ -187,15 +187,20 @@ class TimedPhase(FloorsPhase):
                 f"batches, rather than held until the timing ended (the judge holds at most "
                 f"{C.TIMED_OUTPUTS_HELD_BYTES / 2**30:.1f} GiB of them)")
         cand_ms = m_cand.stats.median
+        host = 1.0
+        if self.cuda:
+            with self._step("timing.host"):
+                host = self._host_factor(ref, cand_ms, stats["eager"].median if stats["eager"] else None)
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
             speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
-            speedup_vs_eager_interval=timing.widened(speedups["eager"][1], self.cuda),
-            speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda),
-            rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms, flop_floor_ms=flop_floor)
+            speedup_vs_eager_interval=timing.widened(speedups["eager"][1], self.cuda, host),
+            speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda, host),
+            rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms, flop_floor_ms=flop_floor,
+            host_factor=host)
         for name, (_, iv) in speedups.items():
-            if stats[name] is not None and not timing.settled(iv, self.cuda):
-                w = timing.widened(iv, self.cuda)
+            if stats[name] is not None and not timing.settled(iv, self.cuda, host):
+                w = timing.widened(iv, self.cuda, host)
                 self.findings.append(
                     f"timing was noisy: the 95% interval of the speedup vs {name} is "
                     + (f"{w[0]:.2f}-{w[1]:.2f}x" if w else "unknown")
