@@ -122,3 +122,18 @@ def test_a_candidate_without_model_new_names_the_device(tmp_path: Path) -> None:
     assert "ModelNew" in out.stdout
     data = json.loads(_verify(str(TASKS / "gelu_mul.py"), str(cand), "--json", *FAST).stdout)
     assert data["environment"]["device"] == "cpu" and data["reasons"][0]["check"] == "signature"
+
+
+def test_kept_compile_ratio_compiles_once_then_reuses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What optimize's final re-judgements pass: the first verdict of the task compiles and keeps
+    # the ratio; the next takes its speedup vs torch.compile from it, and says so.
+    monkeypatch.setenv("KERNELWRIGHT_CACHE", str(tmp_path / "cache"))
+    args = (str(TASKS / "gelu_mul.py"), str(CANDIDATES / "gelu_mul_torch.py"), "--json", "--device", "cpu",
+            "--threads", "1", "--kept-compile-ratio")
+    first = json.loads(_verify(*args).stdout)
+    assert first["verdict"] == "accepted" and first["timing"]["compile_ms"] is not None
+    assert not any("not compiled again" in f for f in first["findings"])
+    second = json.loads(_verify(*args).stdout)
+    assert second["verdict"] == "accepted" and second["timing"]["speedup_vs_compile"] is not None
+    assert second["timing"]["compile_ms"] is None
+    assert any("not compiled again" in f for f in second["findings"]), second["findings"]

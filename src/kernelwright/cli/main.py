@@ -30,6 +30,10 @@ def main() -> None:
 @click.option("--trials", type=click.IntRange(1, 1000), default=C.MIN_TRIALS, show_default=True,
               help=f"Correctness trials (at least {C.MIN_TRIALS} are always run).")
 @click.option("--no-compile-baseline", is_flag=True, help="Skip timing torch.compile (it is slow on the CPU).")
+@click.option("--kept-compile-ratio", is_flag=True,
+              help="Take the speedup vs torch.compile from the compile/eager ratio kept by an earlier verdict "
+                   "of this task on this device and torch, when there is one (else compile and keep it), as "
+                   "`bench` does; the speedup vs eager is always timed.")
 @click.option("--no-timing", is_flag=True, help="Check correctness and honesty only.")
 @click.option("--strict-task", is_flag=True, help="Exit 2 when the task is degenerate.")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
@@ -41,8 +45,8 @@ def main() -> None:
 @click.option("--no-confine", is_flag=True,
               help="Run the candidate unconfined (also KERNELWRIGHT_CONFINE=0); the verdict says so.")
 def verify(task: str | None, candidate: str | None, from_export: str | None, device: str | None, as_json: bool,
-           trials: int, no_compile_baseline: bool, no_timing: bool, strict_task: bool, threads: int | None,
-           no_build_cache: bool, require_confinement: bool, no_confine: bool) -> None:
+           trials: int, no_compile_baseline: bool, kept_compile_ratio: bool, no_timing: bool, strict_task: bool,
+           threads: int | None, no_build_cache: bool, require_confinement: bool, no_confine: bool) -> None:
     """Judge CANDIDATE (a file defining ModelNew) against TASK (KernelBench format).
 
     Exit 0: accepted. Exit 1: rejected. Exit 2: the task, a file or the command line is wrong.
@@ -55,7 +59,7 @@ def verify(task: str | None, candidate: str | None, from_export: str | None, dev
     opts = VerifyOptions(device=device, trials=trials, compile_baseline=not no_compile_baseline,
                          timing=not no_timing, strict_task=strict_task, threads=threads,
                          build_cache=not no_build_cache, require_confinement=require_confinement,
-                         **({"confine": False} if no_confine else {}))
+                         compile_ratio_cache=kept_compile_ratio, **({"confine": False} if no_confine else {}))
     if from_export is not None or task is None or candidate is None:
         if from_export is None or task is not None:
             exit_bad_input("give TASK and CANDIDATE, or --from-export FILE alone", as_json)
