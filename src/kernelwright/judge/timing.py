@@ -198,21 +198,22 @@ def single_passes(s: Series, calib: Calibration, timing_sets: list[int], rng: ra
 
 def interleave(series: list[Series], calib: Calibration, timing_sets: list[int], rng: random.Random,
                switch: Callable[[Worker], None], rounds: int = C.TIMING_BATCHES,
-               narrow: Callable[[], bool] | None = None) -> int:
+               narrow: Callable[[], bool] | None = None, extra: list[Series] | None = None) -> int:
     """Run rounds of one batch per series, in a fresh random order each round; return the rounds run.
 
     Drift on the machine (a frequency step, a neighbour's burst) then lands on every side
     alike instead of on whichever was timed last. `switch(worker)` is called before each
-    batch to let only that worker run. With `narrow`, rounds are added in steps of
-    TIMING_EXTRA_ROUNDS while it says the intervals are still too wide, up to
-    TIMING_MAX_ROUNDS or TIMING_EXTRA_S of extra timing.
+    batch to let only that worker run. With `narrow`, rounds of the `extra` series (default:
+    all) are added in steps of TIMING_EXTRA_ROUNDS while it says the intervals are still too
+    wide, up to TIMING_MAX_ROUNDS or TIMING_EXTRA_S of extra timing; a series left out keeps
+    the rounds it has, which pair with the same rounds of the others.
     """
     offsets = {id(s): rng.randrange(len(timing_sets)) for s in series}
     done = 0
 
-    def one_round() -> None:
+    def one_round(sides: list[Series]) -> None:
         nonlocal done
-        order = list(series)
+        order = list(sides)
         rng.shuffle(order)
         for s in order:
             switch(s.worker)
@@ -223,12 +224,13 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
         done += 1
 
     while done < rounds:
-        one_round()
+        one_round(series)
     if narrow is not None:
+        more = series if extra is None else extra
         t0 = time.perf_counter()
         while done < C.TIMING_MAX_ROUNDS and time.perf_counter() - t0 < C.TIMING_EXTRA_S and not narrow():
             for _ in range(C.TIMING_EXTRA_ROUNDS):
-                one_round()
+                one_round(more)
     return done
 
 

@@ -115,13 +115,17 @@ class TimedPhase(FloorsPhase):
             sides = [mine, eager] + ([compiled] if compiled else [])
 
             def narrow() -> bool:
-                return all(timing.settled(timing.speedup_interval(
-                    timing.finish(b), timing.finish(mine))[1], self.cuda) for b in sides[1:])
+                # Only the claim, the speedup vs eager, earns extra rounds: torch.compile's figure
+                # is reported with the interval its rounds give (on the 2-core machine, waiting
+                # for it to settle took the final re-judgement of optimize's example to the
+                # 48-round cap, 9.4 s of rounds and 2.5 s of timed-output checks).
+                return timing.settled(timing.speedup_interval(timing.finish(eager), timing.finish(mine))[1],
+                                      self.cuda)
 
             with self._step("timing.rounds"):
                 timing.interleave(sides, self.cal, timing_sets, self.rng, switch,
                                   rounds=timing.rounds_for(sides),
-                                  narrow=narrow if self.opts.extra_rounds else None)
+                                  narrow=narrow if self.opts.extra_rounds else None, extra=[mine, eager])
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
         finally:
@@ -198,13 +202,15 @@ class TimedPhase(FloorsPhase):
             speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda, host),
             rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms, flop_floor_ms=flop_floor,
             host_factor=host)
+        series_of = {"eager": eager, "compile": compiled}
         for name, (_, iv) in speedups.items():
-            if stats[name] is not None and not timing.settled(iv, self.cuda, host):
+            if stats[name] is not None and series_of[name] is not None and not timing.settled(iv, self.cuda, host):
                 w = timing.widened(iv, self.cuda, host)
                 self.findings.append(
                     f"timing was noisy: the 95% interval of the speedup vs {name} is "
                     + (f"{w[0]:.2f}-{w[1]:.2f}x" if w else "unknown")
-                    + f" after {len(mine.values)} rounds, across the {C.SPEEDUP_REPORT_MIN:g}x bar; "
+                    + f" after {min(len(mine.values), len(series_of[name].values))} rounds, across the "
+                    f"{C.SPEEDUP_REPORT_MIN:g}x bar; "
                     "a difference inside it is not a claim")
         prof = self.profiled_kernel_ms
         if prof is not None and cand_ms < C.PROFILE_BOUND_SAFETY * prof:
