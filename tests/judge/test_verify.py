@@ -17,7 +17,10 @@ def test_compile_baseline_is_timed_by_the_same_protocol(judge) -> None:
     assert result.accepted, result.reasons
     t = result.timing
     assert t.compile_ms is not None and t.compile_ms.median > 0 and t.speedup_vs_compile > 0
-    assert t.compile_ms.batches == t.eager_ms.batches == t.candidate_ms.batches
+    assert t.eager_ms.batches == t.candidate_ms.batches
+    # Interleaved with them in the base rounds; the extra rounds (a wide interval vs eager) are the
+    # claim's, candidate and eager only.
+    assert t.compile_ms.batches == min(t.candidate_ms.batches, C.TIMING_BATCHES)
 
 
 def test_result_is_plain_json_with_phases_and_environment(judge) -> None:
