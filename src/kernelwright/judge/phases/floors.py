@@ -65,7 +65,7 @@ class FloorsPhase(JudgementState):
         else:
             self.findings.append("profiling failed: " + S.tail(reply.get("error", ""), 200))
 
-    def _host_factor(self, ref: Worker, cand_ms: float, eager_ms: float | None) -> float:
+    def _host_factor(self, ref: Worker, cand_ms: float, eager_ms: float) -> float:
         """CUDA: how much further the intervals widen because either side's calls are host-bound.
 
         The eager call is profiled here, in the reference's worker (trusted); the candidate's
@@ -73,12 +73,11 @@ class FloorsPhase(JudgementState):
         time would be rejected by the profile bound, so it can at most hide its own idle share.
         """
         shares = [idle_share(cand_ms, self.profiled_kernel_ms, self.profiled_kernels)]
-        if eager_ms is not None:
-            reply, _, _ = ref.request(P.SetRequest(op=P.Op.PROFILE, set_id=self._warm_set()),
-                                      timeout=self.opts.call_timeout_s)
-            if reply.get("status") == P.Status.OK:
-                busy, count = busy_of(reply.get("rows", []))
-                shares.append(idle_share(eager_ms, busy, count))
+        reply, _, _ = ref.request(P.SetRequest(op=P.Op.PROFILE, set_id=self._warm_set()),
+                                  timeout=self.opts.call_timeout_s)
+        if reply.get("status") == P.Status.OK:
+            busy, count = busy_of(reply.get("rows", []))
+            shares.append(idle_share(eager_ms, busy, count))
         factor = host_factor(shares)
         if factor >= C.HOST_FACTOR_NOTED:
             self.findings.append(

@@ -194,7 +194,7 @@ class TimedPhase(FloorsPhase):
         host = 1.0
         if self.cuda:
             with self._step("timing.host"):
-                host = self._host_factor(ref, cand_ms, stats["eager"].median if stats["eager"] else None)
+                host = self._host_factor(ref, cand_ms, stats["eager"].median)
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
             speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
@@ -204,12 +204,13 @@ class TimedPhase(FloorsPhase):
             host_factor=host)
         series_of = {"eager": eager, "compile": compiled}
         for name, (_, iv) in speedups.items():
-            if stats[name] is not None and series_of[name] is not None and not timing.settled(iv, self.cuda, host):
+            series = series_of[name]
+            if stats[name] is not None and series is not None and not timing.settled(iv, self.cuda, host):
                 w = timing.widened(iv, self.cuda, host)
                 self.findings.append(
                     f"timing was noisy: the 95% interval of the speedup vs {name} is "
                     + (f"{w[0]:.2f}-{w[1]:.2f}x" if w else "unknown")
-                    + f" after {min(len(mine.values), len(series_of[name].values))} rounds, across the "
+                    + f" after {min(len(mine.values), len(series.values))} rounds, across the "
                     f"{C.SPEEDUP_REPORT_MIN:g}x bar; "
                     "a difference inside it is not a claim")
         prof = self.profiled_kernel_ms
