@@ -1,7 +1,9 @@
 """What the race check's measure reads on this GPU for honest work and for an unjoined side stream.
 
-The race check (worker/harness.py, `pending_ms`) waits for the caller's stream, then times a
-device-wide sync on the host: GPU work still queued elsewhere shows as time. This prints, per
+The race check (worker/harness.py, `race_readings`) reads two figures once a call's output is
+copied: how late a device-wide probe (the launch hold, enqueued again on the caller's stream)
+ran, in device time, and, after it, a device-wide sync timed on the host: GPU work still
+queued elsewhere shows in both. This prints, per
 workload, the distribution of that figure over CALLS calls made as a checked call makes them
 (behind the launch hold, the output copied on the caller's stream), and which CUDA streams one
 call's kernels ran on (from the profiler's trace), so the bar RACE_PENDING_MS can be set from
@@ -74,6 +76,17 @@ def main() -> int:
             torch.cuda._sleep(spin)
         return y
 
+    x_mid = torch.randn(1 << 24, device="cuda")
+
+    def unjoined_wide() -> torch.Tensor:
+        # Every SM's slots taken by the side stream's grid (16M elements, about 30 us): the
+        # probe's blocks cannot start at all until it ends.
+        y = x_small * 2
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            x_mid.mul(2)
+        return y
+
     def joined() -> torch.Tensor:
         y = x_small * 2
         with torch.cuda.stream(side):
@@ -88,15 +101,17 @@ def main() -> int:
         "conv_transpose2d 128x64x64x64": lambda: convt(x_convt),
         "side stream ~50 us, joined": joined,
         "side stream ~50 us, NOT joined": unjoined,
+        "side stream 16M elementwise (whole device), NOT joined": unjoined_wide,
     }
-    print(f"RACE_PENDING_MS {C.RACE_PENDING_MS}; hold blocks device: {h.hold.blocks_device}")
+    print(f"RACE_PENDING_MS {C.RACE_PENDING_MS}, RACE_PROBE_MS {C.RACE_PROBE_MS}; hold: {h.hold.kind}, "
+          f"blocks device: {h.hold.blocks_device}")
     with torch.no_grad():
         for lead in leads:
             for name, fn in cases.items():
                 for _ in range(3):
                     fn()
                 torch.cuda.synchronize()
-                seen = []
+                seen, probes = [], []
                 for _ in range(args.calls):
                     torch.cuda.synchronize()
                     h.hold()
@@ -105,13 +120,20 @@ def main() -> int:
                         pass
                     out = fn()
                     snap = out.clone()
-                    seen.append(h.pending_ms())
+                    host, probe = h.race_readings()
+                    seen.append(host)
+                    probes.append(probe if probe is not None else float("nan"))
                     del out, snap
                 torch.cuda.synchronize()
                 q = statistics.quantiles(seen, n=20)
                 over = sum(p > C.RACE_PENDING_MS for p in seen)
-                print(f"lead {lead:g} us, {name}: pending ms median {statistics.median(seen):.4f}, 95% {q[-1]:.4f}, "
-                      f"max {max(seen):.4f}; over the bar {over}/{len(seen)}; kernels by stream {_streams(fn)}")
+                qp = statistics.quantiles(probes, n=20)
+                over_p = sum(p > C.RACE_PROBE_MS for p in probes)
+                print(f"lead {lead:g} us, {name}: host pending ms median {statistics.median(seen):.4f}, "
+                      f"95% {q[-1]:.4f}, max {max(seen):.4f}; over {C.RACE_PENDING_MS} {over}/{len(seen)} | "
+                      f"device probe ms median {statistics.median(probes):.4f}, 95% {qp[-1]:.4f}, "
+                      f"max {max(probes):.4f}; over {C.RACE_PROBE_MS} {over_p}/{len(probes)}; "
+                      f"kernels by stream {_streams(fn)}")
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|big14|checktask15|optimize14
+#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -197,6 +197,27 @@ for r in rows[-60:]:
           {k: round(v, 1) for k, v in r.get("phases_s", {}).items() if v >= 0.5}, [x["check"] for x in r["reasons"]])
 PY
     ;;
+  probe12)
+    # Issue 12: the race check's device probe. Its readings (honest work, unjoined side streams),
+    # its GPU tests and the race exploits; then an identity bench of a seeded sample of KernelBench
+    # (honest tasks' probe readings: none may read as a race); then the GPU cheats, in the time left.
+    timeout 120 python3 benchmarks/race_pending.py --calls 30 --lead-us 0 2>&1 | tee "$OUT/race_pending.log" | tail -12
+    timeout 240 python3 -m pytest tests/worker/test_hold.py tests/exploits/test_race.py -m gpu -q -rA --timeout=180 2>&1 \
+      | tee "$OUT/race_tests.log" | tail -12
+    python3 scripts/identity_candidates.py .kb-tmp/KernelBench /tmp/ident > /dev/null
+    timeout -s INT -k 20 ${KW_SWEEP_S:-150} kernelwright bench .kb-tmp/KernelBench --candidates /tmp/ident \
+      --no-compile-baseline --levels 1,2,3 --sample ${KW_SAMPLE:-12} --seed ${KW_SEED:-12} --out /tmp/probe --store /tmp/probe/kw.db \
+      > "$OUT/probe_sweep.txt" 2> "$OUT/probe_sweep.err"; echo "bench exit $?"
+    cp /tmp/probe/results.jsonl "$OUT/probe_results.jsonl"
+    python3 - /tmp/probe/results.jsonl <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print(r["task"], r["verdict"], r.get("speedup_vs_eager"), "pending", r.get("max_pending_ms"),
+          "probe", r.get("max_probe_ms"), [x["check"] + ": " + x["detail"][:160] for x in r["reasons"]])
+PY
+    timeout -k 10 ${KW_EXP_S:-200} python3 -m pytest tests/exploits/test_gpu_cheats.py -m gpu -q -rA --timeout=180 2>&1 \
+      | tee "$OUT/gpu_cheats.log" | tail -20 ;;
   race12)
     # Issue 12 on the H200: the race measure's readings with and without a host lead (the hold
     # question), and the honest load_inline CUDA kernel accepted.

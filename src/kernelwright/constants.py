@@ -155,9 +155,23 @@ RACE_CONFIRM_CALLS = 2
 # read once there are this many (judge/timing.py): never on one call's reading alone.
 RACE_MIN_TIMED_CALLS = 3
 # The bar is RACE_PENDING_MS above what the task's own calls leave pending (judge/_support.py,
-# `race_bar_ms`); a finding says so when that part is over this.
+# `RaceBars`); a finding says so when that part is over this.
 RACE_TASK_FINDING_MS = 0.01
 RACE_SETTLE_S = 0.005
+# The device-side race reading (worker/hold.py, `DeviceHold.probe_ms`): the launch hold enqueued
+# again on the caller's stream once the call's output is copied, every thread slot of the device
+# asked for. Work of another stream still running then keeps some of its blocks waiting, and the
+# hold ends late by about as long: device time, none of the host sync's noise. A call is a race
+# when that delay passes the task's own reading by RACE_PROBE_MS.
+RACE_PROBE_MS = 0.015
+# The host waits at most this long for every block of the launch hold to run on the device
+# before it launches the call (worker/hold.py); past it, the call goes ahead and is counted.
+HOLD_START_WAIT_S = 0.01
+# Calls the probe's own length is calibrated over, on a busy stream (median).
+RACE_PROBE_CALIBRATION_CALLS = 7
+# The host's time to enqueue the probe is taken off its reading (a stream already idle reaches
+# the probe's start event before the probe itself is submitted), at most this much.
+RACE_PROBE_SUBMIT_CAP_MS = 0.02
 # Checked calls run on copies written into the buffers of the last copy of the same shapes
 # (a result cache keyed by address then answers with a stale output); this many shapes' buffers
 # are kept, a task's default shape and one variant, so a large task keeps few extra input sets.

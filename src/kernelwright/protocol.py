@@ -229,6 +229,7 @@ class RunRequest(DropSetRequest, total=False):
     stream finished is a race (the judge's bar: RACE_PENDING_MS plus the task's own reading)."""
 
     race_bar_ms: float
+    probe_bar_ms: float  # CUDA: the device probe's bar (judge._support.RaceBars); absent: not checked
     ipc: bool  # CUDA: hand the output over as CUDA IPC handles (worker.cuda_ipc), not as bytes
     in_place: bool  # with `drop`: run on the staged set itself, no copy (a set too large for two)
 
@@ -355,6 +356,8 @@ class TimeReply(EmptyReply, total=False):
     event_ms: list[float]
     not_plain: int
     snapped: int
+    pending_ms: list[float]  # CUDA, per call: GPU work still queued once its stream was done (ms)
+    probe_ms: list[float]  # CUDA, per call: how late the device probe behind it ran (ms); [] without one
 
 
 class TouchReply(EmptyReply, total=False):
@@ -412,6 +415,7 @@ class RunReply(EmptyReply, total=False):
     mutated: bool
     race: str | None  # what was still running after return, when anything was
     pending_ms: float | None  # CUDA: GPU work still queued once the caller's stream was done (ms)
+    probe_ms: float | None  # CUDA: how late a device-wide probe behind the call ran (ms; hold.py)
     ipc: list[Any]  # per tensor leaf: {"handle": hex, "offset": int}; `out` then has no blobs
     ipc_error: str  # asked for IPC, the output was sent as bytes instead: why
     # CUDA: what the worker's allocator held after the call, in bytes, as the worker says (a
@@ -452,6 +456,7 @@ class MakeSetReply(EmptyReply, total=False):
     native_s: float  # seconds the task's own run took (device work included)
     ref64_s: float  # seconds the float64 run took
     pending_ms: float  # CUDA: GPU work the task's own call left pending after its stream finished (ms)
+    probe_ms: float  # CUDA: how late the device probe behind the task's own call ran (ms)
     resident: int  # CUDA: GPU memory this worker holds once the set is made (its sets and references)
     peak: int  # CUDA: the most GPU memory it held while making the set (its runs' temporaries included)
 

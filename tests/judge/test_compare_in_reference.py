@@ -160,8 +160,8 @@ def test_a_sampled_output_is_compared_at_the_same_positions():
 
 def test_the_race_bar_starts_from_what_the_task_itself_leaves_pending():
     from kernelwright import constants as C
-    from kernelwright.judge._support import race_bar_ms
+    from kernelwright.judge._support import RaceBars
 
-    assert race_bar_ms([]) == C.RACE_PENDING_MS  # the CPU, or no reading
-    assert race_bar_ms([0.06, 0.053, 0.072]) == C.RACE_PENDING_MS + 0.06  # the median, not the largest
-    assert race_bar_ms([-1.0]) == C.RACE_PENDING_MS  # a negative reading never lowers it
+    assert RaceBars.of([], []) == RaceBars(C.RACE_PENDING_MS, None)  # the CPU, or no reading
+    assert RaceBars.of([0.06, 0.053, 0.072], []).host_ms == C.RACE_PENDING_MS + 0.06  # the median, not the largest
+    assert RaceBars.of([-1.0], [-1.0]) == RaceBars(C.RACE_PENDING_MS, C.RACE_PROBE_MS)  # never lowered

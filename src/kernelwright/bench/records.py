@@ -57,6 +57,9 @@ class BenchRow:
     # CUDA: the most GPU work a checked trial left queued once the caller's stream was done (ms),
     # what the race check measures; a `race` rejection's own figure is in its reason.
     max_pending_ms: float | None = None
+    # CUDA: the latest a checked trial's device-wide probe ran (ms; worker/hold.py), the race
+    # check's device-side reading. None on the CPU or without a probe.
+    max_probe_ms: float | None = None
     # CUDA: the intervals' further widening because a side's calls were host-bound (1.0: none).
     host_factor: float = 1.0
     run_id: str | None = None  # the store's run and candidate ids, where recorded

@@ -109,6 +109,7 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
     """A bench record of one verdict in the form `verify --json` prints (JudgeResult.to_dict)."""
     t = verdict.get("timing") or {}
     pending = [p for p in (c.get("pending_ms") for c in verdict.get("correctness") or []) if p is not None]
+    probe = [p for p in (c.get("probe_ms") for c in verdict.get("correctness") or []) if p is not None]
 
     def interval(name: str) -> tuple[float, float] | None:
         iv = t.get(name)
@@ -124,7 +125,8 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
         reasons=[{"check": str(r["check"]), "detail": r["detail"]} for r in verdict.get("reasons") or []],
         seconds=seconds, phases_s=dict(verdict.get("phases_s") or {}),
         findings=[str(f) for f in verdict.get("findings") or []],
-        max_pending_ms=max(pending) if pending else None, host_factor=float(t.get("host_factor") or 1.0))
+        max_pending_ms=max(pending) if pending else None, max_probe_ms=max(probe) if probe else None,
+        host_factor=float(t.get("host_factor") or 1.0))
 
 
 @contextmanager

@@ -63,16 +63,36 @@ def fresh_seed() -> int:
     return secrets.randbits(62)
 
 
-def race_bar_ms(task_pending: list[float]) -> float:
-    """The race check's bar (ms): RACE_PENDING_MS above the median of what the task's own calls left
-    pending on this device once their stream was done (the reference's make-set runs).
+@dataclass(frozen=True)
+class RaceBars:
+    """The race check's two bars (ms), each above what the task's own calls read on this device
+    once their stream was done (the reference's make-set runs, median).
 
-    Honest KernelBench convolutions read 0.05-0.07 ms on the H200 in their own worker, over a
-    fixed 0.05 ms bar; an unjoined side stream reads its own work on top of what the task reads.
+    `host_ms`: GPU work the host still saw queued (a timed device-wide sync): RACE_PENDING_MS
+    above the task's. Honest KernelBench convolutions read 0.05-0.07 ms on the H200 in their own
+    worker, so a fixed bar would not do. `probe_ms`: how late the device-wide probe behind the
+    call ran (worker/hold.py): RACE_PROBE_MS above the task's; None where the task's calls gave
+    no probe reading (no hold that takes every thread slot), and then only the host's bar holds.
     """
-    if not task_pending:
-        return C.RACE_PENDING_MS
-    return C.RACE_PENDING_MS + max(0.0, statistics.median(task_pending))
+
+    host_ms: float
+    probe_ms: float | None
+
+    @staticmethod
+    def of(task_pending: list[float], task_probe: list[float]) -> "RaceBars":
+        """The bars for a task whose own calls read `task_pending` and `task_probe`."""
+        host = C.RACE_PENDING_MS + (max(0.0, statistics.median(task_pending)) if task_pending else 0.0)
+        probe = C.RACE_PROBE_MS + max(0.0, statistics.median(task_probe)) if task_probe else None
+        return RaceBars(host, probe)
+
+    def over(self, pending: float | None, probe: float | None) -> str | None:
+        """What a reading past its bar says, or None when neither is."""
+        if pending is not None and pending > self.host_ms:
+            return f"GPU work was still running {pending:.3f} ms after the caller's stream finished"
+        if probe is not None and self.probe_ms is not None and probe > self.probe_ms:
+            return (f"another stream's GPU work held the device {probe:.3f} ms past the caller's stream "
+                    f"(a device-wide probe behind the call ran that late; the bar is {self.probe_ms:.3f} ms)")
+        return None
 
 
 def variant_name(variant: dict[str, Any] | None) -> str:

@@ -33,6 +33,10 @@ class TrialResult:
     # candidate's worker measured it. Diagnostic only: past RACE_PENDING_MS it rejects
     # (`race`); under it, it can never help a candidate. None on the CPU.
     pending_ms: float | None = None
+    # On CUDA: how late a device-wide probe behind the call ran (ms; worker/hold.py): another
+    # stream's work still holding thread slots. Past the task's own by RACE_PROBE_MS it rejects
+    # (`race`). None on the CPU or without a hold that takes every slot.
+    probe_ms: float | None = None
 
 
 @dataclass(frozen=True)

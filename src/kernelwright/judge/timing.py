@@ -111,8 +111,10 @@ class Series:
     fresh_single_ms: float | None = None
     repeat_single_ms: float | None = None
     pairs_faster_when_seen: float | None = None
-    race_bar_ms: float = C.RACE_PENDING_MS  # a checked series' batches pending past this are a race
+    # A checked series' calls past these are a race (median over its calls so far)
+    race_bars: S.RaceBars = field(default_factory=lambda: S.RaceBars(C.RACE_PENDING_MS, None))
     pending: list[float] = field(default_factory=list)  # CUDA: every timed call's pending ms, in order
+    probe: list[float] = field(default_factory=list)  # CUDA: every timed call's probe reading (ms), in order
 
 
 def prepare(worker: Worker, target: P.Target, calib: Calibration, warm_sets: list[int],
@@ -144,14 +146,16 @@ def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, 
                           "torch.Tensor (a lazy or subclassed output)")
     n = len(set_ids)
     s.pending.extend(float(p) for p in reply.get("pending_ms") or [])
-    pending = statistics.median(s.pending) if len(s.pending) >= C.RACE_MIN_TIMED_CALLS else 0.0
-    if s.check is not None and pending > s.race_bar_ms:
+    s.probe.extend(float(p) for p in reply.get("probe_ms") or [])
+    pending = statistics.median(s.pending) if len(s.pending) >= C.RACE_MIN_TIMED_CALLS else None
+    probe = statistics.median(s.probe) if len(s.probe) >= C.RACE_MIN_TIMED_CALLS else None
+    late = s.race_bars.over(pending, probe) if s.check is not None else None
+    if late:
         # Most timed calls so far left GPU work running on another stream after their own
         # stream was done. One slow sync is a host hiccup (a single-call pass on the H200 read
         # 0.94 ms once, on an honest convolution); a stream never joined is pending on every call.
-        raise TimingError(Check.RACE, f"GPU work was still running {pending:.3f} ms (median over "
-                          f"{len(s.pending)} timed calls) after forward returned and the caller's stream had "
-                          "finished: it ran on another stream that was never joined before return")
+        raise TimingError(Check.RACE, f"{late} (median over {len(s.pending)} timed calls) after forward "
+                          "returned: it ran on another stream that was never joined before return")
     trusted = max(0.0, wall - calib.overhead(n)) / n
     if main:
         per_call = reply.get("event_ms") or reply["host_ms"]

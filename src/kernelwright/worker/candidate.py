@@ -125,8 +125,10 @@ class CandidateWorker(RoleBase):
         assert self.h is not None
         set_id = int(header["set_id"])
         with torch.no_grad():
+            probe_bar = header.get("probe_bar_ms")
             res = self.h.run_checked(self.model, set_id, float(header.get("race_bar_ms", C.RACE_PENDING_MS)),
-                                     in_place=bool(header.get("in_place")) and bool(header.get("drop")))
+                                     in_place=bool(header.get("in_place")) and bool(header.get("drop")),
+                                     probe_bar_ms=float(probe_bar) if probe_bar is not None else None)
         if header.get("drop"):
             del self.h.sets[set_id]
             release_free_memory()

@@ -459,7 +459,7 @@ class Harness:
         del hold
 
     def run_checked(self, fn: Callable[..., Any], set_id: int, race_bar_ms: float = C.RACE_PENDING_MS,
-                    in_place: bool = False) -> dict[str, Any]:
+                    in_place: bool = False, probe_bar_ms: float | None = None) -> dict[str, Any]:
         """One correctness call on a copy of a staged set: output, type, mutation and race facts.
 
         `in_place`: on the staged set itself, which the judge drops after this call. For sets so
@@ -472,8 +472,9 @@ class Harness:
         ordered on it), before any device-wide sync. Work a side stream or a thread
         finishes later is therefore not in what gets checked, and `race` says what was
         still running: GPU work the device still had queued after the caller's stream was
-        done (more than `race_bar_ms`, which the judge sets), or an output that changed while
-        the worker waited RACE_SETTLE_S.
+        done (more than `race_bar_ms`, which the judge sets, on the host's clock; or a device
+        probe delayed more than `probe_bar_ms`, see `race_readings`), or an output that changed
+        while the worker waited RACE_SETTLE_S.
         """
         staged = self.sets[set_id]
         # The last checked output was compared before this call was asked for: a large task's
@@ -495,7 +496,7 @@ class Harness:
         plain = is_plain_tensor_tree(out)
         # The copy is ordered on the caller's stream alone: what a consumer reads at return.
         snap = clone_tree(out) if plain else out
-        pending_ms = self.pending_ms() if self.cuda else None
+        pending_ms, probe_ms = self.race_readings() if self.cuda else (None, None)
         if plain:
             _sleep(C.RACE_SETTLE_S)
             self._sync()
@@ -506,18 +507,24 @@ class Harness:
                            if extra > 0 else "")
                         + ": work on another thread or stream was still writing it")
         mutated = _fingerprint(inputs) != before if in_place else not unchanged(inputs, staged)
-        if race is None and pending_ms is not None and pending_ms > race_bar_ms:
+        if race is None and _over(pending_ms, probe_ms, race_bar_ms, probe_bar_ms):
             # One host-timed sync is not proof: honest convolutions on the H200 read 0.04-0.06 ms
             # now and then. Behind the hold, work on an unjoined stream is pending on every call,
             # so the call is repeated and the median decides (as the timed batches' median does).
-            seen = [pending_ms] + [self._pending_again(fn, staged, in_place) for _ in range(C.RACE_CONFIRM_CALLS)]
-            pending_ms = _median(seen)
-            if pending_ms > race_bar_ms:
+            seen = [(pending_ms, probe_ms)] + [self._pending_again(fn, staged, in_place)
+                                                for _ in range(C.RACE_CONFIRM_CALLS)]
+            pending_ms = _median([p for p, _ in seen])
+            probes = [q for _, q in seen if q is not None]
+            probe_ms = _median(probes) if probes else None
+            if pending_ms is not None and pending_ms > race_bar_ms:
                 race = _pending_race(pending_ms) + f" (median of {len(seen)} calls: " \
-                    + ", ".join(f"{p:.3f}" for p in seen) + " ms)"
+                    + ", ".join(f"{p:.3f}" for p, _ in seen) + " ms)"
+            elif probe_ms is not None and probe_bar_ms is not None and probe_ms > probe_bar_ms:
+                race = _probe_race(probe_ms) + f" (median of {len(seen)} calls: " \
+                    + ", ".join(f"{q:.3f}" for q in probes) + " ms)"
         self._remember_sizes(out)
         return {"out": snap, "plain": plain, "types": type_names(out), "mutated": mutated, "race": race,
-                "pending_ms": pending_ms}
+                "pending_ms": pending_ms, "probe_ms": probe_ms}
 
     def _checked_copy(self, staged: tuple[Any, ...]) -> tuple[Any, ...]:
         """A copy of a staged set for a checked call, in the buffers of the last set of its shapes."""
@@ -537,8 +544,9 @@ class Harness:
         """Free the checked calls' buffers: the correctness trials are over."""
         self._checked_bufs.clear()
 
-    def _pending_again(self, fn: Callable[..., Any], staged: tuple[Any, ...], in_place: bool = False) -> float:
-        """The pending time of one more call on a fresh copy of the same inputs, a few elements
+    def _pending_again(self, fn: Callable[..., Any], staged: tuple[Any, ...],
+                       in_place: bool = False) -> tuple[float, float | None]:
+        """The race readings of one more call on a fresh copy of the same inputs, a few elements
         moved under a seed from the OS (no content tells the candidate it is a repeat), output dropped.
         `in_place`: on the staged set itself (its last use; it is dropped after)."""
         args = staged if in_place else clone_tree(staged)
@@ -546,9 +554,20 @@ class Harness:
         self._sync()
         self.hold()
         out = fn(*args)
-        pending = self.pending_ms()
+        readings = self.race_readings()
         del out, args
-        return pending
+        return readings
+
+    def race_readings(self) -> tuple[float, float | None]:
+        """Once a call has returned and its output is copied: (GPU work the host saw still queued
+        past the caller's stream, ms; how late the device probe ran, ms, or None without one).
+
+        The probe first (`DeviceHold.probe_ms`, device time, exact for work that ends within the
+        hold's length of the caller's stream), then the host-timed sync (`pending_ms`), which
+        sees work that outlives the probe.
+        """
+        probe = self.hold.probe_ms()
+        return self.pending_ms(), probe
 
     def pending_ms(self) -> float:
         """GPU work still queued on other streams once the caller's stream is done (ms).
@@ -600,6 +619,7 @@ class Harness:
         snapped = -1
         not_plain = 0
         pending: list[float] = []  # per call: GPU work still queued once its stream was done (ms)
+        probes: list[float] = []  # per call: how late the device probe behind it ran (ms)
         n = len(set_ids)
         for i, sid in enumerate(set_ids):
             args = self.sets[sid]
@@ -626,7 +646,10 @@ class Harness:
                 self.last_outputs = [clone_tree(out)]
                 snapped = i
             if self.cuda:
-                pending.append(self.pending_ms())
+                host, probe = self.race_readings()
+                pending.append(host)
+                if probe is not None:
+                    probes.append(probe)
             self._sync()
             t1 = _perf()
             host_ms.append((t1 - t0) * 1e3)
@@ -636,7 +659,7 @@ class Harness:
             if undo is not None:
                 undo()
         return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped,
-                "pending_ms": pending}
+                "pending_ms": pending, "probe_ms": probes}
 
     def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:
         """Which kernels (CUDA) or operators (CPU) one call ran, with their self time.
@@ -746,6 +769,20 @@ def _pending_race(pending_ms: float) -> str:
     return (f"GPU work was still running {pending_ms:.3f} ms after forward returned and the caller's "
             "stream had finished: it ran on another stream that was never joined (wait_stream or an "
             "event) before return, so a consumer of the output would read it unfinished")
+
+
+def _probe_race(probe_ms: float) -> str:
+    return (f"GPU work of another stream was still running once the caller's stream had finished: "
+            f"a device-wide probe behind the call waited {probe_ms:.3f} ms for thread slots it held; "
+            "that stream was never joined (wait_stream or an event) before return, so a consumer of "
+            "the output would read it unfinished")
+
+
+def _over(pending_ms: float | None, probe_ms: float | None, race_bar_ms: float,
+          probe_bar_ms: float | None) -> bool:
+    """Whether either race reading of one call passes its bar."""
+    return ((pending_ms is not None and pending_ms > race_bar_ms)
+            or (probe_ms is not None and probe_bar_ms is not None and probe_ms > probe_bar_ms))
 
 
 def _thread_count() -> int:

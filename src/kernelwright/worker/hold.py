@@ -26,6 +26,7 @@ The spin is replayed from a CUDA graph and lasts LAUNCH_HOLD_MS in every process
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import torch
@@ -46,9 +47,15 @@ _SPIN = ("template <typename T> T kw_hold(T x, T ns) { "
 # int as a 32-bit C int. __launch_bounds__(1024, 2): two blocks of up to 1024 threads fit on
 # every SM (at most 32 registers a thread).
 _HOLD_KERNEL = r"""
-extern "C" __global__ void __launch_bounds__(1024, 2) kw_hold(double ns) {
+extern "C" __global__ void __launch_bounds__(1024, 2) kw_hold(double ns, unsigned long long* starts) {
     unsigned long long t0, t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    if (threadIdx.x == 0) {
+        // Each block's start, in pinned host memory: the host waits until every block runs
+        // (`DeviceHold.__call__`), and the probe reads how far apart they started.
+        ((volatile unsigned long long*)starts)[blockIdx.x] = t0 | 1ull;
+        __threadfence_system();
+    }
     do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); } while ((double)(t - t0) < ns);
 }
 """
@@ -75,6 +82,12 @@ class DeviceHold:
         self._graph: Any = None
         self._ns = 0.0
         self._cycles = 0
+        self._probe_alone_ms = 0.0  # the probe's own length, calibrated once the spin works
+        self._starts: Any = None  # NVRTC: each block's start (global timer), in pinned host memory
+        self._ms_per_unit = 0.0  # device ms per unit of the global timer, calibrated with the spin
+        # Holds the host stopped waiting for (HOLD_START_WAIT_S), see __call__: one list, updated in
+        # place, as the integrity check keeps every attribute of the hold.
+        self.late_starts = [0]
         self._nvrtc = nvrtc  # False: the jiterator's spin (benchmarks/hold_overlap.py compares them)
         try:
             self._init_spin(device)
@@ -98,8 +111,13 @@ class DeviceHold:
             try:
                 kernel = torch.cuda._compile_kernel(_HOLD_KERNEL, "kw_hold")
                 grid = (props.multi_processor_count * 2, 1, 1)
-                self.kind = "nvrtc"
-                return lambda ns: kernel(grid=grid, block=(threads, 1, 1), args=[float(ns)])
+                starts = torch.zeros(grid[0], dtype=torch.int64).pin_memory()
+                kernel(grid=grid, block=(threads, 1, 1), args=[1000.0, starts])
+                self._sync()
+                if not bool(starts.ne(0).all()):
+                    raise RuntimeError("the spin's blocks wrote no start time to pinned memory")
+                self.kind, self._starts = "nvrtc", starts
+                return lambda ns: kernel(grid=grid, block=(threads, 1, 1), args=[float(ns), starts])
             except Exception as exc:  # noqa: BLE001 - the jiterator's spin below
                 self.error = f"no NVRTC hold ({type(exc).__name__}: {exc})"[:300]
         from torch.cuda.jiterator import _create_jit_fn
@@ -128,6 +146,7 @@ class DeviceHold:
         if not 0.005 < long - short < 20.0:
             raise RuntimeError(f"the spin did not scale with its length ({short:.4f} / {long:.4f} ms)")
         self._spin = spin
+        self._ms_per_unit = rate
         self._ns = C.LAUNCH_HOLD_MS / rate
         try:
             # Replayed from a CUDA graph, one hold costs the host a few microseconds; the
@@ -140,6 +159,22 @@ class DeviceHold:
             self._graph = None
             self.error = f"no CUDA graph ({type(exc).__name__}: {exc})"[:300]
         self.blocks_device = True
+        self._probe_alone_ms = self._calibrate_probe()
+
+    def _calibrate_probe(self) -> float:
+        """The probe's own length (`probe_ms`) on a stream that is still busy when the probe is
+        enqueued, as it is behind a checked call: from the event before it to the one after it."""
+        seen = []
+        for _ in range(C.RACE_PROBE_CALIBRATION_CALLS):
+            self._sync()
+            self()  # the stream is busy while the probe is enqueued, as behind a call
+            done, end = self._event(enable_timing=True), self._event(enable_timing=True)
+            done.record()
+            self(wait=False)
+            end.record()
+            end.synchronize()
+            seen.append(float(done.elapsed_time(end)))
+        return sorted(seen)[len(seen) // 2]
 
     def _time(self, launch: Callable[[], Any]) -> float:
         self._sync()
@@ -150,14 +185,66 @@ class DeviceHold:
         self._sync()
         return float(a.elapsed_time(b))
 
-    def __call__(self) -> None:
-        """Enqueue the hold on the current stream (returns at once)."""
+    def __call__(self, wait: bool = True) -> None:
+        """Enqueue the hold on the current stream; with `wait` (and the NVRTC spin) return only
+        once every block of it runs on the device.
+
+        The wait is what makes the hold come first: launched from a graph, the spin can reach
+        the device later than a kernel the host launches just after it, which then runs beside
+        the hold, before the call's start event, uncharged (on the H200 a ~50 us kernel of an
+        unjoined side stream did so in most calls). Once every block runs, no slot is free
+        until the hold ends. The host gives up after HOLD_START_WAIT_S (a stream still busy
+        with earlier work) and counts it in `late_starts`.
+        """
+        starts = self._starts if wait else None
+        if starts is not None:
+            starts.zero_()
         if self._graph is not None:
             self._graph.replay()
         elif self._spin is not None:
             self._spin(self._ns)
         else:
             _cuda_sleep(self._cycles)
+        if starts is not None:
+            until = time.perf_counter() + C.HOLD_START_WAIT_S
+            while not bool(starts.ne(0).all()):
+                if time.perf_counter() > until:
+                    self.late_starts[0] += 1
+                    break
+
+    def probe_ms(self) -> float | None:
+        """Device milliseconds the hold, enqueued now on the current stream behind whatever that
+        stream still has, ended later than it does alone; None where the hold does not ask for
+        every thread slot (then nothing stops it running beside other work).
+
+        The race check's device-side reading. Once the caller's stream is done the hold starts,
+        and its blocks need every thread slot of the device: work of another stream still
+        running keeps some of them waiting, so the hold ends late by about as long as that work
+        still ran (up to the hold's own length; the host-timed sync after it sees the rest). The
+        host's time to enqueue it is taken off (capped): on a stream already idle, the start
+        event runs before the hold is even submitted.
+        """
+        if not self.blocks_device:
+            return None
+        done, end = self._event(enable_timing=True), self._event(enable_timing=True)
+        if self._starts is not None:
+            self._starts.zero_()
+        t0 = time.perf_counter()
+        done.record()
+        self(wait=False)
+        end.record()
+        submit_ms = (time.perf_counter() - t0) * 1e3
+        end.synchronize()
+        late = float(done.elapsed_time(end)) - self._probe_alone_ms - min(submit_ms, C.RACE_PROBE_SUBMIT_CAP_MS)
+        return max(0.0, late, self._start_spread_ms())
+
+    def _start_spread_ms(self) -> float:
+        """How far apart the last spin's blocks started (ms; 0 without the NVRTC spin). Work of
+        another stream holding part of the device delays the blocks that need its slots and
+        no others, whatever the host did meanwhile."""
+        if self._starts is None or not bool(self._starts.ne(0).all()):
+            return 0.0
+        return float(self._starts.max() - self._starts.min()) * self._ms_per_unit
 
     def measured_ms(self) -> float:
         """How long one hold lasts on the device now (for the record)."""

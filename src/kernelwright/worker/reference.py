@@ -256,7 +256,9 @@ class ReferenceWorker(RoleBase):
         if self.h.cuda:
             # What the task's own call leaves pending after its stream is done: honest KernelBench
             # convolutions read 0.05-0.07 ms on the H200, so the judge's race bar starts from it.
-            reply["pending_ms"] = self.h.pending_ms()
+            reply["pending_ms"], probe = self.h.race_readings()
+            if probe is not None:
+                reply["probe_ms"] = probe
         reply["native_s"] = _settled_since(t0, self.h.cuda)
         run = before.extra(self.h.cuda)
         if self.h.noop_like is None and not header.get("variant"):

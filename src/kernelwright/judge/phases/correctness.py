@@ -68,7 +68,7 @@ class CorrectnessPhase(JudgementState):
         # the candidate keeps the warm-up set and timing sets; trial sets are
         # dropped after use so large tasks fit in memory.
         warm = self._warm_set()
-        bar = S.race_bar_ms(self.task_pending)
+        bar = S.RaceBars.of(self.task_pending, self.task_probe).host_ms
         if bar - C.RACE_PENDING_MS > C.RACE_TASK_FINDING_MS:
             self.findings.append(
                 f"race check: GPU work pending past {bar:.3f} ms after return is a race here, {C.RACE_PENDING_MS:g} ms "
@@ -113,23 +113,23 @@ class CorrectnessPhase(JudgementState):
         self.findings.append(f"outputs handed over as bytes, not in GPU memory: {why}")
 
     def _run_trials(self, ref: Worker, cand: Worker, trials: Iterator[InputSet], warm: int) -> None:
+        bars = S.RaceBars.of(self.task_pending, self.task_probe)
         for i, s in enumerate(trials):
             t0 = time.perf_counter()
-            reply, blobs, _ = cand.request(P.RunRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm,
-                                                        race_bar_ms=S.race_bar_ms(self.task_pending), ipc=self.ipc,
-                                                        in_place=self.crowded and s.set_id != warm),
-                                           timeout=self.opts.call_timeout_s)
+            run = P.RunRequest(op=P.Op.RUN, set_id=s.set_id, drop=s.set_id != warm, race_bar_ms=bars.host_ms,
+                               ipc=self.ipc, in_place=self.crowded and s.set_id != warm)
+            if bars.probe_ms is not None:
+                run["probe_bar_ms"] = bars.probe_ms
+            reply, blobs, _ = cand.request(run, timeout=self.opts.call_timeout_s)
             if reply.get("status") != P.Status.OK:
                 raise Rejected(Check.CRASH, f"the candidate raised on trial {i} ({s.distribution} inputs): "
                                + S.tail(reply.get("error", ""), 800))
             out_spec = reply.get("out")
             # Whatever the worker says here can only reject: the output it sent is still compared.
-            pending = S.finite_or_none(reply.get("pending_ms"))
-            if reply.get("race") or (pending is not None and pending > S.race_bar_ms(self.task_pending)):
+            late = bars.over(S.finite_or_none(reply.get("pending_ms")), S.finite_or_none(reply.get("probe_ms")))
+            if reply.get("race") or late:
                 raise Rejected(Check.RACE, f"trial {i} ({s.distribution} inputs): the output was not "
-                               "complete when forward returned: " + S.tail(str(reply.get("race") or (
-                                   f"GPU work was still running {pending:.3f} ms after the caller's stream finished")),
-                                   400))
+                               "complete when forward returned: " + S.tail(str(reply.get("race") or late), 400))
             t1 = time.perf_counter()
             c = self._compare_trial(ref, cand, reply, blobs, s)
             del blobs
@@ -139,7 +139,8 @@ class CorrectnessPhase(JudgementState):
                                                           f"{held / 2**30:.1f} GiB on the GPU"
                                                           if isinstance(held, int) else ""))
             self.trials.append(TrialResult(i, s.distribution, s.variant, c.max_abs_error, c.max_rel_error,
-                                           c.scale, c.passed, S.finite_or_none(reply.get("pending_ms"))))
+                                           c.scale, c.passed, S.finite_or_none(reply.get("pending_ms")),
+                                           S.finite_or_none(reply.get("probe_ms"))))
             if not c.passed:
                 raise Rejected(c.check or Check.MISMATCH,
                                f"trial {i} ({s.distribution} inputs, {s.variant} shape): {c.detail}")

@@ -180,6 +180,9 @@ class ReferencePhase(JudgementState):
         pending = S.finite_or_none(reply.get("pending_ms"))
         if pending is not None:
             self.task_pending.append(pending)
+        probe = S.finite_or_none(reply.get("probe_ms"))
+        if probe is not None:
+            self.task_probe.append(probe)
         # Said once: for set 0, or for the first set too large for one (a larger shape variant).
         if not s.has_ref64 and (s.set_id == 0 or (reply.get("ref64_skipped") and self.float64)):
             self.findings.append("no float64 reference (" + reply.get("ref64_error", "?")

@@ -74,6 +74,7 @@ class JudgementState:
         self.compile_ratio: dict[str, float] | None = None  # a kept compile/eager ratio this verdict uses
         self.device_free: int | None = None  # CUDA: GPU bytes free once the reference's model loaded
         self.task_pending: list[float] = []  # CUDA: what the task's own calls left pending (ms), per set made
+        self.task_probe: list[float] = []  # CUDA: how late the device probe behind them ran (ms), per set made
         # One request at a time on the reference's channel: a set is fetched ahead on a thread
         # while the main thread has outputs compared there.
         self.ref_lock = threading.Lock()

@@ -110,7 +110,7 @@ class TimedPhase(FloorsPhase):
             switch(cand)
             with self._step("timing.candidate"):
                 mine = timing.prepare(cand, P.Target.MODEL, self.cal, warm, check, perturb)
-                mine.race_bar_ms = S.race_bar_ms(self.task_pending)
+                mine.race_bars = S.RaceBars.of(self.task_pending, self.task_probe)
                 timing.single_passes(mine, self.cal, timing_sets, self.rng)
             sides = [mine, eager] + ([compiled] if compiled else [])
 
