@@ -134,6 +134,7 @@ def main() -> int:
                       f"device probe ms median {statistics.median(probes):.4f}, 95% {qp[-1]:.4f}, "
                       f"max {max(probes):.4f}; over {C.RACE_PROBE_MS} {over_p}/{len(probes)}; "
                       f"kernels by stream {_streams(fn)}")
+    print(f"holds the host stopped waiting for: {h.hold.late_starts[0]}; hold error: {h.hold.error or 'none'}")
     return 0
 
 

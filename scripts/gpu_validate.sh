@@ -216,8 +216,8 @@ for l in open(sys.argv[1]):
     print(r["task"], r["verdict"], r.get("speedup_vs_eager"), "pending", r.get("max_pending_ms"),
           "probe", r.get("max_probe_ms"), [x["check"] + ": " + x["detail"][:160] for x in r["reasons"]])
 PY
-    timeout -k 10 ${KW_EXP_S:-200} python3 -m pytest tests/exploits/test_gpu_cheats.py -m gpu -q -rA --timeout=180 2>&1 \
-      | tee "$OUT/gpu_cheats.log" | tail -20 ;;
+    timeout -k 10 ${KW_EXP_S:-200} python3 -u -m pytest ${KW_EXP_FILES:-tests/exploits/test_gpu_cheats.py} -m gpu -v -rA \
+      --timeout=180 2>&1 | tee "$OUT/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -30 ;;
   race12)
     # Issue 12 on the H200: the race measure's readings with and without a host lead (the hold
     # question), and the honest load_inline CUDA kernel accepted.
