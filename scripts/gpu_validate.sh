@@ -206,7 +206,7 @@ PY
       | tee "$OUT/race_tests.log" | tail -12
     python3 scripts/identity_candidates.py .kb-tmp/KernelBench /tmp/ident > /dev/null
     timeout -s INT -k 20 ${KW_SWEEP_S:-150} kernelwright bench .kb-tmp/KernelBench --candidates /tmp/ident \
-      --no-compile-baseline --levels 1,2,3 --sample ${KW_SAMPLE:-12} --seed ${KW_SEED:-12} --out /tmp/probe --store /tmp/probe/kw.db \
+      --no-compile-baseline --levels ${KW_LEVELS:-1,2,3} ${KW_TASKS:+--tasks "$KW_TASKS"} --sample ${KW_SAMPLE:-12} --seed ${KW_SEED:-12} --out /tmp/probe --store /tmp/probe/kw.db \
       > "$OUT/probe_sweep.txt" 2> "$OUT/probe_sweep.err"; echo "bench exit $?"
     cp /tmp/probe/results.jsonl "$OUT/probe_results.jsonl"
     python3 - /tmp/probe/results.jsonl <<'PY'
