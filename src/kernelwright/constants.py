@@ -169,9 +169,6 @@ RACE_PROBE_MS = 0.015
 HOLD_START_WAIT_S = 0.01
 # Calls the probe's own length is calibrated over, on a busy stream (median).
 RACE_PROBE_CALIBRATION_CALLS = 7
-# Where the caller's stream was already idle, the host's time to enqueue the probe is taken off
-# its reading (the probe's start event then ran before the probe was submitted), at most this much.
-RACE_PROBE_SUBMIT_CAP_MS = 0.02
 # Checked calls run on copies written into the buffers of the last copy of the same shapes
 # (a result cache keyed by address then answers with a stale output); this many shapes' buffers
 # are kept, a task's default shape and one variant, so a large task keeps few extra input sets.

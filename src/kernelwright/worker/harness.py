@@ -405,6 +405,9 @@ class Harness:
             self._flush = torch.empty(max(2 * l2, 8 << 20) // 4, dtype=torch.int32, device=device)
             self._Event = torch.cuda.Event
             self.hold = DeviceHold(device, self._Event, self._sync)
+            # Where checked outputs are copied (`_consume`): high priority, so the copy's blocks
+            # go ahead of anything another stream still has queued.
+            self._consumer = torch.cuda.Stream(priority=-1)
         else:
             self._sync = lambda: None
         self.integrity = Integrity()
@@ -473,7 +476,7 @@ class Harness:
         finishes later is therefore not in what gets checked, and `race` says what was
         still running: GPU work the device still had queued after the caller's stream was
         done (more than `race_bar_ms`, which the judge sets, on the host's clock; or a device
-        probe delayed more than `probe_bar_ms`, see `race_readings`), or an output that changed
+        probe delayed more than `probe_bar_ms`, see `_consume`), or an output that changed
         while the worker waited RACE_SETTLE_S.
         """
         staged = self.sets[set_id]
@@ -494,9 +497,8 @@ class Harness:
         race = None
         threads_at_return = _thread_count()
         plain = is_plain_tensor_tree(out)
-        # The copy is ordered on the caller's stream alone: what a consumer reads at return.
-        snap = clone_tree(out) if plain else out
-        pending_ms, probe_ms = self.race_readings() if self.cuda else (None, None)
+        copy, pending_ms, probe_ms = self._consume(out, plain)
+        snap = copy if plain else out
         if plain:
             _sleep(C.RACE_SETTLE_S)
             self._sync()
@@ -554,20 +556,43 @@ class Harness:
         self._sync()
         self.hold()
         out = fn(*args)
-        readings = self.race_readings()
+        _, pending, probe = self._consume(out, False)
         del out, args
-        return readings
+        return pending or 0.0, probe
 
     def race_readings(self) -> tuple[float, float | None]:
-        """Once a call has returned and its output is copied: (GPU work the host saw still queued
-        past the caller's stream, ms; how late the device probe ran, ms, or None without one).
+        """The race readings of a call that has returned, its output not copied (`_consume`)."""
+        _, pending, probe = self._consume(None, False)
+        return pending or 0.0, probe
 
-        The probe first (`DeviceHold.probe_ms`, device time, exact for work that ends within the
-        hold's length of the caller's stream), then the host-timed sync (`pending_ms`), which
-        sees work that outlives the probe.
+    def _consume(self, out: Any, copy: bool) -> tuple[Any, float | None, float | None]:
+        """Once a call has returned: a copy of its output as a consumer reads it (with `copy`),
+        and the race readings (GPU work the host saw still queued past the caller's stream, ms;
+        how late the device probe ran, ms; both None on the CPU, the probe None without one).
+
+        On CUDA the copy runs on a high-priority stream of the harness's own that waits for the
+        caller's stream alone: its blocks go ahead of whatever another stream still has queued,
+        so it reads the output as it is when the caller's stream is done. (On the caller's
+        stream it would queue behind an unjoined stream's blocks and read the finished output:
+        on the H200 a candidate that wrote its output on such a stream was accepted.) Then the
+        probe on the caller's stream (`DeviceHold.probe_ms`, device time, for work that ends
+        within the hold's length), then the host-timed sync (`pending_ms`) for work that
+        outlives it. The device is idle when this returns.
         """
+        if not self.cuda:
+            return (clone_tree(out) if copy else None), None, None
+        snap = None
+        if copy:
+            done = self._Event()
+            done.record()
+            self._consumer.wait_event(done)
+            with torch.cuda.stream(self._consumer):
+                snap = clone_tree(out)
+                copied = self._Event()
+                copied.record()
+            torch.cuda.current_stream().wait_event(copied)
         probe = self.hold.probe_ms()
-        return self.pending_ms(), probe
+        return snap, self.pending_ms(), probe
 
     def pending_ms(self) -> float:
         """GPU work still queued on other streams once the caller's stream is done (ms).
@@ -637,19 +662,20 @@ class Harness:
             out = fn(*args)
             if self.cuda:
                 end.record()
-                end.synchronize()
-            # The snapshot is taken (on CUDA, ordered on the caller's stream) before the
-            # device-wide sync: what a consumer reads at return is what gets checked.
+            # The snapshot is taken as a consumer reads the output at return (`_consume`), before
+            # any device-wide sync: that is what gets checked.
+            take = False
             if not is_plain_tensor_tree(out):
                 not_plain += 1
             elif snap and snapped < 0 and _urandom_below(n - i) == 0:
-                self.last_outputs = [clone_tree(out)]
-                snapped = i
-            if self.cuda:
-                host, probe = self.race_readings()
+                take, snapped = True, i
+            copy, host, probe = self._consume(out, take)
+            if take:
+                self.last_outputs = [copy]
+            if host is not None:
                 pending.append(host)
-                if probe is not None:
-                    probes.append(probe)
+            if probe is not None:
+                probes.append(probe)
             self._sync()
             t1 = _perf()
             host_ms.append((t1 - t0) * 1e3)

@@ -220,9 +220,10 @@ class DeviceHold:
         The race check's device-side reading. Once the caller's stream is done the hold starts,
         and its blocks need every thread slot of the device: work of another stream still
         running keeps some of them waiting, so the hold ends late by about as long as that work
-        still ran (up to the hold's own length; the host-timed sync after it sees the rest). The
-        host's time to enqueue it is taken off (capped): on a stream already idle, the start
-        event runs before the hold is even submitted.
+        still ran (up to the hold's own length; the host-timed sync after it sees the rest), and
+        its blocks start that far apart where the work holds part of the device. On a stream
+        already idle the start event runs before the hold is even submitted: there the host's
+        time to enqueue it is taken off.
         """
         if not self.blocks_device:
             return None
@@ -236,12 +237,13 @@ class DeviceHold:
         submit_ms = (time.perf_counter() - t0) * 1e3
         # Reached already: the stream was idle (a host-bound call), so its start event may have
         # run before the probe was even submitted, and the host's time to submit it is no GPU
-        # work of the call's. Not reached: the probe was queued before it, and nothing is taken
-        # off (on the H200, taking it off always hid a 30 us side kernel over the whole device).
+        # work of the call's: it is taken off, all of it (capped, a slow submit read as 0.03 ms
+        # late on honest transposed convolutions on the H200). Not reached: the probe was queued
+        # before it, and nothing is taken off (taking it off hid a 30 us side kernel over the
+        # whole device).
         idle = bool(done.query())
         end.synchronize()
-        gap = min(submit_ms, C.RACE_PROBE_SUBMIT_CAP_MS) if idle else 0.0
-        late = float(done.elapsed_time(end)) - self._probe_alone_ms - gap
+        late = float(done.elapsed_time(end)) - self._probe_alone_ms - (submit_ms if idle else 0.0)
         return max(0.0, late, self._start_spread_ms())
 
     def _start_spread_ms(self) -> float:
