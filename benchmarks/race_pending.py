@@ -114,7 +114,7 @@ def main() -> int:
                 seen, probes = [], []
                 for _ in range(args.calls):
                     torch.cuda.synchronize()
-                    h.hold()
+                    h.hold(long=True)  # as a checked call holds
                     until = time.perf_counter() + lead * 1e-6
                     while time.perf_counter() < until:
                         pass

@@ -164,6 +164,9 @@ RACE_SETTLE_S = 0.005
 # hold ends late by about as long: device time, none of the host sync's noise. A call is a race
 # when that delay passes the task's own reading by RACE_PROBE_MS.
 RACE_PROBE_MS = 0.015
+# A checked (untimed) call's hold: long enough that the host has launched the call, copied its
+# output and queued the race probe before the caller's stream can finish (worker/hold.py).
+CHECKED_HOLD_MS = 1.0
 # The host waits at most this long for every block of the launch hold to run on the device
 # before it launches the call (worker/hold.py); past it, the call goes ahead and is counted.
 HOLD_START_WAIT_S = 0.01

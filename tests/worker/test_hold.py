@@ -52,7 +52,7 @@ def test_the_probe_reads_an_unjoined_side_kernel_and_not_an_honest_call():
         seen = []
         for _ in range(15):
             torch.cuda.synchronize()
-            hold()
+            hold(long=True)
             y = x * 2
             if unjoined:
                 with torch.cuda.stream(side):

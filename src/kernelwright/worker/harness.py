@@ -492,7 +492,7 @@ class Harness:
             # Behind the hold, every kernel of the call, on any stream, starts together once the
             # hold ends: work on a stream that is never joined is then still running when the
             # caller's stream finishes, however the host side was timed.
-            self.hold()
+            self.hold(long=True)
         out = fn(*inputs)
         race = None
         threads_at_return = _thread_count()
@@ -554,7 +554,7 @@ class Harness:
         args = staged if in_place else clone_tree(staged)
         perturb(args, _urandom_below(1 << 62), 0)
         self._sync()
-        self.hold()
+        self.hold(long=True)
         out = fn(*args)
         _, pending, probe = self._consume(out, False)
         del out, args

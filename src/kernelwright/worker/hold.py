@@ -80,6 +80,7 @@ class DeviceHold:
         self.error = ""
         self._spin: Any = None
         self._graph: Any = None
+        self._long_graph: Any = None  # the same spin, CHECKED_HOLD_MS long (checked calls)
         self._ns = 0.0
         self._cycles = 0
         self._probe_alone_ms = 0.0  # the probe's own length, calibrated once the spin works
@@ -155,8 +156,12 @@ class DeviceHold:
             with torch.cuda.graph(graph):
                 self._kept = spin(self._ns)
             self._graph = graph
+            long = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(long):
+                self._kept_long = spin(self._ns * C.CHECKED_HOLD_MS / C.LAUNCH_HOLD_MS)
+            self._long_graph = long
         except Exception as exc:  # noqa: BLE001 - the direct launch still holds the device
-            self._graph = None
+            self._graph = self._long_graph = None
             self.error = f"no CUDA graph ({type(exc).__name__}: {exc})"[:300]
         self.blocks_device = True
         self._probe_alone_ms = self._calibrate_probe()
@@ -185,9 +190,13 @@ class DeviceHold:
         self._sync()
         return float(a.elapsed_time(b))
 
-    def __call__(self, wait: bool = True) -> None:
+    def __call__(self, wait: bool = True, long: bool = False) -> None:
         """Enqueue the hold on the current stream; with `wait` (and the NVRTC spin) return only
-        once every block of it runs on the device.
+        once every block of it runs on the device. `long`: CHECKED_HOLD_MS rather than
+        LAUNCH_HOLD_MS, for a checked call (untimed), so that the host has returned from the call
+        and queued the output's copy and the race probe before the caller's stream can finish:
+        the probe then reads what was still running at that moment, not at the host's later one
+        (behind the short hold, on the H200, a 50 us side kernel had ended before the probe ran).
 
         The wait is what makes the hold come first: launched from a graph, the spin can reach
         the device later than a kernel the host launches just after it, which then runs beside
@@ -199,12 +208,14 @@ class DeviceHold:
         starts = self._starts if wait else None
         if starts is not None:
             starts.zero_()
-        if self._graph is not None:
-            self._graph.replay()
+        scale = C.CHECKED_HOLD_MS / C.LAUNCH_HOLD_MS if long else 1.0
+        graph = self._long_graph if long else self._graph
+        if graph is not None:
+            graph.replay()
         elif self._spin is not None:
-            self._spin(self._ns)
+            self._spin(self._ns * scale)
         else:
-            _cuda_sleep(self._cycles)
+            _cuda_sleep(int(self._cycles * scale))
         if starts is not None:
             until = time.perf_counter() + C.HOLD_START_WAIT_S
             while not bool(starts.ne(0).all()):
