@@ -181,9 +181,10 @@ class LoadReferenceRequest(BareRequest):
     eval_mode: bool
 
 
-class LoadCandidateRequest(BareRequest):
+class LoadCandidateRequest(BareRequest, total=False):
     """Import the candidate (its build), build ModelNew, copy the reference's weights."""
 
+    cpp_prefix_pch: str | None  # a precompiled Inductor C++ prelude's include dir (sandbox.pch)
     source: str
     filename: str
     build_dir: str | None
@@ -193,8 +194,10 @@ class LoadCandidateRequest(BareRequest):
     eval_mode: bool
 
 
-class BuildRequest(BareRequest):
+class BuildRequest(BareRequest, total=False):
     """Import the candidate only, so its extensions land in the build cache."""
+
+    cpp_prefix_pch: str | None  # as LoadCandidateRequest's
 
     source: str
     filename: str

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from kernelwright import constants as C
 from kernelwright import protocol as P
-from kernelwright.sandbox import buildcache, quiet
+from kernelwright.sandbox import buildcache, pch, quiet
+from kernelwright.sandbox.limits import pch_root
 from kernelwright.sandbox.process import SandboxConfig, Worker, WorkerFailure
 
 
@@ -40,7 +41,8 @@ def prebuild(source: str, filename: str, device: str,
     try:
         # A compiler must not compete with a candidate being timed in the meantime.
         with buildcache.exclusive(bdir), quiet.background(worker):
-            reply, _, _ = worker.request(P.BuildRequest(op=P.Op.BUILD, source=source, filename=filename),
+            reply, _, _ = worker.request(P.BuildRequest(op=P.Op.BUILD, source=source, filename=filename,
+                                                        cpp_prefix_pch=pch.inductor_include(pch_root(), source, build=False)),
                                          None, timeout_s)
         ok = reply.get("status") not in (P.Status.IMPORT_FAILED, P.Status.ERROR)
         return PrebuildResult(ok, time.perf_counter() - t0, "" if ok else str(reply.get("error", ""))[-2000:])

@@ -35,7 +35,7 @@ class CandidateWorker(RoleBase):
                                             error=f"the sandbox could not be narrowed to the build directory: {why}"), []
         path = Path(header["filename"])
         path.write_text(header["source"])  # so tracebacks and inspect can show lines
-        _share_torch_header(header["source"])
+        _share_torch_header(header["source"], header.get("cpp_prefix_pch"))
         _interpret_triton_on_cpu(self.h.device)
         t0 = time.perf_counter()
         try:
@@ -110,7 +110,7 @@ class CandidateWorker(RoleBase):
         self._seal()
         path = Path(header["filename"])
         path.write_text(header["source"])
-        _share_torch_header(header["source"])
+        _share_torch_header(header["source"], header.get("cpp_prefix_pch"))
         t0 = time.perf_counter()
         try:
             exec_module("kw_candidate", header["source"], str(path))
@@ -171,11 +171,16 @@ def _interpret_triton_on_cpu(device: str) -> None:
         os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
-def _share_torch_header(source: str) -> None:
-    """Let a load_inline C++ build reuse the precompiled torch header (only if it builds one)."""
+def _share_torch_header(source: str, cpp_prefix_pch: str | None = None) -> None:
+    """Let a load_inline C++ build reuse the precompiled torch header (only if it builds one),
+    and an Inductor-proposed candidate's build the precompiled prelude the judge built for it."""
     root = os.environ.get(pch.ENV)
     if root and "load_inline" in source:
         pch.install(root)
+    if cpp_prefix_pch:
+        os.environ[pch.INDUCTOR_ENV] = cpp_prefix_pch
+    else:
+        os.environ.pop(pch.INDUCTOR_ENV, None)
 
 
 def _use_build_dir(build: str) -> None:

@@ -112,7 +112,10 @@ def _ind_build(source, cflags):
         with open(src, "w") as fh:
             fh.write(source)
         tmp = f"{{lib}}.{{os.getpid()}}.tmp"
-        cmd = [cxx, *cflags, "-fPIC", "-shared", "-I" + os.path.join(torch_dir, "include"), src, "-o", tmp,
+        # The judge's precompiled copy of Inductor's prelude, when it names one: first on the path.
+        pch = os.environ.get("KERNELWRIGHT_CPP_PREFIX_PCH")
+        cmd = [cxx, *cflags, "-fPIC", "-shared", *(["-I" + pch] if pch else []),
+               "-I" + os.path.join(torch_dir, "include"), src, "-o", tmp,
                "-L" + lib_dir, "-lc10", "-ltorch_cpu", "-Wl,-rpath," + lib_dir]
         built = subprocess.run(cmd, capture_output=True, text=True)
         if built.returncode != 0:

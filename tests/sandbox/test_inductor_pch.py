@@ -1,0 +1,64 @@
+"""The precompiled Inductor C++ prelude for Inductor-proposed candidates (sandbox.pch,
+`inductor_include`): built by the trusted side for a candidate's literal, allow-listed flags,
+used by its build through the worker's environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kernelwright.sandbox import pch
+
+FLAGS = ["-O2", "-DNDEBUG", "-fno-trapping-math", "-ffp-contract=off", "-std=c++17", "-fopenmp"]
+
+
+def _source(flags: list[str]) -> str:
+    return f"import torch\n\n_IND_CPP = 'int x;'\n_IND_CFLAGS = {flags!r}\n"
+
+
+@pytest.mark.parametrize("flag", ["-fplugin=/tmp/evil.so", "-B/tmp", "-specs=/tmp/x", "-include/etc/passwd",
+                                  "-fdump-tree-all", "-fprofile-generate", "-iquote/tmp", "-Wl,-rpath,/tmp"])
+def test_a_flag_that_names_a_file_or_a_plugin_gets_no_header(flag, tmp_path):
+    assert pch.inductor_flags(_source([*FLAGS, flag])) is None
+    assert pch.inductor_include(tmp_path, _source([*FLAGS, flag])) is None
+    assert not any(tmp_path.iterdir())  # nothing built, nothing run
+
+
+def test_only_a_literal_list_is_read():
+    assert pch.inductor_flags(_source(FLAGS)) == FLAGS
+    assert pch.inductor_flags("import os\n_IND_CFLAGS = os.environ['X'].split()\n") is None
+    assert pch.inductor_flags("x = 1\n") is None
+    assert pch.inductor_flags("def (:\n") is None
+
+
+@pytest.mark.slow
+def test_the_prelude_is_built_once_and_a_build_uses_it(tmp_path):
+    import torch
+
+    src = _source(FLAGS)
+    assert pch.inductor_include(tmp_path, src, build=False) is None  # a background build never compiles it
+    inc = pch.inductor_include(tmp_path, src)
+    assert inc is not None and (Path(inc) / (pch.CPP_PREFIX_H + ".gch")).exists()
+    assert pch.inductor_include(tmp_path, src, build=False) == inc
+    # A kernel source as the Inductor proposer writes it starts with the prelude: the compiler
+    # reads the precompiled copy ("!" in -H's list) when the directory comes first.
+    kernel = tmp_path / "k.cpp"
+    kernel.write_text("#include <torch/csrc/inductor/cpp_prefix.h>\nextern \"C\" int kw_probe() { return 1; }\n")
+    torch_inc = os.path.join(os.path.dirname(torch.__file__), "include")
+    out = subprocess.run([os.environ.get("CXX", "c++"), *FLAGS, "-fPIC", "-H", "-Winvalid-pch", f"-I{inc}",
+                          f"-I{torch_inc}", "-fsyntax-only", str(kernel)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert any(line.startswith("!") and line.rstrip().endswith("cpp_prefix.h.gch") for line in out.stderr.splitlines())
+
+
+def test_the_worker_names_the_header_only_for_the_candidate_it_was_built_for(monkeypatch):
+    from kernelwright.worker import candidate
+
+    monkeypatch.delenv(pch.INDUCTOR_ENV, raising=False)
+    candidate._share_torch_header("x = 1", "/pch/inductor")
+    assert os.environ[pch.INDUCTOR_ENV] == "/pch/inductor"
+    candidate._share_torch_header("x = 1", None)  # the next candidate, none built for it
+    assert pch.INDUCTOR_ENV not in os.environ
