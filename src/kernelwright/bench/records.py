@@ -33,6 +33,21 @@ class Verdict(str, enum.Enum):
     MISSING = "missing"  # no candidate for this task in --candidates
 
 
+
+class ErrorCheck(str, enum.Enum):
+    """Reasons the bench itself gives, where a record is not the judge's verdict on a candidate."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    TASK = "task"  # the task or a file is wrong, or the task does not fit the machine
+    INTERNAL = "internal"  # kernelwright itself failed: a bug to report, never the candidate's fault
+    NO_KERNEL = "no_kernel"  # --optimize: the engineer found no kernel the judge accepted
+    # A remote judging slot was lost (its worker or node died) on both tries: never the
+    # candidate's fault; judged again when the bench is run again (executor/_ray.py).
+    INFRASTRUCTURE = "infrastructure"
+
+
 @dataclass(frozen=True)
 class BenchRow:
     """One candidate's verdict within a bench (or a task's lack of any candidate)."""

@@ -9,41 +9,29 @@ an OUT folder (an flock, which the system drops with the process: never a stale 
 
 from __future__ import annotations
 
-import enum
 import fcntl
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelwright import provenance
 from kernelwright.bench import records as R
-from kernelwright.bench.records import BenchRow, Verdict
+from kernelwright.bench.records import BenchRow, ErrorCheck, Verdict
 from kernelwright.bench.suite import SuiteTask, find_candidates, find_tasks, sample_tasks
-from kernelwright import forms
 from kernelwright.judge.pairs import PairPool
-from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.result import JudgeResult
-from kernelwright.judge.verify import VerifyOptions, pair_spec, resolve_device, verify_files
+from kernelwright.judge.verify import VerifyOptions, resolve_device
 from kernelwright.store import Store
 from kernelwright.task.loader import InputError
 from kernelwright.task.metadata import TaskError
 
-
-class ErrorCheck(str, enum.Enum):
-    """Reasons the bench itself gives, where a record is not the judge's verdict on a candidate."""
-
-    __str__ = str.__str__
-    __format__ = str.__format__
-
-    TASK = "task"  # the task or a file is wrong, or the task does not fit the machine
-    INTERNAL = "internal"  # kernelwright itself failed: a bug to report, never the candidate's fault
-    NO_KERNEL = "no_kernel"  # --optimize: the engineer found no kernel the judge accepted
+if TYPE_CHECKING:  # the executors import the bench's records: imported where used, not at load
+    from kernelwright.executor import Executor, JudgeOutcome
 
 
 @dataclass(frozen=True)
@@ -76,6 +64,8 @@ class BenchOptions:
     optimize: OptimizePlan | None = None  # run the engineer on each task instead of judging given candidates
     sample: int | None = None  # judge a seeded random sample of this many of the selected tasks
     sample_seed: int | None = None  # its seed (None: 0)
+    executor: str = "local"  # where verdicts of given candidates run (kernelwright.executor)
+    ray_address: str | None = None  # the Ray cluster's, with executor "ray" (None: RAY_ADDRESS or a local one)
 
 
 @dataclass(frozen=True)
@@ -145,15 +135,19 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 def _judge_one(task: SuiteTask, cand: Path, rel: str, key: str, device: str,
                opts: VerifyOptions, pool: PairPool | None = None) -> tuple[BenchRow, str]:
-    """The record of one verdict, and the whole verdict as JSON (for the store)."""
-    t0 = time.perf_counter()
-    try:
-        result = verify_files(task.path, cand, opts, pool=pool)
-    except Exception as exc:  # noqa: BLE001 - a bad task, or a bug of ours: a record, never the end of a bench
-        row = _error_row(task, rel, key, device, t0, exc)
+    """The record of one verdict in this process, and the whole verdict as JSON (for the store)."""
+    from kernelwright.executor import judge_here
+
+    return _row_of(task, rel, key, device, judge_here(task.path, cand, opts, pool))
+
+
+def _row_of(task: SuiteTask, rel: str, key: str, device: str, out: JudgeOutcome) -> tuple[BenchRow, str]:
+    """The record of an executor's outcome, and what the store keeps of it (JSON)."""
+    if out.verdict is None:
+        row = BenchRow(task.name, rel, Verdict.ERROR, key, device, seconds=out.seconds,
+                       reasons=[{"check": (out.error_check or ErrorCheck.INTERNAL).value, "detail": out.error or "?"}])
         return row, json.dumps(row.to_dict(), allow_nan=False)
-    row = row_from_result(task, rel, key, device, result, time.perf_counter() - t0)
-    return row, json.dumps(result.to_dict(), allow_nan=False)
+    return row_from_verdict(task, rel, key, device, out.verdict, out.seconds), out.verdict_json()
 
 
 def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
@@ -173,6 +167,9 @@ def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
                          f"pattern {options.pattern!r})")
     if (candidates is None) == (options.optimize is None):
         raise InputError("give either --candidates DIR or --optimize, not both or neither")
+    if options.optimize is not None and options.executor != "local":
+        raise InputError(f"--executor {options.executor} judges given --candidates; --optimize runs on this "
+                         "machine (the local executor) for now")
     if candidates is not None and not candidates.is_dir():
         raise InputError(f"--candidates {candidates} is not a folder")
     device = resolve_device(options.verify.device)
@@ -182,7 +179,9 @@ def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
     store_path = options.store_path or (options.out / "kernelwright.db" if plan else None)
     store = None
     with _exclusive(options.out):
-        done = {r.key: r for r in R.load(options.out)}
+        # A record of a lost judging slot is no verdict: that candidate is judged again.
+        done = {r.key: r for r in R.load(options.out)
+                if not any(x.get("check") == ErrorCheck.INFRASTRUCTURE.value for x in r.reasons)}
         rows: list[BenchRow] = []
         current_run: list[str] = []  # the store run of the task being judged, while one is open
         try:
@@ -194,7 +193,7 @@ def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
             else:
                 assert candidates is not None
                 _judge_candidates(suite, candidates, tasks, device, opts, settings, done, rows, store, options.out,
-                                  progress, current_run)
+                                  progress, current_run, _executor(options))
         except KeyboardInterrupt:
             if store is not None:
                 _close_run(store, current_run, "interrupted")
@@ -224,82 +223,60 @@ def _optimize_tasks(tasks: list[SuiteTask], device: str, plan: OptimizePlan, opt
 def _judge_candidates(suite: Path, candidates: Path, tasks: list[SuiteTask], device: str, opts: VerifyOptions,
                       settings: dict[str, object], done: dict[str, BenchRow], rows: list[BenchRow],
                       store: Store | None, out: Path, progress: Callable[[BenchProgress], None] | None,
-                      current_run: list[str]) -> None:
-    """Judge every candidate that has no record yet, in task order, appending to `rows`.
+                      current_run: list[str], executor: Executor) -> None:
+    """Judge every candidate that has no record yet on `executor`, appending to `rows`.
 
-    The next verdict's workers start while the current one wraps up (a PairPool), and the
-    next candidate of a slow-building form builds in a background worker (judge.prebuild),
-    which stands still while anything is timed (sandbox.quiet).
+    Only this process writes results.jsonl and the store, as each outcome comes back (in any
+    order with several slots): one store run per task, opened with its first record.
     """
-    jobs: list[tuple[int, SuiteTask, str, Path, str, str]] = []
+    from kernelwright.executor import JudgeJob
+    jobs: list[JudgeJob] = []
     for i, task in enumerate(tasks):
         task_source = task.path.read_text(errors="replace")
         for cand in find_candidates(task, candidates):
             source = cand.read_text(errors="replace")
             key = R.verdict_key(task.name, task_source, source, device, settings)
-            jobs.append((i, task, task_source, cand, source, key))
-    pending = [j for j in jobs if j[5] not in done]
-    ahead = _Prebuilder(device, [(j[4], j[3].name) for j in pending])
-    with PairPool() as pool, ahead:
-        task_of_run = None
-        for i, task, task_source, cand, source, key in jobs:
-            if key in done:
-                rows.append(done[key])
-                if progress:
-                    progress(BenchProgress(i, len(tasks), done[key], True))
-                continue
-            ahead.next()
-            if store is not None and task_of_run != task.name:
-                _close_run(store, current_run, "finished")
-                current_run.append(store.create_run(task.path, task_source, task.name, device,
-                                                    {"bench": str(suite), "candidates": str(candidates),
-                                                     **settings}))
-                task_of_run = task.name
-            pool.refill(pair_spec(opts, device))  # nothing is being timed now; a no-op when a pair is ready
-            rel = str(cand.relative_to(candidates))
-            row, result_json = _judge_one(task, cand, rel, key, device, opts, pool)
-            if store is not None:
-                row = _record(store, current_run[0], row, source, result_json)
-            R.append(out, row)
-            done[key] = row
-            rows.append(row)
+            jobs.append(JudgeJob(i, task, task_source, cand, str(cand.relative_to(candidates)), source, key))
+    for job in jobs:
+        if job.key in done:
+            rows.append(done[job.key])
             if progress:
-                progress(BenchProgress(i, len(tasks), row, False))
-    if store is not None:
-        _close_run(store, current_run, "finished")
+                progress(BenchProgress(job.index, len(tasks), done[job.key], True))
+    runs: dict[str, str] = {}  # task name -> its store run
+    left = {j.task.name: 0 for j in jobs}
+    for j in jobs:
+        left[j.task.name] += j.key not in done
+    for job, outcome in executor.judge([j for j in jobs if j.key not in done], device, opts):
+        row, result_json = _row_of(job.task, job.rel, job.key, device, outcome)
+        if store is not None:
+            if job.task.name not in runs:
+                runs[job.task.name] = store.create_run(job.task.path, job.task_source, job.task.name, device,
+                                                       {"bench": str(suite), "candidates": str(candidates),
+                                                        **settings})
+                current_run.append(runs[job.task.name])
+            row = _record(store, runs[job.task.name], row, job.source, result_json)
+            left[job.task.name] -= 1
+            if not left[job.task.name]:
+                current_run.remove(runs[job.task.name])
+                store.set_run_status(runs[job.task.name], "finished")
+        R.append(out, row)
+        done[job.key] = row
+        rows.append(row)
+        if progress:
+            progress(BenchProgress(job.index, len(tasks), row, False))
+    order = {j.key: n for n, j in enumerate(jobs)}
+    rows.sort(key=lambda r: order.get(r.key, len(order)))
+
+
+def _executor(options: BenchOptions) -> Executor:
+    from kernelwright.executor import get_executor
+
+    return get_executor(options.executor, options.ray_address)
 
 
 def _close_run(store: Store, current_run: list[str], status: str) -> None:
-    if current_run:
+    while current_run:
         store.set_run_status(current_run.pop(), status)
-
-
-class _Prebuilder:
-    """Builds the candidate after the one being judged, in one background thread."""
-
-    def __init__(self, device: str, queue: list[tuple[str, str]]) -> None:
-        self.device, self.queue, self.index = device, queue, 0
-        self.ex = ThreadPoolExecutor(1, thread_name_prefix="kw-prebuild")
-        self.submitted: list[str] = []  # file names sent to be built, in order
-
-    def next(self) -> None:
-        """Called as each queued candidate's verdict starts: build the one after it, if slow to build."""
-        self.index += 1
-        if self.index < len(self.queue):
-            source, filename = self.queue[self.index]
-            form = forms.detect(source)
-            if form is not None and not form.fast:
-                self.submitted.append(filename)
-                self.ex.submit(prebuild, source, filename, self.device)
-
-    def __enter__(self) -> _Prebuilder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # Once the last verdict is in, a build still queued is of no use; one in flight is
-        # waited for (its worker must not outlive the bench), except on an interrupt, where it
-        # dies with the judge.
-        self.ex.shutdown(wait=exc[0] is None, cancel_futures=True)
 
 
 def _record(store: Store, run_id: str, row: BenchRow, source: str, result_json: str) -> BenchRow:

@@ -1,0 +1,60 @@
+"""The local executor: verdicts one at a time in this process's judge, in job order.
+
+The next verdict's workers start while the current one wraps up (a PairPool), and the next
+candidate of a slow-building form builds in a background worker (judge.prebuild), which
+stands still while anything is timed (sandbox.quiet).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+from kernelwright import forms
+from kernelwright.executor._base import JudgeJob, JudgeOutcome, judge_here
+from kernelwright.judge.pairs import PairPool
+from kernelwright.judge.prebuild import prebuild
+from kernelwright.judge.verify import VerifyOptions, pair_spec
+
+
+class LocalExecutor:
+    """One judging slot: this process, this machine's device."""
+
+    name = "local"
+
+    def judge(self, jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
+        """Judge `jobs` in order; yield each outcome as it is reached."""
+        ahead = Prebuilder(device, [(j.source, j.candidate.name) for j in jobs])
+        with PairPool() as pool, ahead:
+            for job in jobs:
+                ahead.next()
+                pool.refill(pair_spec(opts, device))  # nothing is being timed now; a no-op when a pair is ready
+                yield job, judge_here(job.task.path, job.candidate, opts, pool)
+
+
+class Prebuilder:
+    """Builds the candidate after the one being judged, in one background thread."""
+
+    def __init__(self, device: str, queue: list[tuple[str, str]]) -> None:
+        self.device, self.queue, self.index = device, queue, 0
+        self.ex = ThreadPoolExecutor(1, thread_name_prefix="kw-prebuild")
+        self.submitted: list[str] = []  # file names sent to be built, in order
+
+    def next(self) -> None:
+        """Called as each queued candidate's verdict starts: build the one after it, if slow to build."""
+        self.index += 1
+        if self.index < len(self.queue):
+            source, filename = self.queue[self.index]
+            form = forms.detect(source)
+            if form is not None and not form.fast:
+                self.submitted.append(filename)
+                self.ex.submit(prebuild, source, filename, self.device)
+
+    def __enter__(self) -> Prebuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Once the last verdict is in, a build still queued is of no use; one in flight is
+        # waited for (its worker must not outlive the bench), except on an interrupt, where it
+        # dies with the judge.
+        self.ex.shutdown(wait=exc[0] is None, cancel_futures=True)
