@@ -64,6 +64,7 @@ _force_keys: Any = _C._ForceDispatchKeyGuard
 # where a candidate can swap it and swap it back before any identity check looks.
 _clone: Callable[[torch.Tensor], torch.Tensor] = _C.TensorBase.clone
 _copy_: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _C.TensorBase.copy_
+_empty_like: Callable[[torch.Tensor], torch.Tensor] = torch.empty_like
 _Module: Any = _C._DispatchModule  # what torch.library.Library registers through
 _gettrace = sys.gettrace
 _getprofile = sys.getprofile
@@ -184,6 +185,12 @@ def clone(t: torch.Tensor) -> torch.Tensor:
     """
     with _no_torch_function(), _force_keys(*_KEYS_BASE):
         return _clone(t)
+
+
+def empty_like(t: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor laid out as `clone` would lay out `t`'s copy, past the same modes."""
+    with _no_torch_function(), _force_keys(*_KEYS_BASE):
+        return _empty_like(t)
 
 
 def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:

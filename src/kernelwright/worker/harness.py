@@ -364,6 +364,22 @@ def _rebuild(tree: Any, bufs: Iterator[Any]) -> Any:
     return b if isinstance(tree, torch.Tensor) else tree
 
 
+def _alloc_like(tree: Any) -> Any:
+    """Uninitialised tensors shaped as `clone_tree`'s copy of `tree` would be."""
+    if isinstance(tree, torch.Tensor):
+        return dispatch_guard.empty_like(tree)
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_alloc_like(t) for t in tree)
+    return tree
+
+
+def _copy_tree(dst: Any, src: Any) -> None:
+    """Write `src`'s tensors into `dst` (from `_alloc_like(src)`), past the dispatch guard."""
+    for d, s in zip(_leaves(dst), _leaves(src)):
+        if isinstance(s, torch.Tensor):
+            dispatch_guard.copy_into(d, s)
+
+
 def _clone_leaves(tree: Any) -> Any:
     if isinstance(tree, torch.Tensor):
         return dispatch_guard.clone(tree)
@@ -583,14 +599,19 @@ class Harness:
             return (clone_tree(out) if copy else None), None, None
         snap = None
         if copy:
+            # Allocated on the caller's stream, so the copy's memory returns to the pool the
+            # call's own outputs come from: a block cached for the consumer's stream alone would
+            # hold an output's size the next call cannot use (a large task's plan has no room).
+            snap = _alloc_like(out)
             done = self._Event()
             done.record()
             self._consumer.wait_event(done)
             with torch.cuda.stream(self._consumer):
-                snap = clone_tree(out)
+                _copy_tree(snap, out)
                 copied = self._Event()
                 copied.record()
             torch.cuda.current_stream().wait_event(copied)
+            dispatch_guard.check_copy_path()
         probe = self.hold.probe_ms()
         return snap, self.pending_ms(), probe
 
