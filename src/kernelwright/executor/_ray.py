@@ -80,7 +80,7 @@ class RayExecutor:
             self._connect(ray)
         try:
             remote = ray.remote(max_retries=1, retry_exceptions=False)(_judge_in_slot)
-            slot = self._slot(ray, device)
+            slot = self._slot(ray, device, opts.timing)
             refs = {remote.options(**slot).remote(j.task.name, j.task_source, j.sidecars(), j.candidate.name,
                                                   j.source, opts): j for j in jobs}
             try:
@@ -108,14 +108,17 @@ class RayExecutor:
                              f"{type(exc).__name__}: {exc}") from None
 
     @staticmethod
-    def _slot(ray: Any, device: str) -> dict[str, Any]:
-        """What one verdict holds: one GPU and its share of CPUs, or every CPU of the smallest node."""
+    def _slot(ray: Any, device: str, timing: bool = True) -> dict[str, Any]:
+        """What one verdict holds: one GPU and its share of CPUs; on the CPU every CPU of the
+        smallest node, or, when nothing is timed (`--no-timing`), one CPU."""
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
         cpus = [float(r.get("CPU", 0)) for r in nodes if r.get("CPU")]
         if device.startswith("cuda"):
             gpus = [(float(r.get("CPU", 0)), float(r.get("GPU", 0))) for r in nodes if r.get("GPU")]
             share = min((c / g for c, g in gpus if g), default=1.0)
             return {"num_gpus": 1, "num_cpus": max(1.0, float(int(share)))}
+        if not timing:
+            return {"num_gpus": 0, "num_cpus": 1.0}
         return {"num_gpus": 0, "num_cpus": min(cpus) if cpus else 1.0}
 
 
