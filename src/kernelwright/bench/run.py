@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -242,11 +243,10 @@ def _judge_candidates(suite: Path, candidates: Path, tasks: list[SuiteTask], dev
             rows.append(done[job.key])
             if progress:
                 progress(BenchProgress(job.index, len(tasks), done[job.key], True))
+    todo = [j for j in jobs if j.key not in done]
     runs: dict[str, str] = {}  # task name -> its store run
-    left = {j.task.name: 0 for j in jobs}
-    for j in jobs:
-        left[j.task.name] += j.key not in done
-    for job, outcome in executor.judge([j for j in jobs if j.key not in done], device, opts):
+    left = Counter(j.task.name for j in todo)  # verdicts still to come, per task
+    for job, outcome in executor.judge(todo, device, opts):
         row, result_json = _row_of(job.task, job.rel, job.key, device, outcome)
         if store is not None:
             if job.task.name not in runs:

@@ -27,11 +27,9 @@ class JudgeJob:
 
     def sidecars(self) -> dict[str, str]:
         """The task's metadata files beside it (task/metadata.py reads them), by file name."""
-        found = {}
-        for p in (self.task.path.with_suffix(".toml"), self.task.path.with_name(self.task.path.stem + ".kernelwright.toml")):
-            if p.is_file():
-                found[p.name] = p.read_text(errors="replace")
-        return found
+        from kernelwright.task.metadata import sidecar_paths
+
+        return {p.name: p.read_text(errors="replace") for p in sidecar_paths(self.task.path) if p.is_file()}
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ _KEYS = {"rtol", "atol", "mutates_inputs", "distributions", "exclude_distributio
          "shapes", "eval_mode", "perturb_timing_inputs"}
 
 
+def sidecar_paths(path: Path) -> tuple[Path, Path]:
+    """Where a task's metadata TOML may sit beside it: `task.toml` or `task.kernelwright.toml`."""
+    return path.with_suffix(".toml"), path.with_name(path.stem + ".kernelwright.toml")
+
+
 def read_metadata(path: Path, tree: ast.Module) -> TaskMeta:
     """Metadata from the task's `KERNELWRIGHT` literal or its sidecar TOML, else defaults."""
     raw: dict[str, Any] | None = None
@@ -66,7 +71,7 @@ def read_metadata(path: Path, tree: ast.Module) -> TaskMeta:
             except ValueError as exc:
                 raise TaskError(f"{path}: KERNELWRIGHT must be a literal dict ({exc})") from exc
             origin = f"{path.name}:KERNELWRIGHT"
-    for sidecar in (path.with_suffix(".toml"), path.with_name(path.stem + ".kernelwright.toml")):
+    for sidecar in sidecar_paths(path):
         if sidecar.is_file():
             if raw is not None:
                 raise TaskError(f"{path}: metadata given twice (KERNELWRIGHT and {sidecar.name})")
