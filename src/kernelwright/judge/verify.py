@@ -219,6 +219,6 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         with ExitStack() as period:
             # Background builds (and a pool's next pair) stand still while anything is timed or
             # measured; _untimed_from_now ends the period early, once nothing more is.
-            period.enter_context(quiet.quiet())
+            period.enter_context(quiet.quiet(self.device))
             self.quiet_period = period
             self._timing_phase(ref, cand, t0)

@@ -1,22 +1,40 @@
-"""Background work stands still while anything is timed.
+"""Background work stands still while anything on this machine is timed.
 
 A search builds slow candidates ahead of judging and captures torch.compile's
 code in child processes while the judge is busy. A compiler competing for the
 cores during a timed call would make one verdict's times incomparable with the
 next one's (and the candidate's with its own eager baseline). Background
-processes register here for as long as they run; the judge holds `quiet()`
-around its timed calls, which stops every registered process tree (SIGSTOP) and
-continues it afterwards. A process registered while the judge is quiet is
-stopped at once.
+processes register here for as long as they run; the judge holds `quiet(device)`
+around its timed calls.
+
+Node-wide (sandbox.node): `quiet(device)` first takes the device's timing lock, so two
+judging processes never time one device at once (CPU timing is machine-wide), then marks
+the node as timing and waits until every process with background work has stopped it.
+Each such process stops and continues its own work (through its own handles: a sandbox
+Worker keeps count of who stopped it): at once for a quiet period of its own, and within
+POLL_S for another process's, by a follower thread that watches the node's state while it
+has anything registered. A timer that dies drops its locks with its process, and the
+followers continue their work within POLL_S: nothing stays stopped or locked.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Protocol
+
+from kernelwright.sandbox import node
+
+# How often a process with background work looks whether another process times (the most a
+# timer waits for it to stop its work, and the longest its work stays stopped after the last
+# timer left).
+POLL_S = 0.005
+# A process that does not stop its work within this long (frozen, or its interpreter held by
+# a long call) is not waited for: the timer goes ahead rather than hang.
+BARRIER_TIMEOUT_S = 2.0
 
 
 class Signalable(Protocol):
@@ -41,44 +59,130 @@ class ProcessGroup:
 
 _lock = threading.Lock()
 _registered: list[Signalable] = []
-_depth = 0
+_depth = 0  # quiet periods open in this process, any thread
+_node_busy = False  # another process's timing, as last probed
+_stopped = False  # the registered work is stopped now
+_running_fd: int | None = None  # our shared hold of node.RUNNING while our work runs
+_prober: node.Prober | None = None
+_follower: threading.Event | None = None  # set to end the follower thread
+_owners: dict[int, int] = {}  # thread -> its open quiet periods: a nested one takes no lock again
+
+
+def _settle(probe: bool) -> None:
+    """Under _lock: stop or continue the registered work to match whether anything times.
+
+    The running lock is taken before the node is probed, so a timer that comes after the
+    probe waits (at its barrier) until the next look stops this work.
+    """
+    global _stopped, _node_busy, _prober
+    if not _registered:
+        _release_running()
+        _stopped = False
+        return
+    if probe and _depth == 0:
+        _hold_running()
+        _prober = _prober or node.Prober()
+        _node_busy = _prober.timing()
+    if _depth > 0 or _node_busy:
+        if not _stopped:
+            for proc in _registered:
+                proc.signal(signal.SIGSTOP)
+            _stopped = True
+        _release_running()
+    else:
+        _hold_running()
+        if _stopped:
+            for proc in _registered:
+                proc.signal(signal.SIGCONT)
+            _stopped = False
+
+
+def _hold_running() -> None:
+    global _running_fd
+    if _running_fd is None:
+        _running_fd = node.open_lock(node.RUNNING)
+        node.lock(_running_fd, fcntl.LOCK_SH)
+
+
+def _release_running() -> None:
+    global _running_fd
+    if _running_fd is not None:
+        os.close(_running_fd)  # closing drops the lock
+        _running_fd = None
+
+
+def _follow(done: threading.Event) -> None:
+    """The follower thread: stop or continue our work as other processes start and stop timing."""
+    while not done.wait(POLL_S):
+        with _lock:
+            if done.is_set():
+                return
+            _settle(probe=True)
 
 
 @contextmanager
 def background(proc: Signalable) -> Iterator[None]:
     """Register `proc` as background work for the duration of the block."""
+    global _follower
     with _lock:
         _registered.append(proc)
-        if _depth:
+        if _stopped:
             proc.signal(signal.SIGSTOP)
+        _settle(probe=True)
+        if _follower is None:
+            _follower = threading.Event()
+            threading.Thread(target=_follow, args=(_follower,), name="kw-quiet-follower", daemon=True).start()
     try:
         yield
     finally:
         with _lock:
             _registered.remove(proc)
+            if not _registered and _follower is not None:
+                _follower.set()
+                _follower = None
+            _settle(probe=False)
         # Never leave it stopped: whoever owns it next (a kill, a wait) needs it running.
         proc.signal(signal.SIGCONT)
 
 
 @contextmanager
-def quiet() -> Iterator[None]:
-    """Stop all background work for the duration (re-entrant; threads share one quiet period)."""
+def quiet(device: str = node.CPU_KEY) -> Iterator[None]:
+    """Time `device` alone on this machine, with all background work stopped, for the duration.
+
+    Waits while another process (or thread) times the same device. Re-entrant within a thread.
+    """
     global _depth
+    me = threading.get_ident()
     with _lock:
-        _depth += 1
-        if _depth == 1:
-            for proc in _registered:
-                proc.signal(signal.SIGSTOP)
+        nested = me in _owners
+        _owners[me] = _owners.get(me, 0) + 1
+    device_fd = timing_fd = -1
+    entered = False
     try:
+        if not nested:
+            device_fd = node.open_lock(f"device-{node.device_key(device)}.lock")
+            node.lock(device_fd, fcntl.LOCK_EX)  # before stopping anything: the wait may be long
+            with _lock:
+                _depth += 1
+                entered = True
+                _settle(probe=False)
+            timing_fd = node.open_lock(node.TIMING)
+            node.lock(timing_fd, fcntl.LOCK_SH)
+            node.wait_until_still(BARRIER_TIMEOUT_S, POLL_S / 5)
         yield
     finally:
+        for fd in (timing_fd, device_fd):  # closing drops the locks; before the probe, which must not see ours
+            if fd >= 0:
+                os.close(fd)
         with _lock:
-            _depth -= 1
-            if _depth == 0:
-                for proc in _registered:
-                    proc.signal(signal.SIGCONT)
+            _owners[me] -= 1
+            if not _owners[me]:
+                del _owners[me]
+            if entered:
+                _depth -= 1
+                _settle(probe=True)
 
 
 def is_quiet() -> bool:
-    """Whether some thread is timing right now (for tests and diagnostics)."""
+    """Whether some thread of this process is timing right now (for tests and diagnostics)."""
     return _depth > 0
