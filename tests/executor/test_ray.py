@@ -4,37 +4,16 @@ writer, and a judging slot killed mid-run loses and duplicates nothing (issue 16
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from kernelwright.bench import records as R
 from tests.bench.suite_fixture import make_suite
+from tests.executor.bench_cli import assert_one_writer, kill_a_slot_mid_run, pids_with, run_bench
+from tests.executor.bench_cli import verdicts as _verdicts
 
 ray = pytest.importorskip("ray")
-
-FAST = ["--device", "cpu", "--no-compile-baseline", "--no-timing", "--threads", "1", "--json"]
-
-
-def _env(store: Path) -> dict[str, str]:
-    env = dict(os.environ, KERNELWRIGHT_STORE=str(store), COLUMNS="160")
-    env.pop("RAY_ADDRESS", None)  # a local cluster of the test's own
-    return env
-
-
-def _bench(suite: Path, cands: Path, out: Path, store: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "bench", str(suite), "--candidates",
-                           str(cands), "--out", str(out), *FAST, *extra], capture_output=True, text=True,
-                          env=_env(store), timeout=900)
-
-
-def _verdicts(out: Path) -> dict[str, tuple[str, list[str]]]:
-    return {r.candidate: (str(r.verdict), [x["check"] for x in r.reasons]) for r in R.load(out)}
+_bench = run_bench
 
 
 @pytest.mark.slow
@@ -46,56 +25,16 @@ def test_the_same_verdicts_on_a_local_ray_cluster_as_on_the_local_executor(tmp_p
     assert on_ray.returncode == 0, on_ray.stderr[-2000:]
     assert _verdicts(tmp_path / "ray") == _verdicts(tmp_path / "local")
     assert len(_verdicts(tmp_path / "ray")) == 5
-    # The driver alone wrote the store: one run per task, each finished, every verdict in it.
-    from kernelwright.store import Store
-
-    with Store(tmp_path / "ray.db") as store:
-        runs = store.list_runs()
-        assert sorted(r.task_name for r in runs) == ["level1/1_GeluMul.py", "level1/2_Hinge.py", "level2/2_Broken.py"]
-        assert all(r.status == "finished" for r in runs)
-        assert sum(len(store.candidates(r.id)) for r in runs) == 5
+    assert_one_writer(tmp_path / "ray.db")
     # The summary is the local one's, and the tasks come in suite order.
     assert json.loads(on_ray.stdout)["summary"] == json.loads(local.stdout)["summary"]
     assert [t["task"] for t in json.loads(on_ray.stdout)["tasks"]] == [t["task"] for t in json.loads(local.stdout)["tasks"]]
 
 
-def _slot_pids() -> list[int]:
-    """Ray worker processes running a verdict (Ray titles them after the task's function)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"_judge_in_slot" in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 @pytest.mark.slow
 def test_a_judging_slot_killed_mid_run_loses_and_duplicates_nothing(tmp_path):
-    suite, cands = make_suite(tmp_path)
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "kernelwright.cli.main", "bench", str(suite), "--candidates", str(cands),
-           "--out", str(out), *FAST, "--executor", "ray"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path / "s.db"))
-    killed = None
-    deadline = time.monotonic() + 300
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        pids = _slot_pids()
-        if pids:
-            os.kill(pids[0], signal.SIGKILL)
-            killed = pids[0]
-        time.sleep(0.05)
-    stdout, stderr = proc.communicate(timeout=900)
-    assert killed is not None, "no judging slot was seen running"
-    assert proc.returncode == 0, stderr[-2000:]
-    lines = (out / R.RESULTS).read_text().splitlines()
-    keys = [json.loads(line)["key"] for line in lines]
-    assert len(keys) == len(set(keys)) == 5  # each verdict once: the killed one was run again, not lost
-    assert not any(x["check"] == "infrastructure" for r in R.load(out) for x in r.reasons)
-    assert json.loads(stdout)["summary"]["candidates"] == 5
+    # Ray titles a worker running a verdict after the task's function.
+    kill_a_slot_mid_run(tmp_path, lambda bench: pids_with(b"_judge_in_slot"), "--executor", "ray")
 
 
 def test_a_record_of_a_lost_slot_is_judged_again_on_resume(tmp_path):

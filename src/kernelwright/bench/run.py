@@ -67,6 +67,7 @@ class BenchOptions:
     sample_seed: int | None = None  # its seed (None: 0)
     executor: str = "local"  # where verdicts of given candidates run (kernelwright.executor)
     ray_address: str | None = None  # the Ray cluster's, with executor "ray" (None: RAY_ADDRESS or a local one)
+    slots: int | None = None  # local judging slots (None: one per visible GPU on CUDA, one on the CPU)
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ def _judge_candidates(suite: Path, candidates: Path, tasks: list[SuiteTask], dev
 def _executor(options: BenchOptions) -> Executor:
     from kernelwright.executor import get_executor
 
-    return get_executor(options.executor, options.ray_address)
+    return get_executor(options.executor, options.ray_address, options.slots)
 
 
 def _close_run(store: Store, current_run: list[str], status: str) -> None:

@@ -77,15 +77,18 @@ def default_out(suite: Path, device: str) -> Path:
               "~/.local/share/kernelwright/kernelwright.db).")
 @click.option("--no-confine", is_flag=True, help="Run candidates unconfined (also KERNELWRIGHT_CONFINE=0).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where --candidates verdicts run: this machine, one at a time, or a Ray cluster's judging "
-                   "slots (one GPU each; on the CPU, a whole node each). Verdicts do not depend on it.")
+              help="Where --candidates verdicts run: this machine's judging slots (--slots), or a Ray cluster's "
+                   "(one GPU each; on the CPU, a whole node each). Verdicts do not depend on it.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="With --executor ray: the cluster to join (default: $RAY_ADDRESS, else a local one).")
+@click.option("--slots", type=click.IntRange(1, 1024), default=None,
+              help="With --executor local: judging slots, each a process on one GPU and cores of its own "
+                   "(default: one per visible GPU; 1 on the CPU). Slots of one device take turns timing.")
 def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str, ...], budget: int,
           time_limit: float | None, seed: int | None, parallel: int, target: str | None, levels: str | None,
           pattern: str | None, sample: int | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,
           no_compile_baseline: bool, no_timing: bool, threads: int | None, store_path: str | None,
-          no_confine: bool, executor: str, ray_address: str | None) -> None:
+          no_confine: bool, executor: str, ray_address: str | None, slots: int | None) -> None:
     """Judge every candidate of every task of SUITE (a KernelBench checkout or a folder in its layout).
 
     With --optimize instead of --candidates, the engineer runs on each task within the
@@ -113,7 +116,7 @@ def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str,
                             target=target) if optimize else None
         opts = BenchOptions(
             out=out, levels=_levels(levels), pattern=pattern, optimize=plan, sample=sample, sample_seed=seed,
-            executor=executor, ray_address=ray_address,
+            executor=executor, ray_address=ray_address, slots=slots,
             store_path=Path(store_path) if store_path else default_store_path(),
             verify=VerifyOptions(device=dev, trials=trials, compile_baseline=not no_compile_baseline,
                                  timing=not no_timing, threads=threads, compile_ratio_cache=True,

@@ -1,8 +1,10 @@
-"""The local executor: verdicts one at a time in this process's judge, in job order.
+"""The local executor: this machine's judging slots.
 
-The next verdict's workers start while the current one wraps up (a PairPool), and the next
-candidate of a slow-building form builds in a background worker (judge.prebuild), which
-stands still while anything is timed (sandbox.quiet).
+One slot (the default on the CPU) judges in this process, in job order: the next verdict's
+workers start while the current one wraps up (a PairPool), and the next candidate of a
+slow-building form builds in a background worker (judge.prebuild), which stands still while
+anything is timed (sandbox.quiet). Several slots (`--slots N`; on CUDA, one per visible GPU by
+default) are processes of their own (executor._slots), each doing the same.
 """
 
 from __future__ import annotations
@@ -18,18 +20,32 @@ from kernelwright.judge.verify import VerifyOptions, pair_spec
 
 
 class LocalExecutor:
-    """One judging slot: this process, this machine's device."""
+    """`slots` judging slots on this machine (None: one per visible GPU on CUDA, one on the CPU)."""
 
     name = "local"
 
+    def __init__(self, slots: int | None = None) -> None:
+        self.slots = slots
+
     def judge(self, jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
-        """Judge `jobs` in order; yield each outcome as it is reached."""
-        ahead = Prebuilder(device, [(j.source, j.candidate.name) for j in jobs])
-        with PairPool() as pool, ahead:
-            for job in jobs:
-                ahead.next()
-                pool.refill(pair_spec(opts, device))  # nothing is being timed now; a no-op when a pair is ready
-                yield job, judge_here(job.task.path, job.candidate, opts, pool)
+        """Judge `jobs`; yield each outcome as it is reached (in job order with one slot)."""
+        from kernelwright.executor import _slots
+
+        n = self.slots or _slots.default_slots(device)
+        if n == 1:
+            yield from judge_in_order(jobs, device, opts)
+        else:
+            yield from _slots.SlotPool(n, device, opts).judge(jobs)
+
+
+def judge_in_order(jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
+    """One slot: judge `jobs` in this process, in order, building the next slow one ahead."""
+    ahead = Prebuilder(device, [(j.source, j.candidate.name) for j in jobs])
+    with PairPool() as pool, ahead:
+        for job in jobs:
+            ahead.next()
+            pool.refill(pair_spec(opts, device))  # nothing is being timed now; a no-op when a pair is ready
+            yield job, judge_here(job.task.path, job.candidate, opts, pool)
 
 
 class Prebuilder:
@@ -44,11 +60,14 @@ class Prebuilder:
         """Called as each queued candidate's verdict starts: build the one after it, if slow to build."""
         self.index += 1
         if self.index < len(self.queue):
-            source, filename = self.queue[self.index]
-            form = forms.detect(source)
-            if form is not None and not form.fast:
-                self.submitted.append(filename)
-                self.ex.submit(prebuild, source, filename, self.device)
+            self.build(*self.queue[self.index])
+
+    def build(self, source: str, filename: str) -> None:
+        """Build `source` in the background if its form is slow to build (a no-op otherwise)."""
+        form = forms.detect(source)
+        if form is not None and not form.fast:
+            self.submitted.append(filename)
+            self.ex.submit(prebuild, source, filename, self.device)
 
     def __enter__(self) -> Prebuilder:
         return self
