@@ -20,7 +20,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("task", type=click.Path(dir_okay=False), required=False)
-@click.argument("candidate", type=click.Path(dir_okay=False), required=False)
+@click.argument("candidates", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--from-export", "from_export", type=click.Path(dir_okay=False), default=None,
               help="Judge again every row of an export (`kernelwright export`, jsonl or parquet) instead, "
                    "and say which rows no longer hold here.")
@@ -44,10 +44,21 @@ def main() -> None:
                    "view and no signals out (needs Landlock ABI 6 and user namespaces).")
 @click.option("--no-confine", is_flag=True,
               help="Run the candidate unconfined (also KERNELWRIGHT_CONFINE=0); the verdict says so.")
-def verify(task: str | None, candidate: str | None, from_export: str | None, device: str | None, as_json: bool,
-           trials: int, no_compile_baseline: bool, kept_compile_ratio: bool, no_timing: bool, strict_task: bool,
-           threads: int | None, no_build_cache: bool, require_confinement: bool, no_confine: bool) -> None:
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="With several candidates: where they are judged (this machine's --slots, or a Ray cluster's "
+                   "judging slots). Verdicts do not depend on it.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the cluster to join (default: $RAY_ADDRESS, else a local one).")
+@click.option("--slots", type=click.IntRange(1, 1024), default=None,
+              help="With --executor local: judging slots (default: one per visible GPU; 1 on the CPU).")
+def verify(task: str | None, candidates: tuple[str, ...], from_export: str | None, device: str | None,
+           as_json: bool, trials: int, no_compile_baseline: bool, kept_compile_ratio: bool, no_timing: bool,
+           strict_task: bool, threads: int | None, no_build_cache: bool, require_confinement: bool,
+           no_confine: bool, executor: str, ray_address: str | None, slots: int | None) -> None:
     """Judge CANDIDATE (a file defining ModelNew) against TASK (KernelBench format).
+
+    With several CANDIDATES, each is judged on --executor and gets its own verdict (--json: one
+    object, a `candidates` list and a `summary`); exit 0 only when all are accepted.
 
     Exit 0: accepted. Exit 1: rejected. Exit 2: the task, a file or the command line is wrong.
     With --from-export FILE (and no TASK or CANDIDATE): exit 0 when every row holds, 1 when one
@@ -60,11 +71,19 @@ def verify(task: str | None, candidate: str | None, from_export: str | None, dev
                          timing=not no_timing, strict_task=strict_task, threads=threads,
                          build_cache=not no_build_cache, require_confinement=require_confinement,
                          compile_ratio_cache=kept_compile_ratio, **({"confine": False} if no_confine else {}))
-    if from_export is not None or task is None or candidate is None:
+    if from_export is not None or task is None or not candidates:
         if from_export is None or task is not None:
             exit_bad_input("give TASK and CANDIDATE, or --from-export FILE alone", as_json)
         _verify_export(from_export, opts, as_json)
         return
+    if len(candidates) > 1 or executor != "local" or slots is not None:
+        from pathlib import Path
+
+        from kernelwright.cli.verify_many import verify_many
+
+        verify_many(Path(task), [Path(c) for c in candidates], opts, executor, ray_address, slots, as_json)
+        return
+    candidate = candidates[0]
     try:
         with interruptible():
             result = verify_files(task, candidate, opts)
