@@ -1,13 +1,14 @@
 """Verdicts per minute on 1, 2 and N judging slots, side by side in one run (issue 16).
 
 Builds a small suite in KernelBench's layout from the shipped examples (each task's own Model
-as its candidate, REPEAT copies of each task), then judges it with the local executor (one
-slot) and with the Ray executor on a local Ray cluster of 1, 2 and N slots, and prints
-verdicts per minute and the ratio to one local slot. Judged without timing: on the CPU a
-timed verdict holds a whole node (no two verdicts may time on one machine), so slots of one
-CPU each exist only for correctness-only judging; every verdict must still be `accepted`.
+as its candidate, REPEAT copies of each task), then judges it with the local executor on 1, 2
+and N slots (slot processes of this machine) and with the Ray executor on a local Ray cluster
+of 1, 2 and N slots, and prints verdicts per minute and the ratio to one local slot. Judged
+without timing unless --timed: on the CPU a timed Ray verdict holds a whole node, so Ray's
+slots of one CPU each exist only for correctness-only judging (the local executor's timed
+slots each get cores of their own and take turns timing). Every verdict must be `accepted`.
 
-    python benchmarks/scale.py [--slots 1,2] [--repeat 2] [--device cpu]
+    python benchmarks/scale.py [--local-slots 1,2] [--slots 1,2] [--repeat 2] [--device cpu] [--timed]
 """
 
 from __future__ import annotations
@@ -37,43 +38,59 @@ def _suite(root: Path, repeat: int) -> tuple[Path, Path]:
     return root / "suite", cands
 
 
-def _run(suite: Path, cands: Path, out: Path, executor: str, device: str) -> tuple[int, float, set[str]]:
+def _run(suite: Path, cands: Path, out: Path, executor: str, device: str, slots: int | None,
+         timed: bool) -> tuple[int, float, set[str]]:
     from kernelwright.bench import BenchOptions, run_bench
     from kernelwright.judge.verify import VerifyOptions
 
-    opts = BenchOptions(out=out, executor=executor, store_path=out / "kw.db",
-                        verify=VerifyOptions(device=device, timing=False, compile_baseline=False, threads=1))
+    opts = BenchOptions(out=out, executor=executor, store_path=out / "kw.db", slots=slots,
+                        verify=VerifyOptions(device=device, timing=timed, compile_baseline=False, threads=1))
     t0 = time.perf_counter()
     _, rows = run_bench(suite, cands, opts)
     return len(rows), time.perf_counter() - t0, {str(r.verdict) for r in rows}
 
 
+def _row(executor: str, slots: int, n: int, secs: float, verdicts: set[str], base: float | None) -> float:
+    """Print one row of the table; the rate (verdicts a minute)."""
+    rate = n / secs * 60
+    ratio = rate / base if base else 1.0
+    print(f"| {executor} | {slots} | {secs:.1f} s | {rate:.1f} | {ratio:.2f}x | {', '.join(sorted(verdicts))} |",
+          flush=True)
+    return rate
+
+
 def main() -> int:
-    """Print verdicts per minute for each executor and slot count."""
+    """Print verdicts per minute for each executor and slot count, as a markdown table."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--slots", default="1,2", help="Ray slot counts to try, comma-separated")
+    ap.add_argument("--local-slots", default="1,2", help="local slot counts to try, comma-separated")
+    ap.add_argument("--slots", default="1,2", help="Ray slot counts to try, comma-separated ('' for none)")
     ap.add_argument("--repeat", type=int, default=2, help="copies of each example task in the suite")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--timed", action="store_true", help="time every verdict (local slots only on the CPU)")
     args = ap.parse_args()
-    import ray
 
     with tempfile.TemporaryDirectory(prefix="kw-scale-") as tmp:
         root = Path(tmp)
         suite, cands = _suite(root, args.repeat)
-        n, secs, verdicts = _run(suite, cands, root / "local", "local", args.device)
-        base = n / secs * 60
-        print(f"local, 1 slot: {n} verdicts in {secs:.1f} s, {base:.1f} a minute (1.00x); verdicts {sorted(verdicts)}")
-        for k in (int(x) for x in args.slots.split(",")):
+        print("| executor | slots | verdicts in | a minute | vs 1 local slot | verdicts |\n|---|---|---|---|---|---|")
+        base = None
+        for k in _counts(args.local_slots):
+            rate = _row("local", k, *_run(suite, cands, root / f"local{k}", "local", args.device, k, args.timed), base)
+            base = base or rate
+        for k in _counts(args.slots):
+            import ray
+
             ray.init(num_cpus=k, num_gpus=k if args.device == "cuda" else 0, include_dashboard=False,
                      logging_level="WARNING", log_to_driver=False)
             try:
-                n, secs, verdicts = _run(suite, cands, root / f"ray{k}", "ray", args.device)
+                _row("ray", k, *_run(suite, cands, root / f"ray{k}", "ray", args.device, None, args.timed), base)
             finally:
                 ray.shutdown()
-            rate = n / secs * 60
-            print(f"ray, {k} slot(s): {n} verdicts in {secs:.1f} s, {rate:.1f} a minute ({rate / base:.2f}x); "
-                  f"verdicts {sorted(verdicts)}")
     return 0
+
+
+def _counts(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 if __name__ == "__main__":

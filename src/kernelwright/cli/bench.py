@@ -82,8 +82,8 @@ def default_out(suite: Path, device: str) -> Path:
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="With --executor ray: the cluster to join (default: $RAY_ADDRESS, else a local one).")
 @click.option("--slots", type=click.IntRange(1, 1024), default=None,
-              help="With --executor local: judging slots, each a process on one GPU and cores of its own "
-                   "(default: one per visible GPU; 1 on the CPU). Slots of one device take turns timing.")
+              help="With --executor local: judging slots, each a process on one GPU (timing: on cores of its "
+                   "own; default: one per visible GPU, 1 on the CPU). Slots of one device take turns timing.")
 def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str, ...], budget: int,
           time_limit: float | None, seed: int | None, parallel: int, target: str | None, levels: str | None,
           pattern: str | None, sample: int | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,
