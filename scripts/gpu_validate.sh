@@ -235,11 +235,25 @@ PY
     # Resumable across calls: .kb-tmp/check/checked.jsonl (carried) holds the rows of earlier calls.
     mkdir -p /tmp/ct; [ -f .kb-tmp/check/checked.jsonl ] && cp .kb-tmp/check/checked.jsonl /tmp/ct/
     timeout -k 10 ${KW_CT_S:-480} kernelwright check-task .kb-tmp/KernelBench --levels ${KW_LEVELS:-1} \
-      ${KW_TASKS:+--tasks "$KW_TASKS"} --device cuda --json --out /tmp/ct/checked.jsonl \
-      > "$OUT/check_task.json" 2> "$OUT/check_task.err"; cp /tmp/ct/checked.jsonl "$OUT/"; tail -3 "$OUT/check_task.err"
-    echo "check-task exit $?"; python3 -c "import json; d=json.load(open('$OUT/check_task.json')); print(d['summary'])
-for t in d['tasks']:
-    if t['flags'] or t['error']: print(t['task'], t['flags'], (t['details'] or [t['error']])[0][:200])" ;;
+      ${KW_TASKS:+--tasks "$KW_TASKS"} --device cuda --jobs ${KW_CT_JOBS:-1} --json --out /tmp/ct/checked.jsonl \
+      > "$OUT/check_task.json" 2> "$OUT/check_task.err"; echo "check-task exit $?"
+    cp /tmp/ct/checked.jsonl "$OUT/"; tail -3 "$OUT/check_task.err"
+    # From the rows file, so that a call cut short still says what it found.
+    python3 - /tmp/ct/checked.jsonl <<'PY'
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line); rows[r["task"]] = r
+    except ValueError:
+        pass
+print(len(rows), "tasks checked,", sum(bool(r["flags"]) for r in rows.values()), "flagged,",
+      sum(bool(r["error"]) for r in rows.values()), "errors")
+for t, r in rows.items():
+    if r["flags"] or r["error"]:
+        print(t, r["flags"], (r["details"] or [r["error"]])[0][:200])
+PY
+    ;;
   optimize14)
     # Issue 14: `bench --optimize` (the LLM-free engineer) on a seeded sample of KernelBench levels
     # 1-2, resumable across calls: .kb-tmp/opt/ (carried) holds earlier calls' records and store.

@@ -91,3 +91,32 @@ def test_a_suite_checked_into_a_file_resumes_where_it_stopped(tmp_path):
     doc = json.loads(r.stdout)
     assert [t["task"] for t in doc["tasks"]] == ["level1/1_Zeros.py", "level1/2_GeluMul.py"]
     assert doc["summary"]["flagged"] == 1
+
+
+def test_jobs_check_tasks_side_by_side_and_a_task_out_of_memory_beside_others_is_checked_again_alone(tmp_path):
+    """--jobs 2: every task gets exactly one row; one whose process ran out of memory while another
+    ran beside it is checked once more, alone, and that second row is the one kept."""
+    suite = tmp_path / "suite" / "level1"
+    suite.mkdir(parents=True)
+    marker = tmp_path / "first_try_done"
+    (suite / "1_Zeros.py").write_text(ZEROS)
+    (suite / "2_GeluMul.py").write_text((TASKS / "gelu_mul.py").read_text())
+    (suite / "3_Tight.py").write_text(HEAD + "import pathlib\n\n\nclass Model(nn.Module):\n"
+                                      "    def forward(self, x):\n        return torch.tanh(x)\n\n\n"
+                                      "def get_inputs():\n"
+                                      f"    m = pathlib.Path({str(marker)!r})\n"
+                                      "    if not m.exists():\n        m.touch()\n"
+                                      "        raise torch.OutOfMemoryError('CUDA out of memory (simulated)')\n"
+                                      "    return [torch.randn(32, 64)]\n\n\ndef get_init_inputs():\n    return []\n")
+    out = tmp_path / "checked.jsonl"
+    r = subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "check-task", str(tmp_path / "suite"),
+                        "--device", "cpu", "--json", "--jobs", "2", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [t["task"] for t in doc["tasks"]] == ["level1/1_Zeros.py", "level1/2_GeluMul.py", "level1/3_Tight.py"]
+    rows = {t["task"]: t for t in doc["tasks"]}
+    assert marker.exists() and rows["level1/3_Tight.py"]["error"] == "" and rows["level1/3_Tight.py"]["flags"] == []
+    assert "under_tolerance" in rows["level1/1_Zeros.py"]["flags"]
+    written = [json.loads(line)["task"] for line in out.read_text().splitlines()]
+    assert sorted(written) == sorted(rows)  # the out-of-memory row was not written

@@ -6,7 +6,8 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Iterator
 
 import click
 
@@ -23,8 +24,11 @@ from kernelwright.cli.render import exit_bad_input
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="A JSON-lines file each task's row is appended to as it is checked; tasks already "
                    "in it are not checked again (an interrupted run resumes where it stopped).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Tasks checked at once, each in its own process (nothing is timed, so they may share "
+                   "the device); a task that ran out of memory beside others is checked again alone.")
 def check_task(target: str, device: str | None, levels: str | None, pattern: str | None, as_json: bool,
-               out_path: str | None) -> None:
+               out_path: str | None, jobs: int) -> None:
     """Check TARGET (a task file, or a suite in KernelBench's layout) for degenerate tasks: outputs
     under the tolerance (all zeros pass), outputs that barely depend on the inputs or on the
     weights, and operations that can be skipped with the output still passing.
@@ -35,7 +39,6 @@ def check_task(target: str, device: str | None, levels: str | None, pattern: str
     """
     from kernelwright.bench.suite import find_tasks
     from kernelwright.judge.verify import resolve_device
-    from kernelwright.task.check import check_task as check_one
     from kernelwright.task.loader import InputError
 
     dev = resolve_device(device)
@@ -52,40 +55,78 @@ def check_task(target: str, device: str | None, levels: str | None, pattern: str
     if not named:
         exit_bad_input(f"no task in {path} matches the selection", as_json)
     done = _done_rows(Path(out_path), dev) if out_path else {}
-    results = []
-    for i, (name, p) in enumerate(named):
-        t0 = time.perf_counter()
-        row = done.get(name)
-        if row is None:
-            row = check_one(p, dev, name).to_dict()
-            row["device"] = dev
-            if out_path:
-                with open(out_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
-        results.append(row)
-        if as_json:
-            state = "resumed" if name in done else f"{time.perf_counter() - t0:.1f} s"
-            click.echo(f"[{i + 1}/{len(named)}] {name}: {', '.join(row['flags']) or row['error'][:80] or 'ok'}"
+    todo = [(name, p) for name, p in named if name not in done]
+    rows: dict[str, dict[str, Any]] = {}
+
+    def show(name: str, row: dict[str, Any], state: str) -> None:
+        rows[name] = row
+        if as_json:  # progress on stderr, so that stdout stays one object
+            click.echo(f"[{len(rows)}/{len(named)}] {name}: {', '.join(row['flags']) or row['error'][:80] or 'ok'}"
                        f" ({state})", err=True)
-            continue
-        if row["error"]:
-            click.echo(f"{name}: not checked: {row['error']}")
-        elif row["flags"]:
-            click.echo(f"{name}: {', '.join(row['flags'])}")
-            for d in row["details"]:
-                click.echo(f"  - {d}")
         else:
-            click.echo(f"{name}: ok")
-        for n in row["notes"]:
-            click.echo(f"  note: {n}")
+            _print_row(name, row)
+
+    for name, _ in named:
+        if name in done:
+            show(name, done[name], "resumed")
+    for name, row, seconds in _check_all(todo, dev, jobs):
+        row["device"] = dev
+        if out_path:
+            with open(out_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        show(name, row, f"{seconds:.1f} s")
+    results = [rows[name] for name, _ in named]
     summary = {"tasks": len(results), "flagged": sum(bool(r["flags"]) for r in results),
                "errors": sum(bool(r["error"]) for r in results), "device": dev}
     if as_json:
-        rows = [{k: v for k, v in r.items() if k != "device"} for r in results]
-        sys.stdout.write(json.dumps({"tasks": rows, "summary": summary}) + "\n")
+        tasks = [{k: v for k, v in r.items() if k != "device"} for r in results]
+        sys.stdout.write(json.dumps({"tasks": tasks, "summary": summary}) + "\n")
     else:
         click.echo(f"{summary['tasks']} tasks checked on {dev}: {summary['flagged']} flagged, "
                    f"{summary['errors']} could not be checked")
+
+
+def _check_all(todo: list[tuple[str, Path]], device: str, jobs: int) -> Iterator[tuple[str, dict[str, Any], float]]:
+    """Check each task in its own child process, `jobs` at a time; yield (name, row, seconds) as
+    each finishes. A task that ran out of memory while others ran beside it is checked again,
+    alone, once the rest are done (its first row is not kept)."""
+    from kernelwright.task.check import check_task as check_one
+
+    def one(name: str, p: Path) -> tuple[str, dict[str, Any], float]:
+        t0 = time.perf_counter()
+        return name, check_one(p, device, name).to_dict(), time.perf_counter() - t0
+
+    again: list[tuple[str, Path]] = []
+    with ThreadPoolExecutor(jobs) as ex:
+        futures = {ex.submit(one, name, p): (name, p) for name, p in todo}
+        for fut in as_completed(futures):
+            name, row, seconds = fut.result()
+            if jobs > 1 and _out_of_memory(row["error"]):
+                again.append(futures[fut])
+                continue
+            yield name, row, seconds
+    for name, p in again:
+        yield one(name, p)
+
+
+def _out_of_memory(error: str) -> bool:
+    """A check process's error that says the device or the host ran out of memory."""
+    low = error.lower()
+    return "out of memory" in low or "outofmemory" in low or "killed by signal 9" in low
+
+
+def _print_row(name: str, row: dict[str, Any]) -> None:
+    """One task's row as text."""
+    if row["error"]:
+        click.echo(f"{name}: not checked: {row['error']}")
+    elif row["flags"]:
+        click.echo(f"{name}: {', '.join(row['flags'])}")
+        for d in row["details"]:
+            click.echo(f"  - {d}")
+    else:
+        click.echo(f"{name}: ok")
+    for n in row["notes"]:
+        click.echo(f"  note: {n}")
 
 
 def _done_rows(path: Path, device: str) -> dict[str, dict[str, Any]]:
