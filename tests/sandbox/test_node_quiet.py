@@ -55,6 +55,7 @@ with quiet.quiet(sys.argv[1]):
 def runtime(tmp_path, monkeypatch) -> dict[str, str]:
     """A private lock folder for the test and its children (real judges elsewhere keep theirs)."""
     monkeypatch.setenv(node.ENV_RUNTIME_DIR, str(tmp_path / "run"))
+    monkeypatch.setattr(quiet, "_prober", None)  # a prober made earlier in this process looks at the old folder
     return dict(os.environ)
 
 

@@ -98,7 +98,10 @@ def try_lock(fd: int, kind: int) -> bool:
 
 
 class Prober:
-    """This process's question "is anything on this node being timed?" (one per process, under its lock)."""
+    """This process's question "is anything on this node being timed?" (one per process, under its lock).
+
+    It keeps the lock files of the runtime folder of when it was made.
+    """
 
     def __init__(self) -> None:
         self.probe_fd = open_lock(PROBE)
