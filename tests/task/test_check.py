@@ -120,3 +120,23 @@ def test_jobs_check_tasks_side_by_side_and_a_task_out_of_memory_beside_others_is
     assert "under_tolerance" in rows["level1/1_Zeros.py"]["flags"]
     written = [json.loads(line)["task"] for line in out.read_text().splitlines()]
     assert sorted(written) == sorted(rows)  # the out-of-memory row was not written
+
+
+CLONE_THEN_RELU_AFTER_SOFTMAX = HEAD + ("class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                                        "        self.drop = nn.Dropout(0.0)\n\n    def forward(self, x):\n"
+                                        "        y = x.clone().detach().contiguous()\n"
+                                        "        return torch.relu(torch.softmax(self.drop(y), dim=1))\n") + TAIL
+LAYER_NORM = HEAD + ("class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                     "        self.ln = nn.LayerNorm(64)\n\n    def forward(self, x):\n        return self.ln(x)\n") + TAIL
+
+
+def test_copies_and_aliases_are_not_deletable_work_and_constant_weights_are_named_as_such(tmp_path):
+    """Skipping a clone, a detach or a Dropout of p=0 is exact, not a finding; a LayerNorm's weights
+    are the same for every seed (ones and zeros), which the detail says rather than 'the output
+    ignores them'."""
+    c = check_task(_task(tmp_path, "clone.py", CLONE_THEN_RELU_AFTER_SOFTMAX), "cpu")
+    assert c.flags == [Flag.DELETABLE_WORK], c
+    assert "relu" in c.details[0] and "clone" not in c.details[0] and "detach" not in c.details[0] \
+        and "drop" not in c.details[0] and "contiguous" not in c.details[0], c.details
+    ln = check_task(_task(tmp_path, "ln.py", LAYER_NORM), "cpu")
+    assert ln.flags == [Flag.WEIGHT_INDEPENDENT] and "same for every seed" in ln.details[0], ln
