@@ -140,3 +140,16 @@ def test_copies_and_aliases_are_not_deletable_work_and_constant_weights_are_name
         and "drop" not in c.details[0] and "contiguous" not in c.details[0], c.details
     ln = check_task(_task(tmp_path, "ln.py", LAYER_NORM), "cpu")
     assert ln.flags == [Flag.WEIGHT_INDEPENDENT] and "same for every seed" in ln.details[0], ln
+
+
+def test_the_check_process_is_the_one_the_system_kills_and_is_capped_on_the_cpu():
+    """A task too big for the machine must not take the command (or anything else) down with it:
+    the child marks itself first in line for the OOM killer and, on the CPU, caps its address
+    space at what a worker gets, so a huge allocation fails as an error row instead."""
+    code = ("import resource; from kernelwright.task.check import _limit_self; "
+            "from kernelwright.sandbox.limits import default_worker_memory; _limit_self('cpu'); "
+            "print(open('/proc/self/oom_score_adj').read().strip(), "
+            "resource.getrlimit(resource.RLIMIT_AS)[0] == 2 * default_worker_memory())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1000", "True"], r.stdout

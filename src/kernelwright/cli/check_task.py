@@ -112,7 +112,8 @@ def _check_all(todo: list[tuple[str, Path]], device: str, jobs: int) -> Iterator
 def _out_of_memory(error: str) -> bool:
     """A check process's error that says the device or the host ran out of memory."""
     low = error.lower()
-    return "out of memory" in low or "outofmemory" in low or "killed by signal 9" in low
+    return any(m in low for m in ("out of memory", "outofmemory", "memoryerror", "can't allocate memory",
+                                   "killed by signal 9"))
 
 
 def _print_row(name: str, row: dict[str, Any]) -> None:

@@ -65,6 +65,8 @@ def check_task(path: Path, device: str, name: str | None = None, timeout_s: floa
         d = json.loads(lines[-1])
     except (IndexError, ValueError):
         why = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        if proc.returncode == -9:
+            why += ", most likely by the system for want of memory"
         return TaskCheck(label, error=f"the check process failed ({why}): {proc.stderr.strip()[-400:]}")
     return TaskCheck(label, [Flag(f) for f in d.get("flags", [])], list(d.get("details", [])),
                      list(d.get("notes", [])), str(d.get("error", "")))
@@ -239,9 +241,29 @@ def _passes(got: Any, expected: Any, rtol: float | None, atol: float | None) -> 
     return True
 
 
+def _limit_self(device: str) -> None:
+    """The child, not the command that started it, is what the system kills when memory runs
+    out; on the CPU it is capped at a worker's share of RAM, so a task too big for the machine
+    fails with MemoryError (a row that says so) before the system has to kill anything."""
+    import resource
+
+    from kernelwright.sandbox.limits import default_worker_memory
+
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+    if device == "cpu":  # the CUDA driver reserves more address space than any RAM
+        cap = 2 * default_worker_memory()
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+
+
 def main() -> None:
     """Child process: check one task, print one JSON object."""
     path, device = Path(sys.argv[1]), sys.argv[2]
+    _limit_self(device)
     try:
         d = _run_checks(path, device)
     except Exception as exc:  # noqa: BLE001 - the row says why
