@@ -62,3 +62,44 @@ def test_the_worker_names_the_header_only_for_the_candidate_it_was_built_for(mon
     assert os.environ[pch.INDUCTOR_ENV] == "/pch/inductor"
     candidate._share_torch_header("x = 1", None)  # the next candidate, none built for it
     assert pch.INDUCTOR_ENV not in os.environ
+
+
+@pytest.mark.slow
+def test_soon_never_waits_builds_in_the_background_stopped_while_anything_is_timed(tmp_path):
+    """A search's first Inductor candidate builds without the prelude rather than wait for it; the
+    prelude's compiler runs as background work, which stands still during a quiet period."""
+    import time
+
+    from kernelwright.sandbox import quiet
+
+    src = _source([*FLAGS, "-DKW_SOON_TEST"])  # flags of its own: no other test's header
+    t0 = time.perf_counter()
+    assert pch.inductor_include_soon(tmp_path, src) is None
+    assert time.perf_counter() - t0 < 1.0  # did not wait for a compiler
+    builder = next(t for t in pch._soon.values() if t.is_alive())
+    assert pch.inductor_include_soon(tmp_path, src) is None  # one build per flags, not two
+    assert sum(t.is_alive() for t in pch._soon.values()) == 1
+    time.sleep(0.3)  # the compiler has started
+    with quiet.quiet():
+        time.sleep(0.2)
+        compilers = _processes_naming(str(tmp_path))
+        assert compilers, "the prelude's compiler runs while the test looks"
+        assert all(state == "T" for state in compilers.values()), compilers  # stopped while timing
+    assert any(state != "T" for state in _processes_naming(str(tmp_path)).values()) or not builder.is_alive()
+    builder.join(timeout=120)
+    inc = pch.inductor_include_soon(tmp_path, src)
+    assert inc is not None and (Path(inc) / (pch.CPP_PREFIX_H + ".gch")).exists()
+
+
+def _processes_naming(text: str) -> dict[int, str]:
+    """pid -> state letter of every process whose command line mentions `text`."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found[int(proc.name)] = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+    return found

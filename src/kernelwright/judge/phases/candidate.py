@@ -28,7 +28,7 @@ class CandidatePhase(JudgementState):
         if self.opts.confine and "load_inline" in self.cand.source:
             # A confined candidate only reads the shared precompiled header: the judge builds it.
             pch.prebuild(pch_root(), self.device, self.cand.source)
-        header["cpp_prefix_pch"] = pch.inductor_include(pch_root(), self.cand.source)
+        header["cpp_prefix_pch"] = pch.inductor_include_soon(pch_root(), self.cand.source)
         lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
         self.candidate_ran = True
         with lock:
