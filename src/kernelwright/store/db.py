@@ -127,6 +127,25 @@ class Store:
                          " best_candidate_id = COALESCE(?, best_candidate_id) WHERE id = ?",
                          (status, _now(), best_candidate_id, run_id))
 
+    def merge_run(self, src: str | os.PathLike[str], run_id: str, *, task_path: str | None = None,
+                  moved: tuple[str, str] | None = None) -> bool:
+        """Copy run `run_id` whole (candidates, lineage, verdicts, usage, crowning) from the store
+        file `src` into this one, ids kept, in one transaction; False when this store has it already.
+
+        `task_path` replaces the run's task path, and `moved` (old folder, new folder) the
+        crowned kernel's folder, where the search ran elsewhere. Raises UnknownRun when `src`
+        has no such run.
+        """
+        from kernelwright.store import merge
+
+        try:
+            rows = merge.read_run(Path(src), run_id)
+        except KeyError:
+            raise UnknownRun(f"no run {run_id!r} in {src}") from None
+        merge.relocate(rows, task_path, moved)
+        with self._write() as conn:
+            return merge.insert_run(conn, rows)
+
     # -- writing candidates, verdicts, usage --------------------------------
 
     def add_candidate(self, run_id: str, *, source: str | None, proposer: str, stage: str,
