@@ -66,6 +66,27 @@ def pids_with(marker: bytes) -> list[int]:
     return pids
 
 
+def judging_slots(bench: int) -> list[int]:
+    """The bench's slot processes that have started a verdict (they have a sandboxed worker)."""
+    return [p for p in pids_with(b"spawn_main") if _parent(p) == bench and _children(p)]
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
 def kill_a_slot_mid_run(root: Path, slot_pids: Callable[[int], list[int]], *extra: str) -> None:
     """Run the bench of the small suite, SIGKILL the first judging slot `slot_pids(bench's pid)` shows,
     and check that every candidate still has exactly one record, none of them a lost slot's."""

@@ -12,7 +12,7 @@ from kernelwright.executor import _slots
 from kernelwright.judge.verify import VerifyOptions
 from kernelwright.task.loader import InputError
 from tests.bench.suite_fixture import make_suite
-from tests.executor.bench_cli import FAST, assert_one_writer, kill_a_slot_mid_run, pids_with, run_bench, verdicts
+from tests.executor.bench_cli import FAST, assert_one_writer, judging_slots, kill_a_slot_mid_run, run_bench, verdicts
 
 TIMED = [f for f in FAST if f != "--no-timing"]
 
@@ -39,28 +39,7 @@ def _untimed(summary: dict) -> dict:
 
 @pytest.mark.slow
 def test_a_local_slot_killed_mid_run_loses_and_duplicates_nothing(tmp_path):
-    kill_a_slot_mid_run(tmp_path, _judging_slots, "--slots", "2")
-
-
-def _judging_slots(bench: int) -> list[int]:
-    """The bench's slot processes that have started a verdict (they have a sandboxed worker)."""
-    return [p for p in pids_with(b"spawn_main") if _parent(p) == bench and _children(p)]
-
-
-def _parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return -1
-
-
-def _children(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return f.read().split()
-    except OSError:
-        return []
+    kill_a_slot_mid_run(tmp_path, judging_slots, "--slots", "2")
 
 
 def test_timing_slots_get_disjoint_cores_and_need_one_each() -> None:

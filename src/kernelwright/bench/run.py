@@ -27,12 +27,12 @@ from kernelwright.bench.suite import SuiteTask, find_candidates, find_tasks, sam
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.result import JudgeResult
 from kernelwright.judge.verify import VerifyOptions, resolve_device
-from kernelwright.store import Store
+from kernelwright.store import Store, UnknownRun
 from kernelwright.task.loader import InputError
 from kernelwright.task.metadata import TaskError
 
 if TYPE_CHECKING:  # the executors import the bench's records: imported where used, not at load
-    from kernelwright.executor import Executor, JudgeOutcome
+    from kernelwright.executor import Executor, JudgeOutcome, SearchJob, SearchOutcome
 
 
 @dataclass(frozen=True)
@@ -169,9 +169,6 @@ def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
                          f"pattern {options.pattern!r})")
     if (candidates is None) == (options.optimize is None):
         raise InputError("give either --candidates DIR or --optimize, not both or neither")
-    if options.optimize is not None and options.executor != "local":
-        raise InputError(f"--executor {options.executor} judges given --candidates; --optimize runs on this "
-                         "machine (the local executor) for now")
     if candidates is not None and not candidates.is_dir():
         raise InputError(f"--candidates {candidates} is not a folder")
     device = resolve_device(options.verify.device)
@@ -191,7 +188,12 @@ def run_bench(suite: Path, candidates: Path | None, options: BenchOptions,
                 store = Store(store_path)
             if plan is not None:
                 assert store is not None
-                _optimize_tasks(tasks, device, plan, opts, settings, done, rows, store, options.out, progress)
+                searches = _search_executor(options, device)
+                if searches is None:
+                    _optimize_tasks(tasks, device, plan, opts, settings, done, rows, store, options.out, progress)
+                else:
+                    _optimize_elsewhere(tasks, device, plan, opts, settings, done, rows, store, options.out,
+                                        progress, searches)
             else:
                 assert candidates is not None
                 _judge_candidates(suite, candidates, tasks, device, opts, settings, done, rows, store, options.out,
@@ -211,15 +213,110 @@ def _optimize_tasks(tasks: list[SuiteTask], device: str, plan: OptimizePlan, opt
                     out: Path, progress: Callable[[BenchProgress], None] | None) -> None:
     """Run the engineer on every task that has no record yet, appending each task's record to `rows`."""
     for i, task in enumerate(tasks):
-        key = R.verdict_key(task.name, task.path.read_text(errors="replace"),
-                            "optimize " + json.dumps(plan.settings(), sort_keys=True), device, settings)
+        key = _search_key(task, plan, device, settings)
         resumed = key in done
         if not resumed:
-            done[key] = _optimize_one(task, key, device, plan, opts, store, out)
+            done[key] = optimize_one(task, key, device, plan, opts, store, out)
             R.append(out, done[key])
         rows.append(done[key])
         if progress:
             progress(BenchProgress(i, len(tasks), done[key], resumed))
+
+
+def _search_key(task: SuiteTask, plan: OptimizePlan, device: str, settings: dict[str, object]) -> str:
+    """A task's resume key under `bench --optimize`: the search's settings stand for the candidate."""
+    return R.verdict_key(task.name, task.path.read_text(errors="replace"),
+                         "optimize " + json.dumps(plan.settings(), sort_keys=True), device, settings)
+
+
+def _search_executor(options: BenchOptions, device: str) -> Executor | None:
+    """Where `--optimize` runs each task's search: None for this process (the local executor's one
+    slot), else an executor whose slots run whole searches into private stores."""
+    if options.executor == "local":
+        from kernelwright.executor._slots import default_slots
+
+        if (options.slots or default_slots(device)) == 1:
+            return None
+    return _executor(options)
+
+
+def _optimize_elsewhere(tasks: list[SuiteTask], device: str, plan: OptimizePlan, opts: VerifyOptions,
+                        settings: dict[str, object], done: dict[str, BenchRow], rows: list[BenchRow],
+                        store: Store, out: Path, progress: Callable[[BenchProgress], None] | None,
+                        executor: Executor) -> None:
+    """Run the searches of tasks without a record on `executor`'s slots, each into a private store;
+    merge each finished run into `store` (this process alone writes it) and record the task.
+
+    A task whose run is in `store` already (merged, or a search this process started, before a
+    kill) is finished here as the one-slot path does: never searched a second time.
+    """
+    from kernelwright.executor import SearchJob
+
+    jobs: list[SearchJob] = []
+    for i, task in enumerate(tasks):
+        key = _search_key(task, plan, device, settings)
+        if key not in done and _run_in(store, started_run(out, key)):
+            done[key] = optimize_one(task, key, device, plan, opts, store, out)
+            R.append(out, done[key])
+        if key in done:
+            rows.append(done[key])
+            if progress:
+                progress(BenchProgress(i, len(tasks), done[key], True))
+            continue
+        jobs.append(SearchJob(i, task, task.path.read_text(errors="replace"), key, out / SCRATCH / key))
+    for job, outcome in executor.search(jobs, device, plan, opts):
+        _recorded(out, done, rows, _merged(store, out, job, outcome, device), job.index, len(tasks), progress)
+    order = {t.name: n for n, t in enumerate(tasks)}
+    rows.sort(key=lambda r: order.get(r.task, len(order)))
+
+
+def _run_in(store: Store, run_id: str | None) -> bool:
+    if run_id is None:
+        return False
+    try:
+        store.get_run(run_id)
+    except UnknownRun:
+        return False
+    return True
+
+
+def _merged(store: Store, out: Path, job: SearchJob, outcome: SearchOutcome, device: str) -> BenchRow:
+    """The task's record of a search that ran in a slot, its run merged into `store` first.
+
+    The run is noted in OUT/optimize_runs.jsonl before the merge: a bench killed in between finds
+    the note without the run and searches again; killed after the merge, it finds both and
+    records the task from the store (`_optimize_elsewhere`).
+    """
+    if outcome.row is None:
+        return BenchRow(job.task.name, "", Verdict.ERROR, job.key, device, seconds=outcome.seconds,
+                        reasons=[{"check": (outcome.error_check or ErrorCheck.INTERNAL).value,
+                                  "detail": outcome.error or "?"}])
+    if outcome.run_id is not None:
+        private = _landed(job.scratch, outcome)
+        _note_run(out, job.key, outcome.run_id)
+        # A search that failed midway (its record an error) keeps its run too, as the one-slot path does.
+        store.merge_run(private, outcome.run_id, task_path=str(job.task.path),
+                        moved=(outcome.scratch, str(job.scratch)))
+    return outcome.row
+
+
+def _landed(scratch: Path, outcome: SearchOutcome) -> Path:
+    """The private store's path here: where a local slot wrote it, or where a Ray task's bytes now are
+    (with the run's files beside it, so the crowned kernel's path in the store is one that exists)."""
+    from kernelwright.executor import STORE_FILE
+
+    if outcome.db is None:
+        return Path(outcome.scratch) / STORE_FILE
+    scratch.mkdir(parents=True, exist_ok=True)
+    for rel, data in (outcome.files or {}).items():
+        (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / rel).write_bytes(data)
+    # A file of its own: a local slot's store of an earlier bench may lie in this folder with its
+    # WAL beside it, which SQLite would replay onto any file written under the same name.
+    assert outcome.run_id is not None
+    landed = scratch / f"{outcome.run_id}.db"
+    landed.write_bytes(outcome.db)
+    return landed
 
 
 def _judge_candidates(suite: Path, candidates: Path, tasks: list[SuiteTask], device: str, opts: VerifyOptions,
@@ -260,13 +357,19 @@ def _judge_candidates(suite: Path, candidates: Path, tasks: list[SuiteTask], dev
             if not left[job.task.name]:
                 current_run.remove(runs[job.task.name])
                 store.set_run_status(runs[job.task.name], "finished")
-        R.append(out, row)
-        done[job.key] = row
-        rows.append(row)
-        if progress:
-            progress(BenchProgress(job.index, len(tasks), row, False))
+        _recorded(out, done, rows, row, job.index, len(tasks), progress)
     order = {j.key: n for n, j in enumerate(jobs)}
     rows.sort(key=lambda r: order.get(r.key, len(order)))
+
+
+def _recorded(out: Path, done: dict[str, BenchRow], rows: list[BenchRow], row: BenchRow, index: int, tasks: int,
+              progress: Callable[[BenchProgress], None] | None) -> None:
+    """A new record, in results.jsonl first (the bench's memory), then among this bench's rows."""
+    R.append(out, row)
+    done[row.key] = row
+    rows.append(row)
+    if progress:
+        progress(BenchProgress(index, tasks, row, False))
 
 
 def _executor(options: BenchOptions) -> Executor:
@@ -293,6 +396,7 @@ def _record(store: Store, run_id: str, row: BenchRow, source: str, result_json: 
 # -- --optimize -----------------------------------------------------------------
 
 RUNS = "optimize_runs.jsonl"  # key -> store run id, written when a task's search starts
+SCRATCH = "searches"  # OUT/searches/KEY: a search's private store where it ran in a slot (executor)
 
 
 def _resolved(plan: OptimizePlan) -> OptimizePlan:
@@ -310,7 +414,7 @@ def _resolved(plan: OptimizePlan) -> OptimizePlan:
     return replace(plan, models=tuple(models))
 
 
-def _started_run(out: Path, key: str) -> str | None:
+def started_run(out: Path, key: str) -> str | None:
     """The store run a previous bench started for this key (it was cut short), if any."""
     path = out / RUNS
     if not path.exists():
@@ -335,7 +439,7 @@ def _note_run(out: Path, key: str, run_id: str) -> None:
         os.close(fd)
 
 
-def _optimize_one(task: SuiteTask, key: str, device: str, plan: OptimizePlan, opts: VerifyOptions,
+def optimize_one(task: SuiteTask, key: str, device: str, plan: OptimizePlan, opts: VerifyOptions,
                   store: Store, out: Path) -> BenchRow:
     """Run the engineer on one task (resuming a search a kill cut short); the task's record.
 
@@ -347,7 +451,7 @@ def _optimize_one(task: SuiteTask, key: str, device: str, plan: OptimizePlan, op
 
     t0 = time.perf_counter()
     run_dir = out / "runs" / task.name.replace("/", "__").removesuffix(".py")
-    run_id = _started_run(out, key)
+    run_id = started_run(out, key)
     status = None
     if run_id is not None:
         try:

@@ -77,13 +77,15 @@ def default_out(suite: Path, device: str) -> Path:
               "~/.local/share/kernelwright/kernelwright.db).")
 @click.option("--no-confine", is_flag=True, help="Run candidates unconfined (also KERNELWRIGHT_CONFINE=0).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where --candidates verdicts run: this machine's judging slots (--slots), or a Ray cluster's "
-                   "(one GPU each; on the CPU, a whole node each). Verdicts do not depend on it.")
+              help="Where verdicts (--candidates) or each task's whole search (--optimize) run: this machine's "
+                   "judging slots (--slots), or a Ray cluster's (one GPU each; on the CPU, a whole node each). "
+                   "Verdicts do not depend on it.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="With --executor ray: the cluster to join (default: $RAY_ADDRESS, else a local one).")
 @click.option("--slots", type=click.IntRange(1, 1024), default=None,
               help="With --executor local: judging slots, each a process on one GPU (timing: on cores of its "
-                   "own; default: one per visible GPU, 1 on the CPU). Slots of one device take turns timing.")
+                   "own; default: one per visible GPU, 1 on the CPU). Slots of one device take turns timing. "
+                   "With --optimize and more than 1, each slot runs whole searches.")
 def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str, ...], budget: int,
           time_limit: float | None, seed: int | None, parallel: int, target: str | None, levels: str | None,
           pattern: str | None, sample: int | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,

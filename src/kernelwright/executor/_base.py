@@ -6,11 +6,16 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
-from kernelwright.bench.records import ErrorCheck
+from kernelwright.bench.records import BenchRow, ErrorCheck
 from kernelwright.bench.suite import SuiteTask
 from kernelwright.judge.verify import VerifyOptions
+
+if TYPE_CHECKING:  # bench.run imports the executors where it uses them, never at load
+    from kernelwright.bench.run import OptimizePlan
+
+STORE_FILE = "kernelwright.db"  # a remote search's private store, in its scratch folder
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,14 @@ class JudgeJob:
 
     def sidecars(self) -> dict[str, str]:
         """The task's metadata files beside it (task/metadata.py reads them), by file name."""
-        from kernelwright.task.metadata import sidecar_paths
+        return task_sidecars(self.task.path)
 
-        return {p.name: p.read_text(errors="replace") for p in sidecar_paths(self.task.path) if p.is_file()}
+
+def task_sidecars(task_path: Path) -> dict[str, str]:
+    """The metadata files beside a task (task/metadata.py reads them), by file name."""
+    from kernelwright.task.metadata import sidecar_paths
+
+    return {p.name: p.read_text(errors="replace") for p in sidecar_paths(task_path) if p.is_file()}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,33 @@ class JudgeOutcome:
         return json.dumps(self.verdict or {}, allow_nan=False)
 
 
+@dataclass(frozen=True)
+class SearchJob:
+    """One task's whole search (`bench --optimize`), run in a slot into a private store."""
+
+    index: int  # the task's place in the bench's selection
+    task: SuiteTask
+    task_source: str
+    key: str  # the task's resume key
+    # The driver's folder for this search: local slots search in it (so a bench run again
+    # resumes the search there); a Ray task's private store and files are landed in it.
+    scratch: Path
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What came back for a search: the task's record and where its private store is, or why none."""
+
+    row: BenchRow | None  # the task's record, ids those of the private store (a merge keeps them)
+    run_id: str | None  # the search's run in the private store (None: it never started one)
+    scratch: str  # the folder the search ran in, where it ran: paths in its store point under it
+    seconds: float
+    db: bytes | None = None  # the private store itself when it ran on another machine (Ray)
+    files: dict[str, bytes] | None = None  # the run's files under `scratch` (best.py, best.json), likewise
+    error: str | None = None  # no record: why (a lost slot, twice; a bug of ours)
+    error_check: ErrorCheck | None = None
+
+
 class Executor(Protocol):
     """Runs verdicts somewhere; yields each job's outcome as it finishes, in any order.
 
@@ -59,6 +96,11 @@ class Executor(Protocol):
 
     def judge(self, jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
         """Judge `jobs`; yield (job, outcome) as each finishes."""
+        ...
+
+    def search(self, jobs: list[SearchJob], device: str, plan: OptimizePlan,
+               opts: VerifyOptions) -> Iterator[tuple[SearchJob, SearchOutcome]]:
+        """Run each job's search in a slot; yield (job, outcome) as each finishes."""
         ...
 
 
@@ -77,3 +119,24 @@ def judge_here(task_path: Path, candidate: Path, opts: VerifyOptions, pool: Any 
         return JudgeOutcome(None, time.perf_counter() - t0, error=f"kernelwright failed ({type(exc).__name__}: "
                             f"{exc}); please report it", error_check=ErrorCheck.INTERNAL)
     return JudgeOutcome(result.to_dict(), time.perf_counter() - t0)
+
+
+def search_here(job: SearchJob, device: str, plan: OptimizePlan, opts: VerifyOptions, scratch: Path,
+                task_path: Path) -> SearchOutcome:
+    """One task's search in this process, into the private store in `scratch` (resumed when a search
+    of the same key started there already): its record and run, or a bug of ours as its error."""
+    from dataclasses import replace
+
+    from kernelwright.bench.run import optimize_one, started_run
+    from kernelwright.store import Store
+
+    t0 = time.perf_counter()
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        with Store(scratch / STORE_FILE) as store:
+            row = optimize_one(replace(job.task, path=task_path), job.key, device, plan, opts, store, scratch)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: a record, never the end of a bench
+        return SearchOutcome(None, None, str(scratch), time.perf_counter() - t0,
+                             error=f"kernelwright failed ({type(exc).__name__}: {exc}); please report it",
+                             error_check=ErrorCheck.INTERNAL)
+    return SearchOutcome(row, started_run(scratch, job.key), str(scratch), time.perf_counter() - t0)

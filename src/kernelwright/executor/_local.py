@@ -10,13 +10,16 @@ default) are processes of their own (executor._slots), each doing the same.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from kernelwright import forms
-from kernelwright.executor._base import JudgeJob, JudgeOutcome, judge_here
+from kernelwright.executor._base import JudgeJob, JudgeOutcome, SearchJob, SearchOutcome, judge_here
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.verify import VerifyOptions, pair_spec
+
+if TYPE_CHECKING:
+    from kernelwright.bench.run import OptimizePlan
 
 
 class LocalExecutor:
@@ -36,6 +39,16 @@ class LocalExecutor:
             yield from judge_in_order(jobs, device, opts)
         else:
             yield from _slots.SlotPool(n, device, opts).judge(jobs)
+
+    def search(self, jobs: list[SearchJob], device: str, plan: OptimizePlan,
+               opts: VerifyOptions) -> Iterator[tuple[SearchJob, SearchOutcome]]:
+        """Run each job's search on a slot process, in the job's scratch folder; yield each outcome as it
+        ends. The slots time: each gets cores of its own. (With one slot, bench runs its searches in
+        its own process, into its store, and does not call this.)"""
+        from kernelwright.executor import _slots
+
+        n = self.slots or _slots.default_slots(device)
+        yield from _slots.SlotPool(n, device, opts, timed=True).search(jobs, plan)
 
 
 def judge_in_order(jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:

@@ -10,6 +10,12 @@ slot times on, and two slots of one device take turns timing (sandbox.quiet).
 
 A slot process that dies (killed, out of memory) loses the jobs it held; each is judged
 again once on a fresh slot, and lost twice it is an infrastructure error, as on Ray.
+
+`bench --optimize` sends a slot whole searches instead (one at a time), each into a private
+store in the job's scratch folder under the bench's OUT; the driver merges each finished run
+into the bench's store. A search whose slot died is run once more in the same folder, which
+resumes it from its private store as a bench run again would (its proposals and verdicts are
+not made twice).
 """
 
 from __future__ import annotations
@@ -19,17 +25,24 @@ import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from kernelwright.bench.records import ErrorCheck
-from kernelwright.executor._base import JudgeJob, JudgeOutcome, judge_here
+from kernelwright.executor._base import JudgeJob, JudgeOutcome, SearchJob, SearchOutcome, judge_here, search_here
 from kernelwright.judge.verify import VerifyOptions
+
+if TYPE_CHECKING:
+    from kernelwright.bench.run import OptimizePlan
 
 # Jobs a slot holds at once: the one it judges and those after it, the first of which it
 # builds ahead (one more than that covers the moment an outcome is on its way back).
 HELD = 3
 TRIES = 2  # a job whose slot died is judged once more, then recorded as lost
 STOP_WAIT_S = 120.0  # a slot's last background build may still be finishing when the jobs are done
+SEARCHES_HELD = 1  # a search is long: a slot holds only the one it runs, so idle slots take the rest
+
+Job = TypeVar("Job", JudgeJob, SearchJob)
+Outcome = TypeVar("Outcome", JudgeOutcome, SearchOutcome)
 
 
 def visible_gpus() -> list[str]:
@@ -70,54 +83,64 @@ class _Slot:
     cores: list[int] | None
     proc: Any = None  # a multiprocessing Process
     conn: Connection | None = None
-    held: deque[JudgeJob] = field(default_factory=deque)
+    held: deque[Any] = field(default_factory=deque)  # jobs sent and not yet answered, in order
 
 
 class SlotPool:
     """`n` slot processes judging on `device`; `judge` hands out jobs and yields outcomes as they come."""
 
-    def __init__(self, n: int, device: str, opts: VerifyOptions) -> None:
+    def __init__(self, n: int, device: str, opts: VerifyOptions, timed: bool | None = None) -> None:
+        """`timed`: whether the slots time anything (None: as `opts` says; a search always times)."""
         gpus = visible_gpus() if device.startswith("cuda") else []
         self.device, self.opts = device, opts
         self.slots = [_Slot(i, gpus[i % len(gpus)] if gpus else None, cores)
-                      for i, cores in enumerate(core_shares(n, opts.timing))]
+                      for i, cores in enumerate(core_shares(n, opts.timing if timed is None else timed))]
         self.ctx = mp.get_context("spawn")  # a fresh interpreter: CUDA_VISIBLE_DEVICES set before CUDA starts
 
     def judge(self, jobs: list[JudgeJob]) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
         """Judge `jobs` on the slots; yield (job, outcome) as each finishes, in any order."""
+        yield from self._run(jobs, HELD, None, _lost)
+
+    def search(self, jobs: list[SearchJob], plan: OptimizePlan) -> Iterator[tuple[SearchJob, SearchOutcome]]:
+        """Run each job's search on a slot (one search a slot at a time); yield (job, outcome) as each ends."""
+        yield from self._run(jobs, SEARCHES_HELD, plan, _lost_search)
+
+    def _run(self, jobs: list[Job], held: int, plan: OptimizePlan | None,
+             lost: Callable[[_Slot, int | None], Outcome]) -> Iterator[tuple[Job, Outcome]]:
         queue, tries, done = deque(jobs), Counter[str](), False
         try:
             for slot in self.slots:
-                self._start(slot)
+                self._start(slot, plan)
             while True:
                 for slot in self.slots:
-                    self._feed(slot, queue)
+                    self._feed(slot, queue, held)
                 busy = {slot.conn: slot for slot in self.slots if slot.held}
                 if not busy:
                     break
                 for conn in wait(list(busy)):
-                    yield from self._receive(busy[conn], queue, tries)  # type: ignore[index]
+                    yield from self._receive(busy[conn], queue, tries, plan, lost)  # type: ignore[index]
             done = True
         finally:
             self._stop(graceful=done)
 
-    def _start(self, slot: _Slot) -> None:
+    def _start(self, slot: _Slot, plan: OptimizePlan | None) -> None:
         parent, child = self.ctx.Pipe()
-        slot.proc = self.ctx.Process(target=_slot_main, args=(child, slot.gpu, slot.cores, self.device, self.opts),
+        slot.proc = self.ctx.Process(target=_slot_main,
+                                     args=(child, slot.gpu, slot.cores, self.device, self.opts, plan),
                                      name=f"kw-slot-{slot.index}", daemon=True)
         slot.proc.start()
         child.close()
         slot.conn = parent
 
-    def _feed(self, slot: _Slot, queue: deque[JudgeJob]) -> None:
+    def _feed(self, slot: _Slot, queue: deque[Any], held: int) -> None:
         assert slot.conn is not None
-        while queue and len(slot.held) < HELD:
+        while queue and len(slot.held) < held:
             job = queue.popleft()
             slot.held.append(job)
             slot.conn.send(job)
 
-    def _receive(self, slot: _Slot, queue: deque[JudgeJob],
-                 tries: Counter[str]) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
+    def _receive(self, slot: _Slot, queue: deque[Job], tries: Counter[str], plan: OptimizePlan | None,
+                 lost: Callable[[_Slot, int | None], Outcome]) -> Iterator[tuple[Job, Outcome]]:
         """The outcome a slot sent; or, when the slot died, its jobs back in the queue (lost twice: an error)."""
         assert slot.conn is not None
         try:
@@ -127,11 +150,11 @@ class SlotPool:
             for job in reversed(slot.held):
                 tries[job.key] += 1
                 if tries[job.key] >= TRIES:
-                    yield job, _lost(slot, code)
+                    yield job, lost(slot, code)
                 else:
                     queue.appendleft(job)
             slot.held.clear()
-            self._start(slot)
+            self._start(slot, plan)
             return
         yield slot.held.popleft(), outcome
 
@@ -162,22 +185,41 @@ def _reap(slot: _Slot) -> int | None:
     return slot.proc.exitcode
 
 
+def _lost_message(slot: _Slot, code: int | None, what: str) -> str:
+    return (f"local judging slot {slot.index} died on both tries (exit code {code}); not the candidate's fault, "
+            f"{what} again when the bench runs again")
+
+
 def _lost(slot: _Slot, code: int | None) -> JudgeOutcome:
-    return JudgeOutcome(None, 0.0, error=f"local judging slot {slot.index} died on both tries (exit code {code}); "
-                        "not the candidate's fault, judged again when the bench runs again",
-                        error_check=ErrorCheck.INFRASTRUCTURE)
+    return JudgeOutcome(None, 0.0, error=_lost_message(slot, code, "judged"), error_check=ErrorCheck.INFRASTRUCTURE)
 
 
-def _slot_main(conn: Connection, gpu: str | None, cores: list[int] | None, device: str, opts: VerifyOptions) -> None:
-    """A slot process: pin it, then judge what the driver sends until told to stop."""
+def _lost_search(slot: _Slot, code: int | None) -> SearchOutcome:
+    return SearchOutcome(None, None, "", 0.0, error=_lost_message(slot, code, "searched"),
+                         error_check=ErrorCheck.INFRASTRUCTURE)
+
+
+def _slot_main(conn: Connection, gpu: str | None, cores: list[int] | None, device: str, opts: VerifyOptions,
+               plan: OptimizePlan | None = None) -> None:
+    """A slot process: pin it, then judge (or, given a plan, search) what the driver sends until told to stop."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # nothing here has started CUDA yet
     if cores:
         os.sched_setaffinity(0, cores)
     try:
-        _serve(conn, device, opts)
+        if plan is None:
+            _serve(conn, device, opts)
+        else:
+            _serve_searches(conn, device, opts, plan)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass  # the driver was interrupted or is gone: nothing to send to
+
+
+def _serve_searches(conn: Connection, device: str, opts: VerifyOptions, plan: OptimizePlan) -> None:
+    # The scratch folder is under the bench's OUT, on this machine: the search runs in it, and
+    # the driver merges the private store from there.
+    while (job := conn.recv()) is not None:
+        conn.send(search_here(job, device, plan, opts, job.scratch, job.task.path))
 
 
 def _serve(conn: Connection, device: str, opts: VerifyOptions) -> None:
