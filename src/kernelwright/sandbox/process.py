@@ -79,6 +79,7 @@ class Worker:
         # The judge stops a worker's tree on purpose (it times the other side). Found stopped
         # while the judge is not holding it, someone else stopped it: it is resumed and counted.
         self._held = False
+        self._hold_lock = threading.Lock()  # the judge's stops and continues vs the request loop's look
         self.external_stops = 0
         self.tag = secrets.token_hex(8)
         env = limits.scrubbed_env(self.scratch, config, self.tag)
@@ -146,12 +147,16 @@ class Worker:
             self._resume_if_stopped()
 
     def _resume_if_stopped(self) -> None:
-        if not self._held and limits.is_stopped(self.proc.pid):
-            # Only the judge may stop a worker, and it is not holding this one: another
-            # process (the candidate's, in practice) did. Waiting would end in a timeout
-            # that blames whoever owns this worker, so resume it and let the judge decide.
-            self.external_stops += 1
-            limits.signal_tree(self.proc.pid, signal.SIGCONT, self.tag)
+        # Under the hold lock: the judge's own stop or continue (another thread) lands either
+        # wholly before this look or wholly after it, never between the look at `_held` and the
+        # look at the process's state (which would count the judge's own stop as another's).
+        with self._hold_lock:
+            if not self._held and limits.is_stopped(self.proc.pid):
+                # Only the judge may stop a worker, and it is not holding this one: another
+                # process (the candidate's, in practice) did. Waiting would end in a timeout
+                # that blames whoever owns this worker, so resume it and let the judge decide.
+                self.external_stops += 1
+                limits.signal_tree(self.proc.pid, signal.SIGCONT, self.tag)
 
     # -- failures -------------------------------------------------------------
 
@@ -244,9 +249,12 @@ class Worker:
         """Signal the worker's whole tree: its group, descendants and orphans it left to the judge."""
         if self.proc.poll() is not None:
             return
-        if sig in (signal.SIGSTOP, signal.SIGCONT):
+        if sig not in (signal.SIGSTOP, signal.SIGCONT):
+            limits.signal_tree(self.proc.pid, sig, self.tag)
+            return
+        with self._hold_lock:  # `_held` says true whenever the tree may be stopped by us
             self._held = sig == signal.SIGSTOP
-        limits.signal_tree(self.proc.pid, sig, self.tag)
+            limits.signal_tree(self.proc.pid, sig, self.tag)
 
     def kill(self) -> None:
         """Kill the worker, its process group and every descendant it left."""
