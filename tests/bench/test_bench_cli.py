@@ -127,3 +127,39 @@ def test_a_degenerate_task_is_marked_in_the_table_and_the_json(tmp_path):
     assert row["verdict"] == "accepted" and any("barely depends on its inputs" in d for d in row["degenerate"])
     table = _bench(*args, "--out", str(tmp_path / "out"), store=tmp_path / "s.db")
     assert "level1/1_NearConstant.py *" in table.stdout and "1 degenerate task(s)" in table.stdout, table.stdout
+
+
+def test_tasks_check_task_flagged_are_marked_in_the_table_the_json_and_the_report(tmp_path):
+    """--task-checks FILE: check-task's rows (its --out file) mark the tasks it flagged, beside what
+    the judge's own verdicts find; OUT keeps them, so the report and a later run show them too."""
+    suite, cands = tmp_path / "suite" / "level1", tmp_path / "cands" / "level1"
+    suite.mkdir(parents=True)
+    cands.mkdir(parents=True)
+    task = ("import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
+            "        return torch.relu(torch.softmax(x, dim=1))\n\n\ndef get_inputs():\n"
+            "    return [torch.randn(32, 64)]\n\n\ndef get_init_inputs():\n    return []\n")
+    (suite / "1_ReluAfterSoftmax.py").write_text(task)
+    (cands / "1_ReluAfterSoftmax.py").write_text(task + "\n\nclass ModelNew(Model):\n    pass\n")
+    checks = tmp_path / "checked.jsonl"
+    c = subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "check-task", str(tmp_path / "suite"),
+                        "--device", "cpu", "--json", "--out", str(checks)], capture_output=True, text=True, timeout=600)
+    assert c.returncode == 0 and "deletable_work" in checks.read_text(), c.stderr
+    out, store = tmp_path / "out", tmp_path / "s.db"
+    args = [str(tmp_path / "suite"), "--candidates", str(tmp_path / "cands"), "--out", str(out), *FAST]
+    r = _bench(*args, "--task-checks", str(checks), "--json", store=store)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)["tasks"]
+    assert row["verdict"] == "accepted" and row["task_checks"]["flags"] == ["deletable_work"], row
+    assert "relu" in row["task_checks"]["details"][0]
+    # A later run without the option shows what OUT kept, in the table.
+    table = _bench(*args, store=store)
+    assert "level1/1_ReluAfterSoftmax.py *" in table.stdout and "check-task: deletable_work" in table.stdout, \
+        table.stdout
+    page = tmp_path / "page.html"
+    rep = subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "report", str(out), "-o", str(page),
+                          "--store", str(store)], capture_output=True, text=True, timeout=600)
+    assert rep.returncode == 0, rep.stderr
+    assert "check-task: deletable_work" in page.read_text()
+    # A missing file is a clear error (exit 2), not a bench without marks.
+    bad = _bench(*args, "--task-checks", str(tmp_path / "nope.jsonl"), "--json", store=store)
+    assert bad.returncode == 2

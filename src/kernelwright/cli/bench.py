@@ -17,6 +17,7 @@ from kernelwright import constants as C
 from kernelwright.bench.metrics import P_VALUES
 from kernelwright.cli._interrupt import interruptible
 from kernelwright.bench.records import degenerate
+from kernelwright.task.check import flag_words
 from kernelwright.cli.render import exit_bad_input, speedup_text
 
 
@@ -86,11 +87,15 @@ def default_out(suite: Path, device: str) -> Path:
               help="With --executor local: judging slots, each a process on one GPU (timing: on cores of its "
                    "own; default: one per visible GPU, 1 on the CPU). Slots of one device take turns timing. "
                    "With --optimize and more than 1, each slot runs whole searches.")
+@click.option("--task-checks", "task_checks", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE", help="Rows of `kernelwright check-task` (its --out file or --json output): the "
+                                   "tasks it flagged are marked in the table, --json and the report (kept in OUT).")
 def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str, ...], budget: int,
           time_limit: float | None, seed: int | None, parallel: int, target: str | None, levels: str | None,
           pattern: str | None, sample: int | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,
           no_compile_baseline: bool, no_timing: bool, threads: int | None, store_path: str | None,
-          no_confine: bool, executor: str, ray_address: str | None, slots: int | None) -> None:
+          no_confine: bool, executor: str, ray_address: str | None, slots: int | None,
+          task_checks: str | None) -> None:
     """Judge every candidate of every task of SUITE (a KernelBench checkout or a folder in its layout).
 
     With --optimize instead of --candidates, the engineer runs on each task within the
@@ -138,14 +143,36 @@ def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str,
     names = [t.name for t in tasks]
     summary = summarize(names, rows)
     outs = outcomes(names, rows)
+    try:
+        checks = _task_checks(out, names, Path(task_checks) if task_checks else None, dev)
+    except OSError as exc:
+        exit_bad_input(f"--task-checks: {exc}", as_json)
+        return
     if as_json:
-        doc = {"tasks": [_task_json(o, [r for r in rows if r.task == o.task]) for o in outs],
+        doc = {"tasks": [_task_json(o, [r for r in rows if r.task == o.task], checks.get(o.task)) for o in outs],
                "summary": summary.to_dict(),
                "out": str(out / "results.jsonl")}
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
     else:
-        _print(Console(), outs, summary, rows)
+        _print(Console(), outs, summary, rows, checks)
     sys.exit(C.ExitCode.ACCEPTED)
+
+
+def _task_checks(out: Path, names: list[str], given: Path | None, device: str) -> dict[str, dict[str, Any]]:
+    """check-task's rows for this bench's tasks: from --task-checks (kept in OUT for the report and
+    later runs), else what an earlier run kept there. Rows checked on another device are used
+    when none was checked on this one."""
+    from kernelwright.report.export import write_whole
+    from kernelwright.task.check import TASK_CHECKS_FILE, read_rows
+
+    kept = out / TASK_CHECKS_FILE
+    if given is None:
+        return read_rows(kept) if kept.exists() else {}
+    rows = {**read_rows(given), **read_rows(given, device)}
+    mine = {n: rows[n] for n in names if n in rows}
+    out.mkdir(parents=True, exist_ok=True)
+    write_whole(kept, "".join(json.dumps(r) + "\n" for r in mine.values()))
+    return mine
 
 
 class _progress:
@@ -181,7 +208,7 @@ class _progress:
             self.bar.stop()
 
 
-def _task_json(o: Any, records: list[Any]) -> dict[str, Any]:
+def _task_json(o: Any, records: list[Any], check: dict[str, Any] | None = None) -> dict[str, Any]:
     """A task's entry of --json: its deciding record's figures, then every candidate's record."""
     r = o.row
     return {"task": o.task, "verdict": str(o.verdict), "candidates": o.candidates,
@@ -192,12 +219,15 @@ def _task_json(o: Any, records: list[Any]) -> dict[str, Any]:
             "speedup_vs_compile_interval": list(r.compile_interval) if r and r.compile_interval else None,
             "reasons": r.reasons if r else [{"check": "missing", "detail": "no candidate for this task"}],
             "degenerate": degenerate(f for x in records for f in x.findings),
+            # check-task's flags for it (--task-checks), with one detail each; None: not checked
+            "task_checks": {"flags": check.get("flags", []), "details": check.get("details", [])} if check else None,
             "records": [{"candidate": x.candidate, "verdict": str(x.verdict), "speedup_vs_eager": x.speedup_vs_eager,
                          "speedup_vs_compile": x.speedup_vs_compile, "reasons": x.reasons, "seconds": x.seconds}
                         for x in records]}
 
 
-def _print(console: Console, outs: list[Any], s: Any, rows: list[Any]) -> None:
+def _print(console: Console, outs: list[Any], s: Any, rows: list[Any],
+           checks: dict[str, dict[str, Any]] | None = None) -> None:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("task", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
@@ -209,7 +239,8 @@ def _print(console: Console, outs: list[Any], s: Any, rows: list[Any]) -> None:
         r = o.row
         reason = "" if r is None or o.verdict == "accepted" or not r.reasons else \
             f"{r.reasons[0]['check']}: {r.reasons[0]['detail']}"[:120]
-        weak = degenerate(f for x in rows if x.task == o.task for f in x.findings)
+        weak = degenerate(f for x in rows if x.task == o.task for f in x.findings) \
+            + flag_words((checks or {}).get(o.task, {}))
         flagged += bool(weak)
         if weak:
             reason = (reason + "; " if reason else "") + "degenerate task: " + "; ".join(weak)

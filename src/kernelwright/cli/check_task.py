@@ -133,14 +133,6 @@ def _print_row(name: str, row: dict[str, Any]) -> None:
 def _done_rows(path: Path, device: str) -> dict[str, dict[str, Any]]:
     """Rows an earlier run on this device wrote to `path`, by task; a torn last line is ignored
     (that task is checked again)."""
-    rows: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and row.get("device") == device and isinstance(row.get("task"), str):
-            rows[row["task"]] = row
-    return rows
+    from kernelwright.task.check import read_rows
+
+    return read_rows(path, device) if path.exists() else {}

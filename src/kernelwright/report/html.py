@@ -7,10 +7,12 @@ rows); a task's figure is its best accepted kernel's, with the judge's 95% inter
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kernelwright.bench.records import degenerate
@@ -69,9 +71,25 @@ def build(store: Store, source: str) -> str:
     rows = rows_for(store, source)
     if not rows:
         raise InputError(f"{source} has no judged kernel to report")
-    tasks = summarize(rows)
+    tasks = _with_task_checks(summarize(rows), source)
     lineages = [_lineage(store, rid) for rid in run_ids_of(store, source)]
     return _page(source, rows, tasks, lineages)
+
+
+def _with_task_checks(tasks: list[TaskSummary], source: str) -> list[TaskSummary]:
+    """Add the flags check-task found (a bench run with --task-checks keeps them in its OUT)."""
+    from kernelwright.bench import records as R
+    from kernelwright.task.check import TASK_CHECKS_FILE, flag_words, read_rows
+
+    out = Path(source)
+    if out.name == R.RESULTS:
+        out = out.parent
+    kept = out / TASK_CHECKS_FILE
+    if not kept.is_file():
+        return tasks
+    checks = read_rows(kept)
+    return [dataclasses.replace(t, degenerate=t.degenerate + tuple(flag_words(checks[t.task_id])))
+            if t.task_id in checks else t for t in tasks]
 
 
 # -- the figures ------------------------------------------------------------------------

@@ -51,6 +51,39 @@ class TaskCheck:
         return d
 
 
+TASK_CHECKS_FILE = "task_checks.jsonl"  # a bench's copy, in its OUT, of the check-task rows of its tasks
+
+
+def read_rows(path: Path, device: str | None = None) -> dict[str, dict[str, Any]]:
+    """The rows of a check-task `--out` file (JSON lines) or `--json` output, by task; the last row of
+    a task wins. With `device`, only rows checked there (rows without one count for any). A torn
+    or foreign line is skipped. Raises OSError when the file cannot be read."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+        lines = [json.dumps(t) for t in doc["tasks"]] if isinstance(doc, dict) and isinstance(doc.get("tasks"), list) \
+            else text.splitlines()
+    except ValueError:
+        lines = text.splitlines()
+    rows: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("task"), str) and isinstance(row.get("flags"), list) \
+                and (device is None or row.get("device", device) == device):
+            rows[row["task"]] = row
+    return rows
+
+
+def flag_words(row: dict[str, Any]) -> list[str]:
+    """A checked task's flags as bench and report print them: `check-task: FLAG (detail)`."""
+    details = list(row.get("details") or [])
+    return [f"check-task: {flag}" + (f" ({details[i]})" if i < len(details) else "")
+            for i, flag in enumerate(row.get("flags") or [])]
+
+
 def check_task(path: Path, device: str, name: str | None = None, timeout_s: float = CHECK_TIMEOUT_S) -> TaskCheck:
     """Check one task in a child process; its verdict, or an error row when the child failed."""
     label = name or str(path)
