@@ -148,6 +148,11 @@ def test_work_registered_while_another_process_times_is_stopped_at_once(runtime)
 
 def test_a_frozen_owner_delays_a_timer_by_the_barrier_timeout_at_most(runtime, owner) -> None:
     proc, spin = owner
+    # Frozen while its work runs (so while it holds the running lock): a loaded machine can
+    # otherwise catch it between a look at the node and its next hold.
+    assert _wait_state(spin, {"R", "S"}) in {"R", "S"}
+    time.sleep(0.05)
+    assert _wait_state(spin, {"R", "S"}) in {"R", "S"}
     os.kill(proc.pid, signal.SIGSTOP)  # its follower cannot stop its work any more
     try:
         t0 = time.monotonic()

@@ -71,7 +71,7 @@ def test_a_failure_to_place_the_header_leaves_the_build_as_it_was(monkeypatch) -
 def test_a_header_the_compiler_refused_is_never_built_again(tmp_path, monkeypatch) -> None:
     flags = ["-O3", "-DSOMETHING"]
     calls = []
-    monkeypatch.setattr(pch, "_build", lambda stage, f, header=pch.EXTENSION_H: calls.append(f) or False)
+    monkeypatch.setattr(pch, "_build", lambda stage, f, header=pch.EXTENSION_H, background=False: calls.append(f) or False)
     assert pch.ensure(tmp_path, flags) is None
     assert pch.ensure(tmp_path, flags) is None
     assert len(calls) == 1 and list(tmp_path.glob("*.unusable"))
