@@ -248,3 +248,13 @@ FINALIST_REJUDGES = 3  # accepted kernels re-judged, fastest first, until one ho
 # by BETWEEN_PROCESS_SPREAD covers what was seen, with no margin (see search/finalize.py).
 REJUDGE_REPLICAS = 2
 REJUDGE_TIMEOUT_S = 1800.0
+
+# -- executors: builds ahead of verdicts (issue 16) ------------------------------
+# The local executor's build pool (several slots): this many build workers when set, else one
+# per core the slots leave (at least one).
+BUILD_JOBS_ENV = "KERNELWRIGHT_BUILD_JOBS"
+# How often the driver looks for finished builds while its slots judge (to hand out built jobs).
+BUILD_POLL_S = 0.1
+# Jobs a slot holds at once when the driver builds ahead: the one it judges and the next, so
+# the driver keeps the rest to hand out as their builds finish.
+HELD_WITH_BUILDS = 2

@@ -4,7 +4,9 @@ One slot (the default on the CPU) judges in this process, in job order: the next
 workers start while the current one wraps up (a PairPool), and the next candidate of a
 slow-building form builds in a background worker (judge.prebuild), which stands still while
 anything is timed (sandbox.quiet). Several slots (`--slots N`; on CUDA, one per visible GPU by
-default) are processes of their own (executor._slots), each doing the same.
+default) are processes of their own (executor._slots), each doing the same, except that the
+driver builds the slow-building candidates ahead for all of them, in a pool of its own
+(executor._builds), and hands out built jobs first.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Iterator
 
-from kernelwright import forms
 from kernelwright.executor._base import JudgeJob, JudgeOutcome, SearchJob, SearchOutcome, judge_here
+from kernelwright.executor._builds import BuildPool, build_workers, slow_to_build
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.verify import VerifyOptions, pair_spec
@@ -38,7 +40,9 @@ class LocalExecutor:
         if n == 1:
             yield from judge_in_order(jobs, device, opts)
         else:
-            yield from _slots.SlotPool(n, device, opts).judge(jobs)
+            with BuildPool(device, build_workers(n)) as builds:
+                builds.submit(jobs)
+                yield from _slots.SlotPool(n, device, opts, builds=builds).judge(jobs)
 
     def search(self, jobs: list[SearchJob], device: str, plan: OptimizePlan,
                opts: VerifyOptions) -> Iterator[tuple[SearchJob, SearchOutcome]]:
@@ -77,8 +81,7 @@ class Prebuilder:
 
     def build(self, source: str, filename: str) -> None:
         """Build `source` in the background if its form is slow to build (a no-op otherwise)."""
-        form = forms.detect(source)
-        if form is not None and not form.fast:
+        if slow_to_build(source):
             self.submitted.append(filename)
             self.ex.submit(prebuild, source, filename, self.device)
 

@@ -12,6 +12,14 @@ Every node needs kernelwright and the same torch installed (the driver's environ
 shipped); the files a verdict needs (the task, its metadata sidecars, the candidate) travel
 with the task, so nodes share no file system with the driver.
 
+A slow-building candidate (a `load_inline` form) is built first, by a Ray task of its own that
+holds one CPU and no GPU and runs the same sandboxed prebuild (judge.prebuild) on a node; its
+verdict is submitted once that task has ended, however it ended, preferring the node that built
+it (the build cache is per node: a build on another node does not help). The build only puts
+the candidate into that node's cache: a build that failed or was lost is built (and fails)
+again in the verdict, which gives the `compile` rejection as it always did. On CUDA a judging
+slot leaves one of its GPU's CPUs to these builds.
+
 `bench --optimize` makes each task's whole search one Ray task on such a slot (a search always
 times), into a private store in a fresh folder of the node; the store and the run's files
 (best.py, best.json) come back as bytes, and the driver merges the run into the bench's store.
@@ -31,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 from kernelwright.bench.records import ErrorCheck
 from kernelwright.executor._base import STORE_FILE, JudgeJob, JudgeOutcome, SearchJob, SearchOutcome
 from kernelwright.executor._base import judge_here, search_here, task_sidecars
+from kernelwright.executor._builds import slow_to_build
 from kernelwright.judge.verify import VerifyOptions
 
 if TYPE_CHECKING:
@@ -66,6 +75,17 @@ def _judge_in_slot(task_name: str, task_source: str, sidecars: dict[str, str], c
         out = judge_here(task, cand, opts)
     return {"verdict": out.verdict, "seconds": out.seconds, "error": out.error,
             "error_check": out.error_check.value if out.error_check else None}
+
+
+def _build_on_node(cand_name: str, cand_source: str, device: str) -> str:
+    """Runs in a Ray worker holding one CPU: the candidate's sandboxed build into this node's build
+    cache (its outcome is the verdict's to find); the node's id, for the verdict to run there."""
+    import ray
+
+    from kernelwright.judge.prebuild import prebuild
+
+    prebuild(cand_source, Path(cand_name).name, device)
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def _search_in_slot(job: SearchJob, sidecars: dict[str, str], device: str, plan: OptimizePlan,
@@ -118,11 +138,16 @@ class RayExecutor:
 
     def _judge(self, ray: Any, jobs: list[JudgeJob], device: str,
                opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
-        def submit(remote: Any, slot: dict[str, Any], j: JudgeJob) -> Any:
-            return remote.options(**slot).remote(j.task.name, j.task_source, j.sidecars(), j.candidate.name,
-                                                 j.source, opts)
+        with self._session(ray):
+            remote = ray.remote(max_retries=1, retry_exceptions=False)(_judge_in_slot)
+            slot = self._slot(ray, device, opts.timing)
 
-        yield from self._each(ray, _judge_in_slot, jobs, device, opts.timing, submit, _outcome)
+            def submit(j: JudgeJob, node: str | None = None) -> Any:
+                where = {"scheduling_strategy": _on_node(node)} if node else {}
+                return remote.options(**slot, **where).remote(j.task.name, j.task_source, j.sidecars(),
+                                                              j.candidate.name, j.source, opts)
+
+            yield from _judge_after_builds(ray, jobs, device, submit)
 
     def search(self, jobs: list[SearchJob], device: str, plan: OptimizePlan,
                opts: VerifyOptions) -> Iterator[tuple[SearchJob, SearchOutcome]]:
@@ -141,10 +166,7 @@ class RayExecutor:
               outcome: Callable[[Any, Any], Outcome]) -> Iterator[tuple[Job, Outcome]]:
         """Run `fn` as one Ray task per job on a judging slot of `device` (`timing`: one that times),
         yielding (job, outcome) as each finishes."""
-        started_here = not ray.is_initialized()
-        if started_here:
-            self._connect(ray)
-        try:
+        with self._session(ray):
             remote = ray.remote(max_retries=1, retry_exceptions=False)(fn)
             slot = self._slot(ray, device, timing)
             refs = {submit(remote, slot, j): j for j in jobs}
@@ -154,8 +176,16 @@ class RayExecutor:
                     job = refs.pop(ready[0])
                     yield job, outcome(ray, ready[0])
             finally:
-                for ref in refs:
-                    ray.cancel(ref, force=True)
+                _cancel(ray, refs)
+
+    @contextlib.contextmanager
+    def _session(self, ray: Any) -> Iterator[None]:
+        """Ray connected for the block: to the cluster already joined, else one started (and stopped) here."""
+        started_here = not ray.is_initialized()
+        if started_here:
+            self._connect(ray)
+        try:
+            yield
         finally:
             if started_here:
                 ray.shutdown()
@@ -181,10 +211,61 @@ class RayExecutor:
         if device.startswith("cuda"):
             gpus = [(float(r.get("CPU", 0)), float(r.get("GPU", 0))) for r in nodes if r.get("GPU")]
             share = min((c / g for c, g in gpus if g), default=1.0)
-            return {"num_gpus": 1, "num_cpus": max(1.0, float(int(share)))}
+            # One CPU of each GPU's share is left to the builds ahead (_build_on_node).
+            return {"num_gpus": 1, "num_cpus": max(1.0, float(int(share) - 1))}
         if not timing:
             return {"num_gpus": 0, "num_cpus": 1.0}
         return {"num_gpus": 0, "num_cpus": min(cpus) if cpus else 1.0}
+
+
+def _judge_after_builds(ray: Any, jobs: list[JudgeJob], device: str,
+                        submit: Callable[[JudgeJob, str | None], Any]) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
+    """Submit each slow-building job's build (one per source) as a CPU-only task, and each job's
+    verdict through `submit`: at once when there is nothing to build, else once its build has
+    ended, on the node that built it; yield (job, outcome) as each verdict finishes."""
+    build = ray.remote(max_retries=1, retry_exceptions=False, num_cpus=1, num_gpus=0)(_build_on_node)
+    waiting: dict[Any, list[JudgeJob]] = {}  # a build's ref -> the jobs whose verdicts wait for it
+    by_source: dict[str, Any] = {}
+    judging: dict[Any, JudgeJob] = {}
+    for job in jobs:
+        if not slow_to_build(job.source):
+            judging[submit(job, None)] = job
+            continue
+        if job.source not in by_source:
+            by_source[job.source] = build.remote(job.candidate.name, job.source, device)
+        waiting.setdefault(by_source[job.source], []).append(job)
+    try:
+        while waiting or judging:
+            ready = ray.wait([*waiting, *judging], num_returns=1)[0][0]
+            if ready in waiting:
+                node = _built_on(ray, ready)
+                judging.update((submit(j, node), j) for j in waiting.pop(ready))
+            else:
+                job = judging.pop(ready)
+                yield job, _outcome(ray, ready)
+    finally:
+        _cancel(ray, [*waiting, *judging])
+
+
+def _built_on(ray: Any, ref: Any) -> str | None:
+    """The node a finished build ran on; None when its task was lost (the verdict builds anywhere)."""
+    try:
+        return str(ray.get(ref))
+    except Exception:  # noqa: BLE001 - a lost build is no verdict: the verdict builds it itself
+        return None
+
+
+def _on_node(node: str) -> Any:
+    """Run on `node` (whose build cache holds the candidate) while it is alive, else anywhere."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+
+
+def _cancel(ray: Any, refs: Any) -> None:
+    """Cancel the tasks still pending when the caller stops early (an interrupt)."""
+    for ref in refs:
+        ray.cancel(ref, force=True)
 
 
 def _outcome(ray: Any, ref: Any) -> JudgeOutcome:

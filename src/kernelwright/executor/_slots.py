@@ -8,6 +8,10 @@ its sandboxed workers inherit. With timing, each slot runs on cores of its own (
 inherit the affinity): a candidate's build in one slot's verdict never runs on cores another
 slot times on, and two slots of one device take turns timing (sandbox.quiet).
 
+With a build pool (executor._builds; the local executor gives one to judging slots), the driver
+builds the slow-building candidates ahead instead of the slots: a slot then holds fewer jobs,
+and the driver hands out built ones first.
+
 A slot process that dies (killed, out of memory) loses the jobs it held; each is judged
 again once on a fresh slot, and lost twice it is an infrastructure error, as on Ray.
 
@@ -27,8 +31,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
+from kernelwright import constants as C
 from kernelwright.bench.records import ErrorCheck
 from kernelwright.executor._base import JudgeJob, JudgeOutcome, SearchJob, SearchOutcome, judge_here, search_here
+from kernelwright.executor._builds import BuildPool
 from kernelwright.judge.verify import VerifyOptions
 
 if TYPE_CHECKING:
@@ -89,17 +95,20 @@ class _Slot:
 class SlotPool:
     """`n` slot processes judging on `device`; `judge` hands out jobs and yields outcomes as they come."""
 
-    def __init__(self, n: int, device: str, opts: VerifyOptions, timed: bool | None = None) -> None:
-        """`timed`: whether the slots time anything (None: as `opts` says; a search always times)."""
+    def __init__(self, n: int, device: str, opts: VerifyOptions, timed: bool | None = None,
+                 builds: BuildPool | None = None) -> None:
+        """`timed`: whether the slots time anything (None: as `opts` says; a search always times).
+        `builds`: the driver's build pool, which builds the jobs' slow candidates ahead (the slots
+        then build nothing ahead themselves); None: each slot builds its next job's ahead."""
         gpus = visible_gpus() if device.startswith("cuda") else []
-        self.device, self.opts = device, opts
+        self.device, self.opts, self.builds = device, opts, builds
         self.slots = [_Slot(i, gpus[i % len(gpus)] if gpus else None, cores)
                       for i, cores in enumerate(core_shares(n, opts.timing if timed is None else timed))]
         self.ctx = mp.get_context("spawn")  # a fresh interpreter: CUDA_VISIBLE_DEVICES set before CUDA starts
 
     def judge(self, jobs: list[JudgeJob]) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
         """Judge `jobs` on the slots; yield (job, outcome) as each finishes, in any order."""
-        yield from self._run(jobs, HELD, None, _lost)
+        yield from self._run(jobs, C.HELD_WITH_BUILDS if self.builds else HELD, None, _lost)
 
     def search(self, jobs: list[SearchJob], plan: OptimizePlan) -> Iterator[tuple[SearchJob, SearchOutcome]]:
         """Run each job's search on a slot (one search a slot at a time); yield (job, outcome) as each ends."""
@@ -117,7 +126,8 @@ class SlotPool:
                 busy = {slot.conn: slot for slot in self.slots if slot.held}
                 if not busy:
                     break
-                for conn in wait(list(busy)):
+                # With a build pool, also look again now and then: a finished build frees a job.
+                for conn in wait(list(busy), C.BUILD_POLL_S if self.builds else None):
                     yield from self._receive(busy[conn], queue, tries, plan, lost)  # type: ignore[index]
             done = True
         finally:
@@ -126,7 +136,8 @@ class SlotPool:
     def _start(self, slot: _Slot, plan: OptimizePlan | None) -> None:
         parent, child = self.ctx.Pipe()
         slot.proc = self.ctx.Process(target=_slot_main,
-                                     args=(child, slot.gpu, slot.cores, self.device, self.opts, plan),
+                                     args=(child, slot.gpu, slot.cores, self.device, self.opts, plan,
+                                           self.builds is None),
                                      name=f"kw-slot-{slot.index}", daemon=True)
         slot.proc.start()
         child.close()
@@ -135,9 +146,23 @@ class SlotPool:
     def _feed(self, slot: _Slot, queue: deque[Any], held: int) -> None:
         assert slot.conn is not None
         while queue and len(slot.held) < held:
-            job = queue.popleft()
+            job = self._next(queue, idle=not slot.held)
+            if job is None:
+                return
             slot.held.append(job)
             slot.conn.send(job)
+
+    def _next(self, queue: deque[Any], idle: bool) -> Any:
+        """The job to send a slot next (None: none yet): the queue's first, or the build pool's pick."""
+        if self.builds is None:
+            return queue.popleft()
+        i = self.builds.pick(list(queue), idle)
+        if i is None:
+            return None
+        job = queue[i]
+        del queue[i]
+        self.builds.claim(job)
+        return job
 
     def _receive(self, slot: _Slot, queue: deque[Job], tries: Counter[str], plan: OptimizePlan | None,
                  lost: Callable[[_Slot, int | None], Outcome]) -> Iterator[tuple[Job, Outcome]]:
@@ -200,15 +225,16 @@ def _lost_search(slot: _Slot, code: int | None) -> SearchOutcome:
 
 
 def _slot_main(conn: Connection, gpu: str | None, cores: list[int] | None, device: str, opts: VerifyOptions,
-               plan: OptimizePlan | None = None) -> None:
-    """A slot process: pin it, then judge (or, given a plan, search) what the driver sends until told to stop."""
+               plan: OptimizePlan | None = None, build_ahead: bool = True) -> None:
+    """A slot process: pin it, then judge (or, given a plan, search) what the driver sends until told to stop;
+    `build_ahead`: build the next slow-building job ahead (False: the driver builds them)."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # nothing here has started CUDA yet
     if cores:
         os.sched_setaffinity(0, cores)
     try:
         if plan is None:
-            _serve(conn, device, opts)
+            _serve(conn, device, opts, build_ahead)
         else:
             _serve_searches(conn, device, opts, plan)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
@@ -222,7 +248,7 @@ def _serve_searches(conn: Connection, device: str, opts: VerifyOptions, plan: Op
         conn.send(search_here(job, device, plan, opts, job.scratch, job.task.path))
 
 
-def _serve(conn: Connection, device: str, opts: VerifyOptions) -> None:
+def _serve(conn: Connection, device: str, opts: VerifyOptions, build_ahead: bool) -> None:
     from kernelwright.executor._local import Prebuilder
     from kernelwright.judge.pairs import PairPool
     from kernelwright.judge.verify import pair_spec
@@ -240,7 +266,7 @@ def _serve(conn: Connection, device: str, opts: VerifyOptions) -> None:
             if not inbox:
                 return
             job = inbox.popleft()
-            if inbox and inbox[0].key not in built:
+            if build_ahead and inbox and inbox[0].key not in built:
                 built.add(inbox[0].key)
                 ahead.build(inbox[0].source, inbox[0].candidate.name)
             pool.refill(pair_spec(opts, device))  # nothing of this slot is timed now
