@@ -144,9 +144,12 @@ def test_slow_builds_are_built_ahead_off_the_slots(tmp_path, monkeypatch, one_sl
         pytest.importorskip("ray")
     # Three builders: every build is under way before a slot runs out of built jobs, so none is
     # left to a verdict (the order in which slots pick jobs is then fixed).
-    monkeypatch.setenv(C.BUILD_JOBS_ENV, "3")
+    # (bench --build-jobs on the local slots; the variable it sets for Ray's driver)
+    monkeypatch.delenv(C.BUILD_JOBS_ENV, raising=False)
+    if executor == "ray":
+        monkeypatch.setenv(C.BUILD_JOBS_ENV, "3")
     suite, cands, slow = _suite(tmp_path)
-    extra = ["--slots", "2"] if executor == "local" else ["--executor", "ray"]
+    extra = ["--slots", "2", "--build-jobs", "3"] if executor == "local" else ["--executor", "ray"]
     done = run_bench(suite, cands, tmp_path / "out", tmp_path / "s.db", *extra)
     assert done.returncode == 0, done.stderr[-2000:]
     assert verdicts(tmp_path / "out") == one_slot

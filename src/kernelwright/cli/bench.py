@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,9 @@ def default_out(suite: Path, device: str) -> Path:
               help="With --executor local: judging slots, each a process on one GPU (timing: on cores of its "
                    "own; default: one per visible GPU, 1 on the CPU). Slots of one device take turns timing. "
                    "With --optimize and more than 1, each slot runs whole searches.")
+@click.option("--build-jobs", type=click.IntRange(1, 1024), default=None,
+              help="With several judging slots: slow-building candidates built at once ahead of their verdicts, "
+                   f"by the driver (default: ${C.BUILD_JOBS_ENV}, else one per core the slots leave).")
 @click.option("--task-checks", "task_checks", type=click.Path(exists=True, dir_okay=False), default=None,
               metavar="FILE", help="Rows of `kernelwright check-task` (its --out file or --json output): the "
                                    "tasks it flagged are marked in the table, --json and the report (kept in OUT).")
@@ -95,7 +99,7 @@ def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str,
           pattern: str | None, sample: int | None, device: str | None, out_dir: str | None, as_json: bool, trials: int,
           no_compile_baseline: bool, no_timing: bool, threads: int | None, store_path: str | None,
           no_confine: bool, executor: str, ray_address: str | None, slots: int | None,
-          task_checks: str | None) -> None:
+          build_jobs: int | None, task_checks: str | None) -> None:
     """Judge every candidate of every task of SUITE (a KernelBench checkout or a folder in its layout).
 
     With --optimize instead of --candidates, the engineer runs on each task within the
@@ -114,6 +118,8 @@ def bench(suite: str, candidates: str | None, optimize: bool, models: tuple[str,
     from kernelwright.task import InputError
 
     console = Console(stderr=True)
+    if build_jobs is not None:  # the executors (and the slot processes they spawn) read it there
+        os.environ[C.BUILD_JOBS_ENV] = str(build_jobs)
     try:
         dev = resolve_device(device)
         out = Path(out_dir) if out_dir else default_out(Path(suite), dev)
