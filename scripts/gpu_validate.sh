@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14
+#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -221,6 +221,28 @@ for l in open(sys.argv[1]):
 PY
     timeout -k 10 ${KW_EXP_S:-200} python3 -u -m pytest ${KW_EXP_FILES:-tests/exploits/test_gpu_cheats.py} -m gpu -v -rA \
       --timeout=180 2>&1 | tee "$OUT/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -30 ;;
+  slots16)
+    # Issues 16/17 on one H200: two local judging slots sharing the GPU (they take turns timing,
+    # sandbox/node.py) against one slot, on the same seeded sample of identity candidates: the
+    # same verdicts, and verdicts per minute side by side.
+    python3 scripts/identity_candidates.py .kb-tmp/KernelBench /tmp/ident > /dev/null
+    for n in 1 2; do
+      mkdir -p /tmp/slots$n
+      /usr/bin/time -f "slots $n: %e s wall" timeout -s INT -k 20 ${KW_SLOTS_S:-200} kernelwright bench \
+        .kb-tmp/KernelBench --candidates /tmp/ident --no-compile-baseline --levels ${KW_LEVELS:-1,2} \
+        --sample ${KW_SAMPLE:-8} --seed ${KW_SEED:-16} --slots $n --out /tmp/slots$n --store /tmp/slots$n/kw.db \
+        --json > "$OUT/slots$n.json" 2> "$OUT/slots$n.err"
+      echo "slots $n exit $?"; tail -1 "$OUT/slots$n.err"; cp /tmp/slots$n/results.jsonl "$OUT/slots$n.jsonl"
+    done
+    python3 - "$OUT/slots1.jsonl" "$OUT/slots2.jsonl" <<'PY'
+import json, sys
+a, b = ({r["task"]: r for r in map(json.loads, open(f))} for f in sys.argv[1:])
+for t in sorted(set(a) | set(b)):
+    x, y = a.get(t, {}), b.get(t, {})
+    print(t, x.get("verdict"), y.get("verdict"), x.get("speedup_vs_eager"), y.get("speedup_vs_eager"),
+          "SAME" if x.get("verdict") == y.get("verdict") else "DIFFERENT")
+PY
+    ;;
   race12)
     # Issue 12 on the H200: the race measure's readings with and without a host lead (the hold
     # question), and the honest load_inline CUDA kernel accepted.
