@@ -44,6 +44,35 @@ CPP_PREFIX_H = "torch/csrc/inductor/cpp_prefix.h"
 _BUILD_TIMEOUT_S = 600
 
 
+# Where Inductor's own precompiled cpp_prefix.h goes (share_inductor_headers); set by the judge
+# for the trusted processes that run torch.compile: the reference worker and the capture child.
+INDUCTOR_HEADERS_ENV = "KERNELWRIGHT_INDUCTOR_HEADERS"
+
+
+def share_inductor_headers(directory: str | Path | None = None) -> None:
+    """Make this process's Inductor keep its precompiled headers in `directory` (default:
+    $KERNELWRIGHT_INDUCTOR_HEADERS; neither: nothing changes).
+
+    Inductor precompiles cpp_prefix.h for its C++ kernels under tempfile.gettempdir(), not
+    under TORCHINDUCTOR_CACHE_DIR. A worker's TMPDIR is its own, so every CPU verdict with the
+    torch.compile baseline built that header again: 4-5 s of cc1plus on the 2-core machine,
+    half of the baseline's compile. The header's name is a hash of its flags, the preprocessed
+    header and the compiler, so one directory serves every process with the same toolchain.
+    Only trusted processes call this; the directory is never one a candidate can write. A torch
+    without the module attributes keeps its default (slower, never wrong).
+    """
+    directory = directory or os.environ.get(INDUCTOR_HEADERS_ENV)
+    if not directory:
+        return
+    from torch._inductor import codecache
+
+    if not hasattr(codecache, "_HEADER_DIR"):
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    codecache._HEADER_DIR = str(directory)
+    codecache._HEADER_LOCK_DIR = os.path.join(str(directory), "locks")
+
+
 def install(root: str | Path) -> None:
     """Wrap torch.utils.cpp_extension.load_inline in this process (before the candidate imports it)."""
     import torch.utils.cpp_extension as ext

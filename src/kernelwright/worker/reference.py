@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 import resource
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -13,7 +15,7 @@ import torch
 from kernelwright import compare as cmp
 from kernelwright import constants as C
 from kernelwright import protocol as P
-from kernelwright.sandbox import codec
+from kernelwright.sandbox import codec, pch
 from kernelwright.worker import cuda_ipc
 from kernelwright.worker import inputs as I
 from kernelwright.worker.common import Reply, RoleBase, exec_module
@@ -363,6 +365,8 @@ class ReferenceWorker(RoleBase):
         """torch.compile the model and warm it up; compile time is not part of its timing."""
         assert self.h is not None
         t0 = time.perf_counter()
+        # Its header beside its other compiler caches: kept across verdicts where those are.
+        pch.share_inductor_headers(Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) / "precompiled_headers")
         compiled = torch.compile(self.model)
         with torch.no_grad():
             for _ in range(2):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelwright.sandbox import quiet
+from kernelwright.sandbox import buildcache, confine, pch, quiet
 
 # Macros that only make sense for Inductor's own wrapper builds; the candidate builds the
 # kernels into a plain shared library of its own, where they would change what torch's headers declare.
@@ -105,7 +105,7 @@ def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: in
         copy = root / "task.py"
         copy.write_text(task_source)
         out_path = root / "capture.json"
-        env = _child_env(root)
+        env = _child_env(root, device)
         meta_path = task_path.resolve() if task_path is not None else copy
         cmd = [sys.executable, "-c", _CHILD, str(copy), device, str(out_path), str(threads or _cpu_count()),
                str(meta_path)]
@@ -127,7 +127,7 @@ def capture(task_source: str, device: str, timeout_s: float = 300.0, threads: in
         return parse_capture(json.loads(out_path.read_text()))
 
 
-def _child_env(root: Path) -> dict[str, str]:
+def _child_env(root: Path, device: str) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("TORCH_COMPILE_DEBUG", "TORCH_LOGS", "TORCHINDUCTOR_FORCE_DISABLE_CACHES"):
         env.pop(name, None)
@@ -141,6 +141,8 @@ def _child_env(root: Path) -> dict[str, str]:
         TORCHINDUCTOR_AUTOGRAD_CACHE="0",
         PYTHONDONTWRITEBYTECODE="1",
     )
+    if (headers := _reference_headers(device)) is not None:
+        env[pch.INDUCTOR_HEADERS_ENV] = headers
     # Without it, Inductor test-compiles and test-loads every vector ISA the CPU reports
     # (six g++ builds of ATen's vec headers here, 7-10 s of a 15 s capture, in every
     # capture: the cache dir is new each time). Trusting the CPU's flags picks the same
@@ -148,6 +150,13 @@ def _child_env(root: Path) -> dict[str, str]:
     # generated code fails to build and says so. An empty value restores the probes.
     env.setdefault("TORCHINDUCTOR_VEC_ISA_OK", "1")
     return env
+
+
+def _reference_headers(device: str) -> str | None:
+    """The reference worker's Inductor header directory, when its caches are kept (judge.pairs)."""
+    if device != "cpu" or confine.landlock_abi() < 1:
+        return None
+    return str(buildcache.reference_dir(device) / "inductor" / "precompiled_headers")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -483,6 +492,10 @@ def _child(task_path: Path, device: str, threads: int, meta_path: Path) -> dict[
     log = _CompilerLog()
     log.install()
     import torch
+
+    from kernelwright.sandbox import pch
+
+    pch.share_inductor_headers()  # the reference worker's directory: its baseline compile finds the header
 
     if device == "cuda" and not torch.cuda.is_available():
         raise _Failure("CUDA was asked for, but this machine has no CUDA device")
