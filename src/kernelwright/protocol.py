@@ -106,6 +106,9 @@ class Op(_Name):
     COMPILE = "compile"
     FLOPS = "flops"
     CEILINGS = "ceilings"
+    # Forget the verdict (its task, model, sets and references): the worker is kept for the next
+    # verdict of the same task (judge.pairs, PairPool(keep_reference=True)).
+    RESET = "reset"
     # The request loop itself (worker.entry): exit at once.
     EXIT = "exit"
 

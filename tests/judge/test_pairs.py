@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from kernelwright import forms
-from kernelwright.judge.pairs import PairPool, PairSpec
+from kernelwright.judge.pairs import PairPool, PairSpec, start_pair
+from kernelwright.judge.result import Check
 from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files
 from kernelwright.sandbox import buildcache
+from kernelwright.sandbox.confine import Confinement
 from tests.conftest import TASKS
 
 OPTS = VerifyOptions(device="cpu", threads=1, compile_baseline=False)
@@ -44,15 +46,7 @@ def test_a_pooled_verdict_builds_into_the_candidates_cache_and_the_next_gets_new
     cand.write_text(source)
     seen: list[tuple[int, int]] = []
     with PairPool() as pool:
-        real_take = pool.take
-
-        def take(spec: PairSpec):
-            pair = real_take(spec)
-            if pair is not None:
-                seen.append((pair.ref.proc.pid, pair.cand.proc.pid))
-            return pair
-
-        pool.take = take  # type: ignore[method-assign]
+        _recording(pool, seen)
         pool.refill(SPEC)
         first = verify_files(TASKS / "relu_add.py", cand, OPTS, pool=pool)
         second = verify_files(TASKS / "relu_add.py", cand, OPTS, pool=pool)
@@ -129,3 +123,92 @@ def _stopped(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z")
     except FileNotFoundError:
         return True
+
+
+def _recording(pool: PairPool, seen: list[tuple[int, int]]) -> None:
+    real_take = pool.take
+
+    def take(spec: PairSpec, task: str = ""):
+        pair = real_take(spec, task)
+        if pair is not None:
+            seen.append((pair.ref.proc.pid, pair.cand.proc.pid))
+        return pair
+
+    pool.take = take  # type: ignore[method-assign]
+
+
+_ZEROS = ("import torch\nimport torch.nn as nn\n\n\nclass ModelNew(nn.Module):\n"
+          "    def forward(self, *args):\n        return torch.zeros_like(args[0])\n")
+
+
+def test_a_kept_reference_serves_the_next_verdicts_of_its_task_and_only_of_it(tmp_path) -> None:
+    """A search's pool keeps the reference worker across verdicts of one task (a fresh candidate
+    worker each time); a cheat's verdict in between changes nothing for the honest one after it,
+    and another task gets a reference of its own."""
+    honest, cheat = tmp_path / "honest.py", tmp_path / "zeros.py"
+    honest.write_text(forms.FORMS["c"].skeleton())
+    cheat.write_text(_ZEROS)
+    seen: list[tuple[int, int]] = []
+    with PairPool(keep_reference=True) as pool:
+        _recording(pool, seen)
+        first = verify_files(TASKS / "relu_add.py", honest, OPTS, pool=pool)
+        if Confinement(**first.environment["confinement"]).missing():
+            pytest.skip("the candidate's worker cannot be fully confined here: no reference is ever kept")
+        second = verify_files(TASKS / "relu_add.py", cheat, OPTS, pool=pool)
+        third = verify_files(TASKS / "relu_add.py", honest, OPTS, pool=pool)
+        other = verify_files(TASKS / "gelu_mul.py", _skeleton_for(tmp_path), OPTS, pool=pool)
+    assert first.accepted and third.accepted, (first.reasons, third.reasons)
+    assert not second.accepted and second.reasons[0].check == Check.MISMATCH, second.reasons
+    assert other.accepted, other.reasons
+    reused = "the reference worker is the one of an earlier verdict of this task"
+    assert not any(reused in f for f in first.findings)
+    assert all(any(reused in f for f in r.findings) for r in (second, third))
+    assert not any(reused in f for f in other.findings)
+    # The first verdict started its own pair (nothing was pooled yet): three taken from the pool.
+    refs, cands = [r for r, _ in seen], [c for _, c in seen]
+    assert len(seen) == 3 and refs[0] == refs[1] and refs[2] != refs[0]
+    assert len(set(cands)) == 3
+
+
+def _skeleton_for(tmp_path: Path) -> Path:
+    # gelu_mul takes the same one input as relu_add; the C skeleton computes relu_add, so give
+    # gelu_mul the task's own Model as its candidate (honest, plain PyTorch).
+    path = tmp_path / "gelu_identity.py"
+    path.write_text((TASKS / "gelu_mul.py").read_text().replace("class Model(", "class ModelNew("))
+    return path
+
+
+def test_an_unconfined_candidates_reference_is_never_kept(tmp_path) -> None:
+    honest = tmp_path / "honest.py"
+    honest.write_text(forms.FORMS["c"].skeleton())
+    opts = replace(OPTS, confine=False)
+    seen: list[tuple[int, int]] = []
+    with PairPool(keep_reference=True) as pool:
+        _recording(pool, seen)
+        for _ in range(3):
+            result = verify_files(TASKS / "relu_add.py", honest, opts, pool=pool)
+            assert result.accepted, result.reasons
+            assert not any("earlier verdict of this task" in f for f in result.findings)
+    assert len(seen) == 2 and seen[0][0] != seen[1][0]
+
+
+def test_a_reference_stopped_by_another_process_or_failed_is_closed_not_kept() -> None:
+    with PairPool(keep_reference=True) as pool:
+        for spoil in ("stopped", "dead"):
+            pool.take(SPEC, "t")  # a verdict under way
+            pair = start_pair(SPEC)
+            pair.cand.close()
+            if spoil == "stopped":
+                pair.ref.external_stops = 1
+            else:
+                pair.ref.proc.kill()
+                pair.ref.proc.wait()
+            pool.give_back(pair.ref, pair.environment, SPEC, "t")
+            assert pool._kept is None and pair.ref.proc.poll() is not None
+        pool.take(SPEC, "t")
+        pair = start_pair(SPEC)
+        pair.cand.close()
+        pool.give_back(pair.ref, pair.environment, SPEC, "t")  # healthy: kept, told to forget
+        assert pool._kept is not None and pool._kept.ref is pair.ref
+        assert pool.take(SPEC, "another task") is None  # the kept one is for "t": closed
+        assert pair.ref.proc.poll() is not None

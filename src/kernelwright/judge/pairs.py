@@ -17,13 +17,26 @@ start while the search does something else. Pre-starting weakens nothing:
   after a verdict's timed calls are over, never while another process's
   checked or timed calls run beside it; the pool hands a pair out only once
   both workers have finished setting up.
+
+A pool made with `keep_reference=True` (a search: many verdicts of one task) also keeps the
+reference worker of a finished verdict for the next verdict of the same task, when nothing of
+the candidate could have reached it: the candidate's worker was fully confined (Landlock's
+signal scope and ptrace rule keep it from signalling, stopping or tracing the reference;
+sandbox.confine), the reference never failed and was never stopped by anyone but the judge,
+and the verdict ended without a task error. The worker is told to forget the verdict (its
+task module, model, sets and references) before it is kept, and the next verdict loads the
+task afresh under its own weight seed and makes its own sets from fresh seeds: what is saved
+is the interpreter's start (torch's import, the device set-up), about 1 CPU-s a verdict on
+the 2-core machine and the CUDA context on a GPU. A candidate worker is never kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +62,7 @@ class PairSpec:
 class Pair:
     """Two started workers and what their setup replies said."""
 
-    ref: Worker
+    ref: Worker | None  # None only while a pool holds a candidate-only pair (keep_reference)
     cand: Worker
     environment: dict[str, Any] = field(default_factory=dict)
     hardening: list[str] = field(default_factory=list)
@@ -59,58 +72,72 @@ class Pair:
 
     def alive(self) -> bool:
         """Both workers still running and unfailed."""
-        return all(w.proc.poll() is None and w.failure is None for w in (self.ref, self.cand))
+        return all(w.proc.poll() is None and w.failure is None for w in self.workers())
+
+    def workers(self) -> list[Worker]:
+        """The workers this pair has (the candidate's first)."""
+        return [self.cand] + ([self.ref] if self.ref is not None else [])
 
     def close(self) -> None:
         """Kill both workers (safe to call twice)."""
-        for w in (self.cand, self.ref):
+        for w in self.workers():
             w.close()
 
 
-def spawn_pair(spec: PairSpec) -> Pair:
-    """Spawn both workers (milliseconds); they start up in parallel until `finish_start`."""
+def spawn_pair(spec: PairSpec, with_ref: bool = True) -> Pair:
+    """Spawn both workers (milliseconds); they start up in parallel until `finish_start`.
+
+    `with_ref` False: the candidate's worker alone (a pool that keeps references adds one).
+    """
     cuda = spec.device == "cuda"
     base = dict(memory_bytes=spec.memory_bytes, threads=spec.threads, cuda=cuda)
-    # The reference runs the task, which is trusted (docs/threat-model.md), unconfined.
-    # Its compiler caches persist across verdicts (buildcache.reference_dir) where the candidate's
-    # files are confined (Landlock), so that no candidate can have written to them.
-    ref_cache = str(buildcache.reference_dir(spec.device)) if spec.confine and confine.landlock_abi() >= 1 else None
-    ref = Worker(P.Role.REFERENCE, SandboxConfig(**base, drop_capabilities=False, confine=False,
-                                                 build_cache_dir=ref_cache))
+    ref = _spawn_reference(spec) if with_ref else None
     try:
         cand = Worker(P.Role.CANDIDATE, SandboxConfig(**base, build_cache_dir=spec.build_cache_dir,
                                                       confine=spec.confine))
     except BaseException:
-        ref.close()
+        if ref is not None:
+            ref.close()
         raise
     return Pair(ref, cand, spawned_at=time.perf_counter())
 
 
+def _spawn_reference(spec: PairSpec) -> Worker:
+    # The reference runs the task, which is trusted (docs/threat-model.md), unconfined.
+    # Its compiler caches persist across verdicts (buildcache.reference_dir) where the candidate's
+    # files are confined (Landlock), so that no candidate can have written to them.
+    ref_cache = str(buildcache.reference_dir(spec.device)) if spec.confine and confine.landlock_abi() >= 1 else None
+    return Worker(P.Role.REFERENCE, SandboxConfig(memory_bytes=spec.memory_bytes, threads=spec.threads,
+                                                  cuda=spec.device == "cuda", drop_capabilities=False,
+                                                  confine=False, build_cache_dir=ref_cache))
+
+
 def finish_start(pair: Pair, spec: PairSpec) -> Pair:
-    """Wait for both workers' setup replies; TaskError if either cannot start (the pair is closed)."""
+    """Wait for the workers' setup replies; TaskError if one cannot start (the pair is closed)."""
     try:
         setup = P.SetupRequest(op=P.Op.SETUP, device=spec.device, threads=spec.threads)
-        with ThreadPoolExecutor(2) as ex:
-            fr = ex.submit(pair.ref.request, setup, None, C.WORKER_START_TIMEOUT_S)
-            fc = ex.submit(pair.cand.request, setup, None, C.WORKER_START_TIMEOUT_S)
-            reply_ref, _, _ = fr.result()
-            reply_cand, _, _ = fc.result()
-        for reply in (reply_ref, reply_cand):
+        workers = pair.workers()
+        with ThreadPoolExecutor(len(workers)) as ex:
+            futures = [ex.submit(w.request, setup, None, C.WORKER_START_TIMEOUT_S) for w in workers]
+            replies = [f.result()[0] for f in futures]
+        for reply in replies:
             if reply.get("status") != P.Status.OK:
                 raise TaskError(f"a worker could not start: {reply.get('error')}")
     except BaseException:
         pair.close()
         raise
-    pair.environment = dict(reply_ref["environment"])
+    reply_cand = replies[0]
+    if pair.ref is not None:
+        pair.environment = dict(replies[1]["environment"])
     pair.hardening = list(reply_cand.get("hardening", []))
     pair.confinement = dict(reply_cand.get("confinement") or {})
     pair.start_s = time.perf_counter() - pair.spawned_at
     return pair
 
 
-def start_pair(spec: PairSpec) -> Pair:
-    """Spawn a pair and wait until it has started."""
-    return finish_start(spawn_pair(spec), spec)
+def start_pair(spec: PairSpec, with_ref: bool = True) -> Pair:
+    """Spawn a pair (`with_ref` False: the candidate's worker alone) and wait until it has started."""
+    return finish_start(spawn_pair(spec, with_ref), spec)
 
 
 @dataclass
@@ -129,23 +156,47 @@ def _start_when_told(pair: Pair, spec: PairSpec, go: threading.Event) -> Pair:
     Its interpreters import meanwhile, stopped whenever anything is timed (sandbox.quiet);
     the setup itself waits for `go`, which the pool's owner gives only when nothing is.
     """
-    with quiet.background(pair.ref), quiet.background(pair.cand):
+    with ExitStack() as stack:
+        for w in pair.workers():
+            stack.enter_context(quiet.background(w))
         go.wait()
         return finish_start(pair, spec)
+
+
+def task_key(source: str, path: str) -> str:
+    """What a kept reference worker is kept for: one task file with this exact source."""
+    return hashlib.sha256(f"{path}\0{source}".encode()).hexdigest()
+
+
+@dataclass
+class _Kept:
+    """A reference worker kept after a verdict, for the next verdict of the same task."""
+
+    spec: PairSpec
+    task: str
+    ref: Worker
+    environment: dict[str, Any]
 
 
 class PairPool:
     """At most one pair spawned, starting or ready, for the next verdict of one judging loop.
 
     Not a general worker pool: one judge at a time takes from it, and whoever
-    owns it calls `refill` only at a moment when nothing is being timed.
+    owns it calls `refill` only at a moment when nothing is being timed. With
+    `keep_reference`, it also keeps a finished verdict's reference worker for the next
+    verdict of the same task (see the module's docstring for when), and then spawns ahead
+    only candidate workers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_reference: bool = False) -> None:
         self._lock = threading.Lock()
         self._pending: _Pending | None = None
         self._ex = ThreadPoolExecutor(1, thread_name_prefix="kw-pair")
         self.closed = False
+        self.keep_reference = keep_reference
+        self._kept: _Kept | None = None
+        self._lent = False  # a verdict is under way whose reference may come back (give_back)
+        self._came_back = True  # the last verdict's reference was kept (so this one's likely will be)
 
     def spawn_ahead(self, spec: PairSpec) -> None:
         """Spawn a pair for `spec` whose interpreters import now and set up only at `refill`.
@@ -167,8 +218,12 @@ class PairPool:
             if self.closed:
                 return
             if self._pending is None:
+                # A reference kept, or one a verdict is still using and may give back: the
+                # next verdict needs only a candidate's worker (take starts a reference if not).
+                expected = self._kept is not None or (self._lent and self._came_back)
+                with_ref = not (self.keep_reference and expected)
                 try:
-                    pair = spawn_pair(spec)
+                    pair = spawn_pair(spec, with_ref=with_ref)
                 except OSError:
                     return  # no pair now: the next verdict starts its own and reports why
                 event = threading.Event()
@@ -189,14 +244,37 @@ class PairPool:
             return False
         return True
 
-    def take(self, spec: PairSpec) -> Pair | None:
+    def take(self, spec: PairSpec, task: str = "") -> Pair | None:
         """The held pair for `spec` (letting it set up and waiting for that), or None.
 
         A pair for another spec, one that failed to start, or one whose workers died
-        while waiting is discarded: the caller then starts its own.
+        while waiting is discarded: the caller then starts its own. With a reference kept for
+        `task` (a `task_key`), the pair is that reference and a fresh candidate worker, the
+        one held or, when none is, one started now; a held candidate-only pair with no kept
+        reference gets a reference started now. Raises TaskError when a worker started here
+        cannot start.
         """
         with self._lock:
             pending, self._pending = self._pending, None
+            kept, self._kept = self._kept, None
+            self._lent = self.keep_reference
+        if kept is not None and (kept.spec != spec or kept.task != task or not _healthy(kept.ref)):
+            kept.ref.close()
+            kept = None
+        pair = self._started(pending, spec)
+        if kept is None:
+            if pair is not None and pair.ref is None:
+                pair = _with_reference(pair, spec)
+            return pair
+        if pair is None:
+            pair = start_pair(spec, with_ref=False)
+        elif pair.ref is not None:
+            pair.ref.close()  # spawned before the kept one came back: the kept one is set up already
+        pair.ref, pair.environment = kept.ref, dict(kept.environment)
+        kept.ref.renew()
+        return pair
+
+    def _started(self, pending: _Pending | None, spec: PairSpec) -> Pair | None:
         if pending is None:
             return None
         pending.go.set()
@@ -209,17 +287,45 @@ class PairPool:
             return None
         return pair
 
+    def give_back(self, ref: Worker | None, environment: dict[str, Any], spec: PairSpec, task: str) -> None:
+        """End of a verdict taken from this pool: keep its reference worker for the next verdict
+        of `task`, or (`ref` None: the judge closed it, not keepable) note that none comes back.
+
+        The caller gives back only a reference it judged keepable (module docstring). The worker
+        is told to forget the verdict first; one that does not answer that is closed.
+        """
+        with self._lock:
+            self._lent = False
+            keep = ref is not None and self.keep_reference and not self.closed
+            self._came_back = keep
+        if ref is None:
+            return
+        if not keep or not _forget_verdict(ref):
+            ref.close()
+            with self._lock:
+                self._came_back = False
+            return
+        with self._lock:
+            old, self._kept = self._kept, (None if self.closed else _Kept(spec, task, ref, dict(environment)))
+        if old is not None:
+            old.ref.close()
+        if self._kept is None:
+            ref.close()
+
     def close(self) -> None:
-        """Stop refilling and kill any pair still held."""
+        """Stop refilling and kill any pair or reference still held."""
         with self._lock:
             self.closed = True
             pending, self._pending = self._pending, None
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            kept.ref.close()
         if pending is not None:
             # Kill the processes now, even halfway through starting (Ctrl-C must be prompt).
             # Exactly one party then closes the pair's descriptors: the starting thread when
             # the start fails, this callback when it succeeded; never one still being read.
-            pending.pair.ref.kill()
-            pending.pair.cand.kill()
+            for w in pending.pair.workers():
+                w.kill()
             pending.go.set()
             pending.started.add_done_callback(_close_if_started)
         self._ex.shutdown(wait=False)
@@ -229,6 +335,37 @@ class PairPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _healthy(w: Worker) -> bool:
+    return w.proc.poll() is None and w.failure is None and w.external_stops == 0
+
+
+def _forget_verdict(ref: Worker) -> bool:
+    """Tell a reference worker to forget its verdict; False when it does not answer that cleanly."""
+    if not _healthy(ref):
+        return False
+    try:
+        reply, _, _ = ref.request(P.BareRequest(op=P.Op.RESET), None, C.WORKER_START_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - a worker that cannot forget is closed, never reused
+        return False
+    return reply.get("status") == P.Status.OK and _healthy(ref)
+
+
+def _with_reference(pair: Pair, spec: PairSpec) -> Pair:
+    """Add a reference worker, started now, to a candidate-only pair (TaskError: both closed)."""
+    ref = _spawn_reference(spec)
+    try:
+        reply, _, _ = ref.request(P.SetupRequest(op=P.Op.SETUP, device=spec.device, threads=spec.threads), None,
+                                  C.WORKER_START_TIMEOUT_S)
+        if reply.get("status") != P.Status.OK:
+            raise TaskError(f"a worker could not start: {reply.get('error')}")
+    except BaseException:
+        ref.close()
+        pair.close()
+        raise
+    pair.ref, pair.environment = ref, dict(reply["environment"])
+    return pair
 
 
 def _close_if_started(fut: "Future[Pair]") -> None:

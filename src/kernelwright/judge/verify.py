@@ -124,14 +124,17 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         self.ceilings = roofline.CeilingCache()  # before any candidate code exists
         self.ratios = roofline.JsonCache(baselines.FILE)
         ref = cand = None
+        settled = False  # the verdict ended as a verdict (not a task error or an interrupt)
         try:
             ref, cand = self._start_workers()
             self.cand_worker = cand
             cand.limit_messages(self.frame_cap)
             self._judge(ref, cand)
             reasons: list[Reason] = []
+            settled = True
         except Rejected as r:
             reasons = [r.reason]
+            settled = True
         except WorkerFailure as f:
             if ref is not None and f is ref.failure:
                 if "frame too large" in f.detail:
@@ -150,10 +153,17 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
                                   "processes alone (if the task itself crashes, run it alone to check)")]
             else:
                 reasons = [Reason(f.kind, S.failure_sentence(f))]
+                settled = True
         finally:
-            for w in (cand, ref):
-                if w is not None:
-                    w.close()
+            if cand is not None:
+                cand.close()  # first: nothing of the candidate runs while its reference is looked at
+            if ref is not None:
+                keep = settled and self._reference_keepable(ref)
+                if not keep:
+                    ref.close()
+            if self.pool is not None:
+                self.pool.give_back(ref if ref is not None and keep else None, self.ref_environment,
+                                    pair_spec(self.opts, self.device), self._task_key())
             self._untimed_from_now()  # a no-op when the timed phase already let it start
             if self.ceilings.restore_if_changed():
                 self.findings.append("something changed the device-ceilings cache during this judgement; "

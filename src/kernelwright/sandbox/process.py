@@ -81,6 +81,7 @@ class Worker:
         self._held = False
         self._hold_lock = threading.Lock()  # the judge's stops and continues vs the request loop's look
         self.external_stops = 0
+        self.reused = False  # a reference worker kept from an earlier verdict (judge.pairs)
         self.tag = secrets.token_hex(8)
         env = limits.scrubbed_env(self.scratch, config, self.tag)
         log = open(self._log_path, "wb")
@@ -157,6 +158,13 @@ class Worker:
                 # that blames whoever owns this worker, so resume it and let the judge decide.
                 self.external_stops += 1
                 limits.signal_tree(self.proc.pid, signal.SIGCONT, self.tag)
+
+    def renew(self) -> None:
+        """Count afresh for a new verdict (a reference worker kept for it, judge.pairs): the
+        system's OOM kills seen so far, and whether the tree left its cores."""
+        self._oom_kills = limits.oom_kills()
+        self.affinity_violation = None
+        self.reused = True
 
     # -- failures -------------------------------------------------------------
 

@@ -232,7 +232,8 @@ class Search:
         self.store.set_run_status(self.run_id, "running")
         pool = ThreadPoolExecutor(max(1, self.cfg.parallel), thread_name_prefix="kw-propose")
         # The real judge starts each verdict's workers while the previous verdict wraps up.
-        self.pairs = PairPool() if self.judge is verify_files else None
+        # Every verdict is of one task: its reference worker serves the next (judge.pairs).
+        self.pairs = PairPool(keep_reference=True) if self.judge is verify_files else None
         try:
             if self.resuming:
                 self._resume()

@@ -397,21 +397,7 @@ class Harness:
         self.device = device
         self.cuda = device.startswith("cuda")
         pin_flags(threads)
-        self.sets: dict[int, tuple[Any, ...]] = {}
-        self.last_outputs: list[Any] = []
-        # What the calibration no-op returns: an output of the task's size once the reference
-        # made one, so that the snapshot every timed batch takes is part of the overhead. Kept
-        # as its shapes (meta tensors) and made on the first no-op call: holding the task's own
-        # output until the timing would keep a set's worth of GPU memory (8 GiB on KernelBench's
-        # level1/38) through the making of every deferred set.
-        self.noop_like: Any = None
-        self.noop_out: Any = None
-        self._recent_out_bytes: list[int] = []
-        self._last_out_bytes: list[int] = []  # the sizes of the last call's outputs
-        # The copies checked calls run on, by signature: each later copy of a set of the same
-        # shapes is written into the same buffers, so a cache keyed by input address answers
-        # it with a stale output (and fails the check) rather than by the allocator's chance.
-        self._checked_bufs: dict[Any, Any] = {}
+        self.forget_verdict()
         if self.cuda:
             torch.cuda.init()
             self._sync: Callable[[], None] = torch._C._cuda_synchronize
@@ -430,6 +416,28 @@ class Harness:
         self.integrity.watch(self)
         if self.cuda:
             self.integrity.watch(self.hold, frozen=True)
+
+    def forget_verdict(self) -> None:
+        """Drop everything one verdict left here (its sets, outputs, buffers); the device set-up stays.
+
+        Every per-verdict field is made here and only here, so a reference worker kept for the
+        next verdict of the same task (judge.pairs) starts that verdict as a fresh one would.
+        """
+        self.sets: dict[int, tuple[Any, ...]] = {}
+        self.last_outputs: list[Any] = []
+        # What the calibration no-op returns: an output of the task's size once the reference
+        # made one, so that the snapshot every timed batch takes is part of the overhead. Kept
+        # as its shapes (meta tensors) and made on the first no-op call: holding the task's own
+        # output until the timing would keep a set's worth of GPU memory (8 GiB on KernelBench's
+        # level1/38) through the making of every deferred set.
+        self.noop_like: Any = None
+        self.noop_out: Any = None
+        self._recent_out_bytes: list[int] = []
+        self._last_out_bytes: list[int] = []  # the sizes of the last call's outputs
+        # The copies checked calls run on, by signature: each later copy of a set of the same
+        # shapes is written into the same buffers, so a cache keyed by input address answers
+        # it with a stale output (and fails the check) rather than by the allocator's chance.
+        self._checked_bufs: dict[Any, Any] = {}
 
     def stage(self, set_id: int, inputs: tuple[Any, ...], fresh: bool = False) -> None:
         """Keep an input set on the device under `set_id`.

@@ -6,6 +6,7 @@ import copy
 import gc
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -360,6 +361,22 @@ class ReferenceWorker(RoleBase):
             del self.h.sets[set_id]
             self._release()  # the sets dropped before this one (this one is being sent)
         return P.InputsReply(inputs=spec), out_blobs
+
+    def op_reset(self, header: P.BareRequest, blobs: list[bytes]) -> Reply:
+        """Forget the verdict: the task's module and model, the sets, the references, the compiled
+        baseline. What stays is the process: its imports, its device set-up and, on the CPU, the
+        compiler caches on disk; the next `load` builds the Model afresh from its own seed."""
+        assert self.h is not None
+        for name in ("module", "model", "model64"):
+            self.__dict__.pop(name, None)
+        self.refs = {}
+        self.inputs_on_device = None
+        self.targets = {P.Target.NOOP: self.targets[P.Target.NOOP]}
+        self.h.forget_verdict()
+        if "torch._dynamo" in sys.modules:  # the compiled baseline's graphs, guards and caches
+            torch._dynamo.reset()
+        self._release()
+        return P.EmptyReply(), []
 
     def op_compile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
         """torch.compile the model and warm it up; compile time is not part of its timing."""

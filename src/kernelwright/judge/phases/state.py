@@ -85,6 +85,7 @@ class JudgementState:
         self.frame_cap = C.CANDIDATE_FRAME_BASE_BYTES
         self.inline_checks = 0  # timed outputs checked as they came, too large to hold (phases/timed.py)
         self.quiet_period: ExitStack | None = None  # open while background work must stand still
+        self.ref_environment: dict[str, Any] = {}  # the reference worker's setup reply's environment
 
     def _allow_outputs(self, out_bytes: int) -> None:
         """Let the candidate's worker send outputs of `out_bytes` (twice over), never more."""

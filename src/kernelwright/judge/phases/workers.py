@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kernelwright.judge import _support as S
-from kernelwright.judge.pairs import PairSpec, start_pair
+from kernelwright.judge.pairs import PairSpec, start_pair, task_key
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox import buildcache
 from kernelwright.sandbox.confine import Confinement
@@ -31,17 +31,21 @@ class WorkersPhase(JudgementState):
         t0 = time.perf_counter()
         self.build_dir = buildcache.build_dir(self.cand.source, self.device) if self.opts.build_cache else None
         pooled = pair_spec(self.opts, self.device)
-        pair = self.pool.take(pooled) if self.pool is not None else None
+        reused = False
+        pair = self.pool.take(pooled, self._task_key()) if self.pool is not None else None
         if pair is None:
             pair = start_pair(replace(pooled, build_cache_dir=str(self.build_dir) if self.build_dir else None))
         else:
+            reused = pair.ref is not None and pair.ref.reused
             self.findings.append(f"workers: pre-started (set up {pair.start_s:.1f} s after they were spawned, "
-                                 "outside any timing)")
+                                 "outside any timing)" + ("; the reference worker is the one of an earlier verdict "
+                                                         "of this task, told to forget it" if reused else ""))
         if self.pool is not None:
             # The next verdict's interpreters import while this one runs (stopped while it is
             # timed); their setup, which touches the GPU, waits for _untimed_from_now.
             self.pool.spawn_ahead(pooled)
         self.env.update(pair.environment)
+        self.ref_environment = dict(pair.environment)  # what a kept reference's next verdict reports
         self.env["confinement"] = pair.confinement or Confinement(error="confinement was turned off").to_dict()
         self.findings += [f"sandbox: {p}" for p in pair.hardening]
         missing = Confinement(**self.env["confinement"]).missing()
@@ -58,4 +62,16 @@ class WorkersPhase(JudgementState):
             self.findings.append(f"timing: the launch hold covers {hold}, not the whole device: work on another "
                                  "stream could overlap it uncharged (see docs/judge.md, timing on the GPU)")
         self._phase("start", t0)
+        assert pair.ref is not None
         return pair.ref, pair.cand
+
+    def _task_key(self) -> str:
+        return task_key(self.task.source, str(self.task.path))
+
+    def _reference_keepable(self, ref: Worker) -> bool:
+        """Whether this verdict's reference worker may serve the next verdict of its task: nothing
+        of the candidate could reach it (judge.pairs says why each condition matters)."""
+        confinement = self.env.get("confinement")
+        return (self.pool is not None and self.pool.keep_reference and confinement is not None
+                and not Confinement(**confinement).missing() and ref.proc.poll() is None
+                and ref.failure is None and ref.external_stops == 0 and ref.affinity_violation is None)
