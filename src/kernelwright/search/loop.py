@@ -28,7 +28,7 @@ from kernelwright import forms
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.result import JudgeResult
-from kernelwright.judge.verify import VerifyOptions, verify_files
+from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files
 from kernelwright.propose.base import Parent, Proposal, ProposalRequest, Proposer, Usage
 from kernelwright.sandbox import buildcache
 from kernelwright.search import archive as arch
@@ -234,6 +234,13 @@ class Search:
         # The real judge starts each verdict's workers while the previous verdict wraps up.
         # Every verdict is of one task: its reference worker serves the next (judge.pairs).
         self.pairs = PairPool(keep_reference=True) if self.judge is verify_files else None
+        if self.pairs is not None:
+            # The first verdict's workers start while the first proposals are made (Inductor's
+            # capture is one compiler at a time: on two cores the other is mostly free). On the
+            # CPU they set up at once; on a GPU only their imports run now, since the setup's
+            # launch-hold calibration spins every SM and Inductor's autotuner may be timing.
+            spec = pair_spec(self.cfg.judge, self.cfg.device)
+            (self.pairs.spawn_ahead if self.cfg.device == "cuda" else self.pairs.refill)(spec)
         try:
             if self.resuming:
                 self._resume()
