@@ -212,3 +212,26 @@ def test_a_reference_stopped_by_another_process_or_failed_is_closed_not_kept() -
         assert pool._kept is not None and pool._kept.ref is pair.ref
         assert pool.take(SPEC, "another task") is None  # the kept one is for "t": closed
         assert pair.ref.proc.poll() is not None
+
+
+def test_a_pool_told_the_next_task_spawns_a_reference_only_for_a_new_one() -> None:
+    """bench tells the pool each next job's task: the same task gets the kept reference and a
+    candidate worker spawned ahead; another task gets a whole pair spawned ahead."""
+    with PairPool(keep_reference=True) as pool:
+        pool.take(SPEC, "a")
+        pair = start_pair(SPEC)
+        pair.cand.close()
+        pool.give_back(pair.ref, pair.environment, SPEC, "a")
+        pool.expect("a")
+        pool.spawn_ahead(SPEC)
+        assert pool._pending.pair.ref is None  # the kept one serves "a"
+        same = pool.take(SPEC, "a")
+        assert same is not None and same.ref is pair.ref and same.ref.reused
+        pool.expect("b")
+        pool.spawn_ahead(SPEC)  # "a" is under way and will come back, but "b" is next
+        assert pool._pending.pair.ref is not None
+        pool.give_back(same.ref, same.environment, SPEC, "a")
+        same.cand.close()
+        other = pool.take(SPEC, "b")
+        assert other is not None and other.ref is not pair.ref and pair.ref.proc.poll() is not None
+        other.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from kernelwright.executor._base import JudgeJob, JudgeOutcome, SearchJob, SearchOutcome, judge_here
 from kernelwright.executor._builds import BuildPool, build_workers, slow_to_build
-from kernelwright.judge.pairs import PairPool
+from kernelwright.judge.pairs import PairPool, task_key
 from kernelwright.judge.prebuild import prebuild
 from kernelwright.judge.verify import VerifyOptions, pair_spec
 
@@ -58,11 +58,16 @@ class LocalExecutor:
 def judge_in_order(jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
     """One slot: judge `jobs` in this process, in order, building the next slow one ahead."""
     ahead = Prebuilder(device, [(j.source, j.candidate.name) for j in jobs])
-    with PairPool() as pool, ahead:
-        for job in jobs:
+    # Consecutive candidates of one task share its reference worker (judge.pairs, keep_reference);
+    # the pool is told each next job's task, so a new task's pair still starts ahead whole.
+    keys = [task_key(job.task_source, job.task.path) for job in jobs]
+    with PairPool(keep_reference=True) as pool, ahead:
+        for i, job in enumerate(jobs):
             ahead.next()
+            pool.expect(keys[i + 1] if i + 1 < len(jobs) else keys[i])
             pool.refill(pair_spec(opts, device))  # nothing is being timed now; a no-op when a pair is ready
             yield job, judge_here(job.task.path, job.candidate, opts, pool)
+
 
 
 class Prebuilder:

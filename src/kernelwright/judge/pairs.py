@@ -38,6 +38,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kernelwright import constants as C
@@ -163,9 +164,9 @@ def _start_when_told(pair: Pair, spec: PairSpec, go: threading.Event) -> Pair:
         return finish_start(pair, spec)
 
 
-def task_key(source: str, path: str) -> str:
+def task_key(source: str, path: str | Path) -> str:
     """What a kept reference worker is kept for: one task file with this exact source."""
-    return hashlib.sha256(f"{path}\0{source}".encode()).hexdigest()
+    return hashlib.sha256(f"{Path(path).resolve()}\0{source}".encode()).hexdigest()
 
 
 @dataclass
@@ -197,6 +198,15 @@ class PairPool:
         self._kept: _Kept | None = None
         self._lent = False  # a verdict is under way whose reference may come back (give_back)
         self._came_back = True  # the last verdict's reference was kept (so this one's likely will be)
+        self._lent_task = ""  # the task of the verdict under way
+        self._next_task: str | None = None  # the next verdict's task, when the owner knows it (expect)
+
+    def expect(self, task: str | None) -> None:
+        """Say which task (a `task_key`) the next verdict is for, when its owner knows: a pair
+        spawned ahead then brings a reference worker of its own unless one for that task is kept
+        or coming back. None (the default): the same task as the verdict under way (a search)."""
+        with self._lock:
+            self._next_task = task
 
     def spawn_ahead(self, spec: PairSpec) -> None:
         """Spawn a pair for `spec` whose interpreters import now and set up only at `refill`.
@@ -220,7 +230,9 @@ class PairPool:
             if self._pending is None:
                 # A reference kept, or one a verdict is still using and may give back: the
                 # next verdict needs only a candidate's worker (take starts a reference if not).
-                expected = self._kept is not None or (self._lent and self._came_back)
+                nxt = self._next_task
+                expected = ((self._kept is not None and nxt in (None, self._kept.task))
+                            or (self._lent and self._came_back and nxt in (None, self._lent_task)))
                 with_ref = not (self.keep_reference and expected)
                 try:
                     pair = spawn_pair(spec, with_ref=with_ref)
@@ -257,7 +269,7 @@ class PairPool:
         with self._lock:
             pending, self._pending = self._pending, None
             kept, self._kept = self._kept, None
-            self._lent = self.keep_reference
+            self._lent, self._lent_task = self.keep_reference, task
         if kept is not None and (kept.spec != spec or kept.task != task or not _healthy(kept.ref)):
             kept.ref.close()
             kept = None
