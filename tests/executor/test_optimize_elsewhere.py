@@ -141,3 +141,37 @@ def _kill_one_slot(root: Path, name: str, extra: tuple[str, ...], slots: Callabl
     _, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stderr[-3000:]
     return killed
+
+
+@pytest.mark.slow
+def test_optimize_of_one_task_on_ray_lands_its_run_here(tmp_path):
+    """`optimize TASK --executor ray`: the search and its re-judgement run in a Ray task into a
+    private store; the run is merged into the store here (ids, lineage, crowning), the run's files
+    land in --out, and the summary printed is the one `optimize` prints, its paths this machine's."""
+    pytest.importorskip("ray")
+    _, script = _suite(tmp_path)
+    out, db = tmp_path / "out", tmp_path / "store.db"
+    cmd = [sys.executable, "-m", "kernelwright.cli.main", "optimize", str(TASKS / "diag_matmul.py"),
+           "--model", f"scripted:{script}", "--budget", "2", "--parallel", "1", "--device", "cpu",
+           "--no-compile-baseline", "--out", str(out), "--store", str(db), "--json"]
+    done = subprocess.run([*cmd, *RAY], capture_output=True, text=True, timeout=900, env=bench_env(db))
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    summary = json.loads(done.stdout)  # exactly one object
+    assert summary["executor"] == "ray" and summary["out_dir"] == str(out)
+    assert sum(summary["candidates"]["by_verdict"].values()) == 2
+    with Store(db) as store:
+        run = store.get_run(summary["run_id"])
+        assert run.status == "finished" and run.task_path == str((TASKS / "diag_matmul.py").resolve())
+        cands = store.candidates(run.id)
+        assert len(cands) == 2 and [p.id for p in store.lineage(cands[1].id)] == [cands[0].id]
+        crowned = store.crowning(run.id)
+    assert crowned is not None
+    if summary["best"]:
+        assert summary["best"]["path"] == crowned.path == str(out / "best.py")
+        assert (out / "best.py").is_file() and (out / "best.json").is_file()
+    shown = subprocess.run([sys.executable, "-m", "kernelwright.cli.main", "show", run.id, "--store", str(db)],
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0 and run.id in shown.stdout, shown.stderr[-2000:]
+    resumed = subprocess.run([*cmd, *RAY, "--resume", run.id], capture_output=True, text=True, timeout=300,
+                             env=bench_env(db))
+    assert resumed.returncode == 2 and "--resume" in json.loads(resumed.stdout)["error"]

@@ -450,7 +450,7 @@ def optimize_one(task: SuiteTask, key: str, device: str, plan: OptimizePlan, opt
     from kernelwright.search.run import OptimizeRequest, optimize_task
 
     t0 = time.perf_counter()
-    run_dir = out / "runs" / task.name.replace("/", "__").removesuffix(".py")
+    run_dir = out / search_files(task.name)
     run_id = started_run(out, key)
     status = None
     if run_id is not None:
@@ -464,12 +464,25 @@ def optimize_one(task: SuiteTask, key: str, device: str, plan: OptimizePlan, opt
                               resume=run_id, parallel=plan.parallel, seed=plan.seed,
                               compile_baseline=opts.compile_baseline)
         try:
-            run_id = optimize_task(req, store, on_start=lambda rid: _note_run(out, key, rid))["run_id"]
+            summary = optimize_task(req, store, on_start=lambda rid: _note_run(out, key, rid))
+            run_id = summary["run_id"]
+            # For `optimize --executor`, which prints it where the driver is (executor._optimize).
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, allow_nan=False))
         except Exception as exc:  # noqa: BLE001 - a bad task, or a bug of ours: a record, never the end of a bench
             return _error_row(task, "", key, device, t0, exc)
     assert run_id is not None
     return replace(_row_of_run(task, key, device, opts, store, run_id, run_dir),
                    seconds=time.perf_counter() - t0)
+
+
+SUMMARY_FILE = "summary.json"  # a search's `optimize --json` summary, beside its best.py
+
+
+def search_files(task_name: str) -> Path:
+    """Where a task's search keeps its files (best.py, best.json, summary.json), under the bench's
+    output folder (or a slot's scratch)."""
+    return Path("runs") / task_name.replace("/", "__").removesuffix(".py")
 
 
 def _row_of_run(task: SuiteTask, key: str, device: str, opts: VerifyOptions, store: Store, run_id: str,

@@ -45,10 +45,15 @@ from kernelwright.cli.render import exit_bad_input, speedup_text
               help="Proposals (LLM calls and builds) in flight while one candidate is judged.")
 @click.option("--seed", type=int, default=None, help="Seed the search's choices (not the judge's inputs).")
 @click.option("--no-compile-baseline", is_flag=True, help="Do not time torch.compile in the final re-judgement.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the search and its re-judgement run: this process, or a Ray cluster's judging slot "
+                   "(one GPU; on the CPU, a whole node). The run is merged into the store here either way.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the cluster to join (default: $RAY_ADDRESS, else a local one).")
 def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float | None, max_cost: float | None,
              max_tokens: int | None, device: str | None, target: str | None, out_dir: str | None,
              as_json: bool, resume: str | None, store_path: str | None, parallel: int, seed: int | None,
-             no_compile_baseline: bool) -> None:
+             no_compile_baseline: bool, executor: str, ray_address: str | None) -> None:
     """Search for a faster kernel for TASK (KernelBench format); write the best verified one.
 
     Exit 0: a kernel re-judged faster than eager was written. Exit 1: none was found.
@@ -66,9 +71,20 @@ def optimize(task: str, models: tuple[str, ...], budget: int, time_limit: float 
     console = Console(stderr=True) if as_json else Console()
     try:
         with interruptible(), open_store(store_path) as store:
-            summary = optimize_task(req, store, console=None if as_json else console)
+            if executor == "local":
+                summary = optimize_task(req, store, console=None if as_json else console)
+            else:
+                from kernelwright.executor import get_executor, optimize_elsewhere
+
+                if not as_json:
+                    console.print(f"optimizing {Path(task).name} on the {executor} executor (progress is shown "
+                                  "when the search ends)")
+                summary = optimize_elsewhere(req, store, get_executor(executor, ray_address, None))
     except (TaskError, InputError, ValueError, ChatError, StoreError) as exc:
         exit_bad_input(str(exc), as_json)
+        return
+    except RuntimeError as exc:  # the executor gave back no run (a lost slot, twice): not the task's fault
+        exit_bad_input(f"the search could not run on the {executor} executor: {exc}", as_json)
         return
     except KeyboardInterrupt:
         # The judge has killed its workers and the store holds every finished result; exit

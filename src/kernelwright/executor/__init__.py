@@ -19,7 +19,8 @@ from kernelwright.executor._base import (
     judge_here,
     search_here,
 )
+from kernelwright.executor._optimize import optimize_elsewhere
 from kernelwright.executor._registry import EXECUTORS, get_executor
 
 __all__ = ["EXECUTORS", "STORE_FILE", "Executor", "JudgeJob", "JudgeOutcome", "SearchJob", "SearchOutcome",
-           "get_executor", "judge_here", "search_here"]
+           "get_executor", "judge_here", "optimize_elsewhere", "search_here"]
