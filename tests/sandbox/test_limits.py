@@ -113,3 +113,16 @@ def test_worker_timeout_kills_it() -> None:
         assert w.proc.poll() is not None
     finally:
         w.close()
+
+
+def test_slots_sharing_a_machine_share_its_workers_memory() -> None:
+    """N judging slots on one machine ask, between them, for what one slot asks for (never under
+    the floor): the local slots and a Ray node's GPU slots take their part (executor docs)."""
+    from kernelwright import constants as C
+
+    one = limits.default_worker_memory()
+    assert limits.default_worker_memory(1) == one
+    for n in (2, 4, 64):
+        share = limits.default_worker_memory(n)
+        assert C.WORKER_MEMORY_FLOOR_BYTES <= share <= one
+        assert share == C.WORKER_MEMORY_FLOOR_BYTES or n * share <= one

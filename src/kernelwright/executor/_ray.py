@@ -63,9 +63,29 @@ def _write_task(root: Path, task_name: str, task_source: str, sidecars: dict[str
     return task
 
 
+def _on_this_node(opts: VerifyOptions) -> VerifyOptions:
+    """Runs in a Ray worker: `opts` with the worker memory limit of this node, not the driver's.
+
+    A node's RAM is shared by the judging slots it can hold at once: one per GPU on CUDA (each
+    slot holds one), one on the CPU (a slot holds the whole node).
+    """
+    from kernelwright.judge.verify import resolve_device
+    from kernelwright.sandbox import limits
+
+    slots = 1
+    if resolve_device(opts.device) == "cuda":
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        slots = max(1, int(next((n.get("Resources", {}).get("GPU", 0) for n in ray.nodes()
+                                 if n.get("NodeID") == node), 1)))
+    return replace(opts, memory_bytes=limits.default_worker_memory(slots))
+
+
 def _judge_in_slot(task_name: str, task_source: str, sidecars: dict[str, str], cand_name: str, cand_source: str,
                    opts: VerifyOptions) -> dict[str, Any]:
     """Runs in a Ray worker: write the files into a fresh folder, judge, return the outcome's fields."""
+    opts = _on_this_node(opts)
     with tempfile.TemporaryDirectory(prefix="kw-ray-") as tmp:
         root = Path(tmp)
         task = _write_task(root, task_name, task_source, sidecars)
@@ -94,6 +114,7 @@ def _search_in_slot(job: SearchJob, sidecars: dict[str, str], device: str, plan:
     (one file, the WAL folded in) and the run's files as bytes, since the folder goes with the task."""
     import sqlite3
 
+    opts = _on_this_node(opts)
     with tempfile.TemporaryDirectory(prefix="kw-ray-search-") as tmp:
         root = Path(tmp)
         task = _write_task(root, job.task.name, job.task_source, sidecars)

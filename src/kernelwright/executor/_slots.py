@@ -27,7 +27,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
@@ -36,6 +36,7 @@ from kernelwright.bench.records import ErrorCheck
 from kernelwright.executor._base import JudgeJob, JudgeOutcome, SearchJob, SearchOutcome, judge_here, search_here
 from kernelwright.executor._builds import BuildPool
 from kernelwright.judge.verify import VerifyOptions
+from kernelwright.sandbox import limits
 
 if TYPE_CHECKING:
     from kernelwright.bench.run import OptimizePlan
@@ -101,6 +102,8 @@ class SlotPool:
         `builds`: the driver's build pool, which builds the jobs' slow candidates ahead (the slots
         then build nothing ahead themselves); None: each slot builds its next job's ahead."""
         gpus = visible_gpus() if device.startswith("cuda") else []
+        # The slots share this machine's RAM: each verdict's workers get their slot's part of it.
+        opts = replace(opts, memory_bytes=limits.default_worker_memory(n))
         self.device, self.opts, self.builds = device, opts, builds
         self.slots = [_Slot(i, gpus[i % len(gpus)] if gpus else None, cores)
                       for i, cores in enumerate(core_shares(n, opts.timing if timed is None else timed))]

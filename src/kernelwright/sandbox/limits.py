@@ -126,9 +126,13 @@ def machine_memory() -> tuple[int, int]:
         return total, total // 2
 
 
-def default_worker_memory() -> int:
-    """A worker's memory limit on this machine: a share of its RAM, never below the floor."""
-    return max(C.WORKER_MEMORY_FLOOR_BYTES, int(C.WORKER_MEMORY_SHARE * machine_memory()[0]))
+def default_worker_memory(slots: int = 1) -> int:
+    """A worker's memory limit on this machine: a share of its RAM, never below the floor.
+
+    `slots`: judging slots sharing this machine (each with its own two workers), which divide
+    the share between them, so that N slots together ask for no more of the RAM than one does.
+    """
+    return max(C.WORKER_MEMORY_FLOOR_BYTES, int(C.WORKER_MEMORY_SHARE * machine_memory()[0] / max(1, slots)))
 
 
 def apply_rlimits(config: "SandboxConfig") -> None:
