@@ -150,3 +150,60 @@ class _Recording(torch.nn.Module):
         if x.device.type == self.fail_on:
             raise torch.OutOfMemoryError("no room for the call here")
         return self.inner(x)
+
+
+THREADS_TASK = """
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return x * 0 + torch.get_num_threads()
+
+
+def get_inputs():
+    return [torch.randn(4)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_untimed_requests_leave_a_core_to_the_candidates_build_and_timed_ones_do_not(tmp_path):
+    """On the CPU, making sets and comparing run with one thread fewer than the verdict's (the
+    candidate's worker builds beside them); timed calls keep the verdict's count."""
+    before = torch.get_num_threads()
+    try:
+        path = tmp_path / "task.py"
+        path.write_text(THREADS_TASK)
+        w = ReferenceWorker([])
+        w.handle(P.SetupRequest(op=P.Op.SETUP, device="cpu", threads=2), [])
+        w.handle(P.LoadReferenceRequest(op=P.Op.LOAD, source=THREADS_TASK, path=str(path), weight_seed=1,
+                                        eval_mode=False), [])
+        seen: list[int] = []
+        w.targets[P.Target.EAGER] = lambda *a: seen.append(torch.get_num_threads())
+        w.handle(P.MakeSetRequest(op=P.Op.MAKE_SET, set_id=0, seed=5, distribution="task", variant=None,
+                                  reference=True, float64=False, hold_bytes=0, memory_bytes=0, room_bytes=0,
+                                  fingerprint=False, rtol=None, atol=None, degenerate=False), [])
+        native, _ = w.refs[0]
+        assert float(native[0]) == 1.0  # the set's reference was made with one thread of two
+        w.handle(P.TimeRequest(op=P.Op.TIME, target=P.Target.EAGER, set_ids=[0, 0], snap=False, seed=None), [])
+        assert seen and set(seen) == {2}  # timed: the verdict's two
+        assert torch.get_num_threads() == 2  # put back after every untimed request
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_reset_forgets_the_verdict_and_the_next_load_starts_afresh(tmp_path):
+    w = _loaded(tmp_path)
+    _make(w, 0)
+    w.targets[P.Target.COMPILED] = lambda *a: None
+    w.handle(P.BareRequest(op=P.Op.RESET), [])
+    assert w.refs == {} and set(w.h.sets) == {-1}  # the worker's own set stays
+    assert set(w.targets) == {P.Target.NOOP} and not hasattr(w, "model")
+    assert w.h.noop_like is None
+    w.op_load(P.LoadReferenceRequest(op=P.Op.LOAD, source=TASK, path=str(tmp_path / "task.py"), weight_seed=2,
+                                     eval_mode=False), [])
+    assert _make(w, 0)["has_ref64"]

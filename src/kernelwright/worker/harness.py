@@ -423,7 +423,8 @@ class Harness:
         Every per-verdict field is made here and only here, so a reference worker kept for the
         next verdict of the same task (judge.pairs) starts that verdict as a fresh one would.
         """
-        self.sets: dict[int, tuple[Any, ...]] = {}
+        # Negative ids are the worker's own (op_setup stages set -1 before any task code): kept.
+        self.sets: dict[int, tuple[Any, ...]] = {k: v for k, v in getattr(self, "sets", {}).items() if k < 0}
         self.last_outputs: list[Any] = []
         # What the calibration no-op returns: an output of the task's size once the reference
         # made one, so that the snapshot every timed batch takes is part of the overhead. Kept

@@ -110,6 +110,11 @@ def _float64_skip(native: object, header: P.MakeSetRequest, run: tuple[int, int]
     return ""
 
 
+# Requests whose work is never timed: served beside the candidate's build (ReferenceWorker.handle).
+_UNTIMED = frozenset({P.Op.LOAD, P.Op.MAKE_SET, P.Op.COMPARE, P.Op.DEPENDENCE, P.Op.FORGET, P.Op.INPUTS,
+                      P.Op.FLOPS, P.Op.RESET})
+
+
 class ReferenceWorker(RoleBase):
     """Holds the task's Model and each set's references; answers load, make_set, compare,
     dependence, compile, flops and ceilings.
@@ -121,6 +126,25 @@ class ReferenceWorker(RoleBase):
 
     # set id -> (native outputs, folded into ref64 where it exists; float64 outputs or None)
     refs: dict[int, tuple[Any, Any]]
+
+    def handle(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
+        """Serve a request; on the CPU, the untimed ones with one thread fewer (`_UNTIMED`).
+
+        While this worker makes sets and compares outputs, the candidate's worker builds or
+        imports beside it on the same cores. A team of every core then waits at each of its
+        barriers for a thread the compiler has pushed off its core: on the 2-core machine, with
+        the other core busy, making a set's references took 2-4 times the CPU (and more wall
+        time) with two threads than with one. Timed calls (`time`), and the compiled baseline,
+        keep the verdict's thread count, which the candidate's calls have too.
+        """
+        n = torch.get_num_threads()
+        if self.h is None or self.h.cuda or n <= 1 or header.get("op") not in _UNTIMED:
+            return super().handle(header, blobs)
+        torch.set_num_threads(n - 1)
+        try:
+            return super().handle(header, blobs)
+        finally:
+            torch.set_num_threads(n)
 
 
     def op_load(self, header: P.LoadReferenceRequest, blobs: list[bytes]) -> Reply:
