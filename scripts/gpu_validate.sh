@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16
+#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -289,4 +289,17 @@ PY
       --store "$out/kernelwright.db" > "$OUT/opt.txt" 2> "$OUT/opt.err"
     echo "bench exit $?"; for f in results.jsonl optimize_runs.jsonl kernelwright.db; do cp "$out/$f" "$OUT/"; done
     tail -45 "$OUT/opt.txt"; tail -4 "$OUT/opt.err" ;;
+  keptref)
+    # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
+    # reference kept against a fresh one side by side, then a short optimize whose later verdicts
+    # must say that their reference worker is an earlier verdict's.
+    timeout 240 python3 -m pytest tests/judge/test_pairs.py -q -rA --timeout=200 2>&1 | tee "$OUT/pairs.log" | tail -6
+    timeout 240 python3 benchmarks/kept_reference.py --device cuda --verdicts ${KW_KEPT_N:-5} --repeats 2 2>&1 \
+      | tee "$OUT/kept_reference.txt" | tail -6
+    timeout -s INT 200 kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
+      --no-compile-baseline --store "$OUT/kept.db" > "$OUT/kept_optimize.json" 2> "$OUT/kept_optimize.err"
+    echo "optimize exit $?"
+    python3 -c "import sqlite3; c=sqlite3.connect('$OUT/kept.db')
+rows=c.execute('select verdict, result_json from verdicts order by judged_at').fetchall()
+print([(v, 'earlier verdict of this task' in j) for v, j in rows])" ;;
 esac
