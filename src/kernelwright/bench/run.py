@@ -292,7 +292,7 @@ def _merged(store: Store, out: Path, job: SearchJob, outcome: SearchOutcome, dev
                         reasons=[{"check": (outcome.error_check or ErrorCheck.INTERNAL).value,
                                   "detail": outcome.error or "?"}])
     if outcome.run_id is not None:
-        private = _landed(job.scratch, outcome)
+        private = landed_store(job.scratch, outcome)
         _note_run(out, job.key, outcome.run_id)
         # A search that failed midway (its record an error) keeps its run too, as the one-slot path does.
         store.merge_run(private, outcome.run_id, task_path=str(job.task.path),
@@ -300,7 +300,7 @@ def _merged(store: Store, out: Path, job: SearchJob, outcome: SearchOutcome, dev
     return outcome.row
 
 
-def _landed(scratch: Path, outcome: SearchOutcome) -> Path:
+def landed_store(scratch: Path, outcome: SearchOutcome) -> Path:
     """The private store's path here: where a local slot wrote it, or where a Ray task's bytes now are
     (with the run's files beside it, so the crowned kernel's path in the store is one that exists)."""
     from kernelwright.executor import STORE_FILE

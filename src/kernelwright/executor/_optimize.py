@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from kernelwright.store import Store
 
 
-
 def optimize_elsewhere(req: OptimizeRequest, store: Store, executor: Executor) -> dict[str, Any]:
     """Run `req`'s search on `executor`; the summary `optimize --json` prints, its paths this machine's.
 
@@ -74,22 +73,13 @@ def optimize_elsewhere(req: OptimizeRequest, store: Store, executor: Executor) -
 
 
 def _land(scratch: Path, outcome: Any, files: Path, out_dir: Path) -> Path:
-    """The run's files into `out_dir` and the private store's path here (a local slot's scratch, or
-    a Ray task's bytes written under `scratch`)."""
-    from kernelwright.executor._base import STORE_FILE
+    """The private store's path here (`bench.run.landed_store`), with the run's own files copied into `out_dir`."""
+    from kernelwright.bench.run import landed_store
 
+    private = landed_store(scratch, outcome)
+    src = (Path(outcome.scratch) if outcome.db is None else scratch) / files
     out_dir.mkdir(parents=True, exist_ok=True)
-    if outcome.db is None:  # a local slot: the files are on this machine already
-        src = Path(outcome.scratch) / files
-        for f in sorted(src.glob("*")) if src.is_dir() else []:
-            if f.is_file():
-                shutil.copy2(f, out_dir / f.name)
-        return Path(outcome.scratch) / STORE_FILE
-    for rel, data in (outcome.files or {}).items():
-        path = Path(rel)
-        if path.parent == files:  # the run's own files
-            (out_dir / path.name).write_bytes(data)
-    scratch.mkdir(parents=True, exist_ok=True)
-    landed = scratch / f"{outcome.run_id}.db"
-    landed.write_bytes(outcome.db)
-    return landed
+    for f in sorted(src.glob("*")) if src.is_dir() else []:
+        if f.is_file():
+            shutil.copy2(f, out_dir / f.name)
+    return private

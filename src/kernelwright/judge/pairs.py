@@ -116,14 +116,7 @@ def _spawn_reference(spec: PairSpec) -> Worker:
 def finish_start(pair: Pair, spec: PairSpec) -> Pair:
     """Wait for the workers' setup replies; TaskError if one cannot start (the pair is closed)."""
     try:
-        setup = P.SetupRequest(op=P.Op.SETUP, device=spec.device, threads=spec.threads)
-        workers = pair.workers()
-        with ThreadPoolExecutor(len(workers)) as ex:
-            futures = [ex.submit(w.request, setup, None, C.WORKER_START_TIMEOUT_S) for w in workers]
-            replies = [f.result()[0] for f in futures]
-        for reply in replies:
-            if reply.get("status") != P.Status.OK:
-                raise TaskError(f"a worker could not start: {reply.get('error')}")
+        replies = _set_up(pair.workers(), spec)
     except BaseException:
         pair.close()
         raise
@@ -134,6 +127,18 @@ def finish_start(pair: Pair, spec: PairSpec) -> Pair:
     pair.confinement = dict(reply_cand.get("confinement") or {})
     pair.start_s = time.perf_counter() - pair.spawned_at
     return pair
+
+
+def _set_up(workers: list[Worker], spec: PairSpec) -> list[dict[str, Any]]:
+    """Send each worker its setup request at once; their replies in order (TaskError if one failed)."""
+    setup = P.SetupRequest(op=P.Op.SETUP, device=spec.device, threads=spec.threads)
+    with ThreadPoolExecutor(len(workers)) as ex:
+        futures = [ex.submit(w.request, setup, None, C.WORKER_START_TIMEOUT_S) for w in workers]
+        replies = [f.result()[0] for f in futures]
+    for reply in replies:
+        if reply.get("status") != P.Status.OK:
+            raise TaskError(f"a worker could not start: {reply.get('error')}")
+    return replies
 
 
 def start_pair(spec: PairSpec, with_ref: bool = True) -> Pair:
@@ -270,7 +275,7 @@ class PairPool:
             pending, self._pending = self._pending, None
             kept, self._kept = self._kept, None
             self._lent, self._lent_task = self.keep_reference, task
-        if kept is not None and (kept.spec != spec or kept.task != task or not _healthy(kept.ref)):
+        if kept is not None and (kept.spec != spec or kept.task != task or not healthy(kept.ref)):
             kept.ref.close()
             kept = None
         pair = self._started(pending, spec)
@@ -318,10 +323,11 @@ class PairPool:
                 self._came_back = False
             return
         with self._lock:
-            old, self._kept = self._kept, (None if self.closed else _Kept(spec, task, ref, dict(environment)))
+            kept = None if self.closed else _Kept(spec, task, ref, dict(environment))
+            old, self._kept = self._kept, kept
         if old is not None:
             old.ref.close()
-        if self._kept is None:
+        if kept is None:
             ref.close()
 
     def close(self) -> None:
@@ -349,29 +355,27 @@ class PairPool:
         self.close()
 
 
-def _healthy(w: Worker) -> bool:
+def healthy(w: Worker) -> bool:
+    """Running, unfailed, and never stopped by anyone but the judge: a reference that may be kept."""
     return w.proc.poll() is None and w.failure is None and w.external_stops == 0
 
 
 def _forget_verdict(ref: Worker) -> bool:
     """Tell a reference worker to forget its verdict; False when it does not answer that cleanly."""
-    if not _healthy(ref):
+    if not healthy(ref):
         return False
     try:
         reply, _, _ = ref.request(P.BareRequest(op=P.Op.RESET), None, C.WORKER_START_TIMEOUT_S)
     except Exception:  # noqa: BLE001 - a worker that cannot forget is closed, never reused
         return False
-    return reply.get("status") == P.Status.OK and _healthy(ref)
+    return reply.get("status") == P.Status.OK and healthy(ref)
 
 
 def _with_reference(pair: Pair, spec: PairSpec) -> Pair:
     """Add a reference worker, started now, to a candidate-only pair (TaskError: both closed)."""
     ref = _spawn_reference(spec)
     try:
-        reply, _, _ = ref.request(P.SetupRequest(op=P.Op.SETUP, device=spec.device, threads=spec.threads), None,
-                                  C.WORKER_START_TIMEOUT_S)
-        if reply.get("status") != P.Status.OK:
-            raise TaskError(f"a worker could not start: {reply.get('error')}")
+        reply = _set_up([ref], spec)[0]
     except BaseException:
         ref.close()
         pair.close()

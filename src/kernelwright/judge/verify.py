@@ -157,13 +157,11 @@ class _Judgement(WorkersPhase, ReferencePhase, CandidatePhase, CorrectnessPhase,
         finally:
             if cand is not None:
                 cand.close()  # first: nothing of the candidate runs while its reference is looked at
-            if ref is not None:
-                keep = settled and self._reference_keepable(ref)
-                if not keep:
-                    ref.close()
+            kept = ref if ref is not None and settled and self._reference_keepable(ref) else None
+            if ref is not None and kept is None:
+                ref.close()
             if self.pool is not None:
-                self.pool.give_back(ref if ref is not None and keep else None, self.ref_environment,
-                                    pair_spec(self.opts, self.device), self._task_key())
+                self.pool.give_back(kept, self.ref_environment, pair_spec(self.opts, self.device), self._task_key())
             self._untimed_from_now()  # a no-op when the timed phase already let it start
             if self.ceilings.restore_if_changed():
                 self.findings.append("something changed the device-ceilings cache during this judgement; "

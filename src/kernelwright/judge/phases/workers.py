@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kernelwright.judge import _support as S
-from kernelwright.judge.pairs import PairSpec, start_pair, task_key
+from kernelwright.judge.pairs import PairSpec, healthy, start_pair, task_key
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox import buildcache
 from kernelwright.sandbox.confine import Confinement
@@ -31,7 +31,6 @@ class WorkersPhase(JudgementState):
         t0 = time.perf_counter()
         self.build_dir = buildcache.build_dir(self.cand.source, self.device) if self.opts.build_cache else None
         pooled = pair_spec(self.opts, self.device)
-        reused = False
         pair = self.pool.take(pooled, self._task_key()) if self.pool is not None else None
         if pair is None:
             pair = start_pair(replace(pooled, build_cache_dir=str(self.build_dir) if self.build_dir else None))
@@ -73,5 +72,4 @@ class WorkersPhase(JudgementState):
         of the candidate could reach it (judge.pairs says why each condition matters)."""
         confinement = self.env.get("confinement")
         return (self.pool is not None and self.pool.keep_reference and confinement is not None
-                and not Confinement(**confinement).missing() and ref.proc.poll() is None
-                and ref.failure is None and ref.external_stops == 0 and ref.affinity_violation is None)
+                and not Confinement(**confinement).missing() and healthy(ref) and ref.affinity_violation is None)
