@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref
+#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref|scale16
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -243,6 +243,11 @@ for t in sorted(set(a) | set(b)):
           "SAME" if x.get("verdict") == y.get("verdict") else "DIFFERENT")
 PY
     ;;
+  scale16)
+    # Issue 16 on the one-GPU H200: benchmarks/scale.py's timed verdicts a minute on 1 and 2 local
+    # slots side by side (the two slots take turns timing on the one GPU).
+    timeout ${KW_SCALE_S:-300} python3 benchmarks/scale.py --device cuda --timed --local-slots ${KW_SCALE_SLOTS:-1,2} \
+      --slots '' --repeat ${KW_SCALE_REPEAT:-2} 2>&1 | tee "$OUT/scale.log" | tail -12 ;;
   race12)
     # Issue 12 on the H200: the race measure's readings with and without a host lead (the hold
     # question), and the honest load_inline CUDA kernel accepted.
@@ -293,10 +298,10 @@ PY
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts
     # must say that their reference worker is an earlier verdict's.
-    timeout 240 python3 -m pytest tests/judge/test_pairs.py -q -rA --timeout=200 2>&1 | tee "$OUT/pairs.log" | tail -6
-    timeout 240 python3 benchmarks/kept_reference.py --device cuda --verdicts ${KW_KEPT_N:-5} --repeats 2 2>&1 \
+    timeout ${KW_PAIRS_S:-240} python3 -m pytest tests/judge/test_pairs.py -q -rA --timeout=200 2>&1 | tee "$OUT/pairs.log" | tail -6
+    timeout ${KW_KEPT_S:-240} python3 benchmarks/kept_reference.py --device cuda --verdicts ${KW_KEPT_N:-5} --repeats 2 2>&1 \
       | tee "$OUT/kept_reference.txt" | tail -6
-    timeout -s INT 200 kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
+    timeout -s INT ${KW_KEPT_OPT_S:-200} kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
       --no-compile-baseline --store "$OUT/kept.db" > "$OUT/kept_optimize.json" 2> "$OUT/kept_optimize.err"
     echo "optimize exit $?"
     python3 -c "import sqlite3; c=sqlite3.connect('$OUT/kept.db')
