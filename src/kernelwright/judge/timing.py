@@ -75,6 +75,8 @@ def calibrate(worker: Worker, set_id: int, perturb: bool = True) -> Calibration:
         large.append(_batch(worker, P.Target.NOOP, [set_id] * 16, snap=True, seed=seeds[1])[0])
     per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / 15)
     per_batch = max(0.0, statistics.median(small) - per_call)
+    S.trace(f"calibration: {per_batch:.4f} ms a batch, {per_call:.4f} ms a call, noise "
+            f"{max(_iqr(small), _iqr(large)):.4f} ms (batches of 1: {statistics.median(small):.4f} ms)")
     return Calibration(per_batch_ms=per_batch, per_call_ms=per_call,
                        noise_ms=max(_iqr(small), _iqr(large)))
 
@@ -167,6 +169,8 @@ def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, 
         s.bounds.append(bound)
         s.trusted.append(trusted)
         s.values.append(max(statistics.median(claims), bound))
+        S.trace(f"{s.target} batch of {n}: claims median {statistics.median(claims):.4f} ms, clock bound "
+                f"{bound:.4f} ms, wall {wall:.3f} ms")
     # Every full batch has one output checked; single-call passes only now and
     # then (each check costs a reference run), chosen after the call returned.
     if s.check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE):
