@@ -64,6 +64,8 @@ def shape(text: str) -> str:
                   r"(?:, (?:accepted|rejected|error|no_source|no source|unjudged) N(?![/\w]))*", "COUNTS", text)
     text = re.sub(r"[─━═]+", "─", text)
     text = re.sub(r"\s+", " ", text).strip()
+    # Whether an interval holds 1.00x (a speedup printed as a tie) is the run's luck too.
+    text = re.sub(r"\btie:? (?=Nx)", "", text)
     # Whether the judge calls a timing noisy depends on how busy the machine is (another job
     # on the cores), not on the command's format: the finding, wrapped or not, is dropped.
     return re.sub(r"- timing was noisy: .*? a difference inside it is not a claim ?", "", text).strip()

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kernelwright import constants as C
-from kernelwright.judge.result import JudgeResult, TimingStats
+from kernelwright.judge.result import JudgeResult, TimingStats, is_tie
 
 
 def _ms(t: TimingStats | None) -> str:
@@ -63,15 +63,21 @@ def print_verdict(result: JudgeResult, console: Console | None = None) -> None:
 
 
 def speedup_text(value: float | None, interval: Any = None, compact: bool = False) -> str:
-    """"1.49x", or "1.49x (95% interval 1.41-1.57x)" ("1.49x [1.41-1.57]" compact) with an interval."""
+    """"1.49x", or "1.49x (95% interval 1.41-1.57x)" ("1.49x [1.41-1.57]" compact) with an interval.
+
+    An interval that holds 1.00x reads as a tie first ("tie: 0.97x (95% interval 0.84-1.12x)",
+    "tie 0.97x [0.84-1.12]"): the point estimate of a tie is noise, and a reader skimming a
+    column of speedups must not take it for a claim either way.
+    """
     if value is None:
         return "-"
     if interval is None:
         return f"{value:.2f}x"
     low, high = interval
+    tie = is_tie(interval)
     if compact:
-        return f"{value:.2f}x [{low:.2f}-{high:.2f}]"
-    return f"{value:.2f}x (95% interval {low:.2f}-{high:.2f}x)"
+        return ("tie " if tie else "") + f"{value:.2f}x [{low:.2f}-{high:.2f}]"
+    return ("tie: " if tie else "") + f"{value:.2f}x (95% interval {low:.2f}-{high:.2f}x)"
 
 
 def exit_bad_input(message: str, as_json: bool, **payload: Any) -> None:

@@ -116,3 +116,11 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, float) and obj != obj:
         return None
     return obj
+
+
+def is_tie(interval: Any) -> bool:
+    """True when a speedup's 95% interval holds 1.00x: the judge cannot tell the two sides apart."""
+    if not interval:
+        return False
+    low, high = interval
+    return low is not None and high is not None and low <= 1.0 <= high

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelwright.bench.records import degenerate
+from kernelwright.judge.result import is_tie
 from kernelwright.report.export import ExportRow, rows_for, run_ids_of
 from kernelwright.store import Store
 from kernelwright.task.loader import InputError
@@ -186,7 +187,7 @@ def _code(source: str) -> str:
 
 
 def _iv(iv: list[float] | None) -> str:
-    return f" ({iv[0]:.2f}-{iv[1]:.2f}x)" if iv else ""
+    return (f" ({iv[0]:.2f}-{iv[1]:.2f}x)" + (" tie" if is_tie(iv) else "")) if iv else ""
 
 
 def _page(source: str, rows: list[ExportRow], tasks: list[TaskSummary], lineages: list[tuple[str, str]]) -> str:
