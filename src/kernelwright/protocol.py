@@ -129,6 +129,9 @@ class Target(_Name):
     MODEL = "model"  # the candidate's ModelNew
     EAGER = "eager"  # the task's Model
     COMPILED = "compiled"  # torch.compile of the task's Model (after a `compile` request)
+    # The task's Model in the candidate's process, timed beside eager in the reference's: how
+    # differently the two processes run the same code (it can only widen the intervals).
+    CONTROL = "control"
 
 
 Spec = Any  # a tree encoded by sandbox.codec; its tensors' bytes travel as blobs
@@ -195,6 +198,9 @@ class LoadCandidateRequest(BareRequest, total=False):
     state: Spec
     weight_seed: int
     eval_mode: bool
+    # With these, the task's Model is built too (same seed and weights): the timing's control.
+    control_source: str | None
+    control_path: str
 
 
 class BuildRequest(BareRequest, total=False):
@@ -403,6 +409,7 @@ class LoadCandidateReply(EmptyReply, total=False):
     copied: int
     state_keys: int
     integrity: list[str]
+    control_error: str  # why the control (the task's Model) could not be built; "" when it was
 
 
 class BuildReply(EmptyReply, total=False):

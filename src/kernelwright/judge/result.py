@@ -77,6 +77,10 @@ class Timing:
     # CUDA: the further widening of both intervals (each way) because a side's calls were
     # host-bound, its device idle while the host launched (constants.HOST_BOUND_SPREAD); 1.0 when not.
     host_factor: float = 1.0
+    # The further widening (each way) from the process control: the task's own Model timed in the
+    # candidate's process against eager in the reference's, max(high, 1 / low) of that speedup's
+    # 95% interval (constants.PROCESS_FACTOR_NOTED); None when no control ran.
+    process_factor: float | None = None
 
 
 @dataclass(frozen=True)

@@ -334,6 +334,18 @@ def widened(iv: tuple[float, float] | None, cuda: bool, host: float = 1.0) -> tu
     return iv[0] / f, iv[1] * f
 
 
+def process_factor(eager: Series, control: Series | None) -> float:
+    """The control's widening: the same Model in the candidate's process against eager in the
+    reference's, max(high, 1 / low) of that speedup's 95% interval (1.0 without a control or an
+    interval). Both ends count: a control that ran slower or faster than eager widens alike."""
+    if control is None or not control.values:
+        return 1.0
+    _, iv = speedup_interval(finish(eager), finish(control))
+    if iv is None:
+        return 1.0
+    return max(1.0, iv[1], 1.0 / iv[0]) if iv[0] > 0 else 1.0
+
+
 def idle_share(call_ms: float, busy_ms: float | None, kernels: int) -> float:
     """The share of a call's time its device sat idle waiting for the host (0 when unknown).
 
@@ -352,19 +364,24 @@ def host_factor(shares: list[float]) -> float:
     return 1.0 + (C.HOST_BOUND_SPREAD - 1.0) * excess
 
 
-def settled(iv: tuple[float, float] | None, cuda: bool, host: float = 1.0) -> bool:
+def settled(iv: tuple[float, float] | None, cuda: bool, host: float = 1.0, rounds: bool = True) -> bool:
     """True when more rounds could not change what a speedup's interval lets anyone claim.
 
     That is when it is narrow (high / low within SPEEDUP_INTERVAL_MAX_WIDTH), or when even
     widened between processes it lies wholly under the reporting bar (a slower kernel, or
-    a tie that cannot become a claim) or wholly at or above it (a claim).
+    a tie that cannot become a claim) or wholly at or above it (a claim), or when its centre
+    widened alone is under the bar: rounds narrow the interval towards its centre but not the
+    widening, so no number of them would make it a claim (only when `rounds`: the question is
+    whether to run more of them, not whether the interval crosses the bar).
     """
     if iv is None:
         return False
     w = widened(iv, cuda, host)
     assert w is not None
+    centre = widened((math.sqrt(iv[0] * iv[1]),) * 2, cuda, host)
+    assert centre is not None
     return iv[1] / iv[0] <= C.SPEEDUP_INTERVAL_MAX_WIDTH or w[1] < C.SPEEDUP_REPORT_MIN \
-        or w[0] >= C.SPEEDUP_REPORT_MIN
+        or w[0] >= C.SPEEDUP_REPORT_MIN or (rounds and centre[0] < C.SPEEDUP_REPORT_MIN)
 
 
 def _iqr(values: list[float]) -> float:

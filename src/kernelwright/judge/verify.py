@@ -78,6 +78,10 @@ class VerifyOptions:
     # The speedup vs torch.compile from a kept compile/eager ratio of the same task, device and
     # torch (judge/baselines.py) rather than a compile in every verdict; `bench` turns it on.
     compile_ratio_cache: bool = False
+    # The task's own Model timed in the candidate's process beside eager in the reference's
+    # (judge/phases/timed.py): how differently this pair of processes runs the same code widens
+    # the intervals; it can never narrow them.
+    process_control: bool = True
 
 
 def resolve_device(device: str | None) -> str:

@@ -66,9 +66,27 @@ class CandidateWorker(RoleBase):
                                         import_s=import_s), []
         self.model = model
         self.targets[P.Target.MODEL] = model
-        return P.LoadCandidateReply(import_s=import_s, construct_s=time.perf_counter() - t0 - import_s,
-                                    copied=copied, state_keys=len(state),
+        construct_s = time.perf_counter() - t0 - import_s
+        control_error = self._load_control(header, init, state) if header.get("control_source") else ""
+        return P.LoadCandidateReply(import_s=import_s, construct_s=construct_s,
+                                    copied=copied, state_keys=len(state), control_error=control_error,
                                     integrity=self.h.integrity.violations()), []
+
+    def _load_control(self, header: P.LoadCandidateRequest, init: Any, state: dict[str, torch.Tensor]) -> str:
+        """Build the task's Model here as the reference worker builds it: the timing's control."""
+        assert self.h is not None
+        try:
+            task = exec_module("kw_control", header["control_source"], header["control_path"])
+            I.seed_everything(int(header["weight_seed"]))
+            control = task.Model(*init)
+            if header.get("eval_mode"):
+                control.eval()
+            control = control.to(self.h.device)
+            _copy_matching(control, state)
+        except BaseException as exc:
+            return _short(exc)
+        self.targets[P.Target.CONTROL] = control
+        return ""
 
     def op_make_inputs(self, header: P.MakeInputsRequest, blobs: list[bytes]) -> Reply:
         """Make an input set from its seed with the task's own get_inputs, as the reference

@@ -6,6 +6,7 @@ from concurrent.futures import Future
 from contextlib import nullcontext
 from typing import Any
 
+from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet
@@ -25,6 +26,13 @@ class CandidatePhase(JudgementState):
                                         build_dir=str(self.build_dir) if self.build_dir else None,
                                         init_inputs=reply0["init_inputs"], state=reply0["state"],
                                         weight_seed=weight_seed, eval_mode=self.meta.eval_mode)
+        if self.opts.timing and self.opts.process_control:
+            state_bytes = sum(len(b) for b in blobs)
+            if state_bytes <= C.CONTROL_MAX_STATE_BYTES:
+                header.update(control_source=self.task.source, control_path=self.task.path.name)
+            else:
+                self.findings.append(f"process control skipped: the model's {state_bytes / 2**30:.1f} GiB of "
+                                     "weights are not built a second time in the candidate's process")
         if self.opts.confine and "load_inline" in self.cand.source:
             # A confined candidate only reads the shared precompiled header: the judge builds it.
             pch.prebuild(pch_root(), self.device, self.cand.source)
@@ -45,6 +53,12 @@ class CandidatePhase(JudgementState):
             self.findings.append(f"weights: copied {reply.get('copied')} of {reply.get('state_keys')} "
                                  "reference parameters and buffers into ModelNew by name")
         self._integrity(reply.get("integrity"), "after import")
+        if header.get("control_source"):
+            why = reply.get("control_error")
+            self.control_ready = why == ""
+            if why:
+                self.findings.append("process control skipped: the task's Model could not be built in the "
+                                     "candidate's process: " + S.tail(str(why), 300))
 
     def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet,
                     got: tuple[dict[str, Any], list[bytes]] | None) -> None:

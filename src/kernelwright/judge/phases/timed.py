@@ -112,7 +112,8 @@ class TimedPhase(FloorsPhase):
                 mine = timing.prepare(cand, P.Target.MODEL, self.cal, warm, check, perturb)
                 mine.race_bars = S.RaceBars.of(self.task_pending, self.task_probe)
                 timing.single_passes(mine, self.cal, timing_sets, self.rng)
-            sides = [mine, eager] + ([compiled] if compiled else [])
+                control = self._control(cand, warm, perturb)
+            sides = [mine, eager] + ([compiled] if compiled else []) + ([control] if control else [])
 
             def narrow() -> bool:
                 # Only the claim, the speedup vs eager, earns extra rounds: torch.compile's figure
@@ -120,12 +121,13 @@ class TimedPhase(FloorsPhase):
                 # for it to settle took the final re-judgement of optimize's example to the
                 # 48-round cap, 9.4 s of rounds and 2.5 s of timed-output checks).
                 return timing.settled(timing.speedup_interval(timing.finish(eager), timing.finish(mine))[1],
-                                      self.cuda)
+                                      self.cuda, timing.process_factor(eager, control))
 
             with self._step("timing.rounds"):
                 timing.interleave(sides, self.cal, timing_sets, self.rng, switch,
                                   rounds=timing.rounds_for(sides),
-                                  narrow=narrow if self.opts.extra_rounds else None, extra=[mine, eager])
+                                  narrow=narrow if self.opts.extra_rounds else None,
+                                  extra=[mine, eager] + ([control] if control else []))
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
         finally:
@@ -134,7 +136,21 @@ class TimedPhase(FloorsPhase):
         for verdict in (timing.timer_disagreement(m_cand), timing.memoization(m_cand, self.cal)):
             if verdict:
                 raise Rejected(Check.TIMER if "clock" in verdict else Check.MEMOIZATION, verdict)
+        self.control_series = control
         return mine, eager, compiled, timing_sets, checks
+
+    def _control(self, cand: Worker, warm: list[int], perturb: bool) -> timing.Series | None:
+        """The task's Model in the candidate's process, ready to time (None: not this verdict)."""
+        if not self.control_ready:
+            return None
+        s0 = self.sets[warm[0]]
+        out_leaves, _ = self._warm_outputs()
+        size = s0.nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
+        if size > C.CONTROL_MAX_SET_BYTES:
+            self.findings.append(f"process control skipped: a call's inputs and outputs take {size / 2**30:.1f} "
+                                 "GiB, too much to run the task's Model a second time in the candidate's process")
+            return None
+        return timing.prepare(cand, P.Target.CONTROL, self.cal, warm, perturb=perturb)
 
     def _finish_timing(self, ref: Worker, mine: timing.Series, eager: timing.Series,
                        compiled: timing.Series | None, timing_sets: list[int], checks: list[Any]) -> None:
@@ -195,18 +211,20 @@ class TimedPhase(FloorsPhase):
         if self.cuda:
             with self._step("timing.host"):
                 host = self._host_factor(ref, cand_ms, stats["eager"].median)
+        process = self._process_factor(eager)
+        extra = max(host, process)  # both stand for the spread one pair of processes shows
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
             speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
-            speedup_vs_eager_interval=timing.widened(speedups["eager"][1], self.cuda, host),
-            speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda, host),
+            speedup_vs_eager_interval=timing.widened(speedups["eager"][1], self.cuda, extra),
+            speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda, extra),
             rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms, flop_floor_ms=flop_floor,
-            host_factor=host)
+            host_factor=host, process_factor=process if self.control_series is not None else None)
         series_of = {"eager": eager, "compile": compiled}
         for name, (_, iv) in speedups.items():
             series = series_of[name]
-            if stats[name] is not None and series is not None and not timing.settled(iv, self.cuda, host):
-                w = timing.widened(iv, self.cuda, host)
+            if stats[name] is not None and series is not None and not timing.settled(iv, self.cuda, extra, rounds=False):
+                w = timing.widened(iv, self.cuda, extra)
                 self.findings.append(
                     f"timing was noisy: the 95% interval of the speedup vs {name} is "
                     + (f"{w[0]:.2f}-{w[1]:.2f}x" if w else "unknown")
@@ -227,6 +245,20 @@ class TimedPhase(FloorsPhase):
         sp = self.timing.speedup_vs_eager
         if sp is not None and sp > C.LARGE_SPEEDUP:
             self.findings.append(f"large speedup ({sp:.1f}x over eager): verified, but worth a human look")
+
+    def _process_factor(self, eager: timing.Series) -> float:
+        """How much the control widens the intervals (1.0 without one), with a finding when it does."""
+        control = self.control_series
+        if control is None:
+            return 1.0
+        point, iv = timing.speedup_interval(timing.finish(eager), timing.finish(control))
+        factor = timing.process_factor(eager, control)
+        if factor >= C.PROCESS_FACTOR_NOTED and point is not None:
+            self.findings.append(
+                f"process control: the task's own Model ran {point:.2f}x as fast in the candidate's process as in "
+                "the reference's" + (f" (95% interval {iv[0]:.2f}-{iv[1]:.2f}x)" if iv else "")
+                + f", so the speedup intervals are widened a further {factor:.2f}x each way")
+        return factor
 
     def _check_timed_outputs(self, ref: Worker, checks: list[tuple[int, int, int, Any, list[bytes]]]) -> None:
         """Compare each checked timed output with the reference of its perturbed inputs, made
