@@ -57,8 +57,11 @@ class CandidatePhase(JudgementState):
             why = reply.get("control_error")
             self.control_ready = why == ""
             if why:
-                self.findings.append("process control skipped: the task's Model could not be built in the "
-                                     "candidate's process: " + S.tail(str(why), 300))
+                self.control_failed = True
+                self.findings.append(
+                    "process control failed: the task's own Model could not be built in the candidate's process, "
+                    f"so the speedup intervals are widened a further {C.PROCESS_FACTOR_FALLBACK:g}x each way: "
+                    + S.tail(str(why), 300))
 
     def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet,
                     got: tuple[dict[str, Any], list[bytes]] | None) -> None:

@@ -86,6 +86,7 @@ class JudgementState:
         self.inline_checks = 0  # timed outputs checked as they came, too large to hold (phases/timed.py)
         self.control_ready = False  # the task's Model was built in the candidate's process (the control)
         self.control_series: Any = None  # its timing series (timing.Series), when it was timed
+        self.control_failed = False  # asked for, and the candidate's process could not build it
         self.quiet_period: ExitStack | None = None  # open while background work must stand still
         self.ref_environment: dict[str, Any] = {}  # the reference worker's setup reply's environment
 

@@ -121,7 +121,8 @@ class TimedPhase(FloorsPhase):
                 # for it to settle took the final re-judgement of optimize's example to the
                 # 48-round cap, 9.4 s of rounds and 2.5 s of timed-output checks).
                 return timing.settled(timing.speedup_interval(timing.finish(eager), timing.finish(mine))[1],
-                                      self.cuda, timing.process_factor(eager, control))
+                                      self.cuda, C.PROCESS_FACTOR_FALLBACK if self.control_failed
+                                      else timing.process_factor(eager, control))
 
             with self._step("timing.rounds"):
                 timing.interleave(sides, self.cal, timing_sets, self.rng, switch,
@@ -219,7 +220,8 @@ class TimedPhase(FloorsPhase):
             speedup_vs_eager_interval=timing.widened(speedups["eager"][1], self.cuda, extra),
             speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda, extra),
             rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms, flop_floor_ms=flop_floor,
-            host_factor=host, process_factor=process if self.control_series is not None else None)
+            host_factor=host,
+            process_factor=process if self.control_series is not None or self.control_failed else None)
         series_of = {"eager": eager, "compile": compiled}
         for name, (_, iv) in speedups.items():
             series = series_of[name]
@@ -250,7 +252,7 @@ class TimedPhase(FloorsPhase):
         """How much the control widens the intervals (1.0 without one), with a finding when it does."""
         control = self.control_series
         if control is None:
-            return 1.0
+            return C.PROCESS_FACTOR_FALLBACK if self.control_failed else 1.0
         point, iv = timing.speedup_interval(timing.finish(eager), timing.finish(control))
         factor = timing.process_factor(eager, control)
         if factor >= C.PROCESS_FACTOR_NOTED and point is not None:
