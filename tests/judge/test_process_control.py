@@ -5,7 +5,7 @@ CPU machine the same code ran up to 1.5x faster in one of a pair of processes th
 other: an identical elementwise candidate read 1.42x (1.12-1.88), 1.34x (1.06-1.64) and 1.57x
 (1.10-2.03) in three of six `verify` runs, each interval wholly above the 1.05 bar. The control
 measures that pair's difference and widens the verdict's intervals by it; it can never narrow
-them, and a candidate that breaks it is widened by PROCESS_FACTOR_FALLBACK.
+them; a candidate that breaks or shapes it: tests/exploits/test_control_sabotage.py.
 """
 
 from __future__ import annotations
@@ -61,29 +61,3 @@ def test_an_identical_candidate_carries_its_control_and_reads_as_a_tie(judge) ->
         assert not holds_up(t.speedup_vs_eager, t.speedup_vs_eager_interval), (t.speedup_vs_eager,
                                                                               t.speedup_vs_eager_interval)
         assert result.to_dict()["timing"]["process_factor"] == t.process_factor
-
-
-def test_a_candidate_that_breaks_its_control_is_widened_by_the_fallback(judge) -> None:
-    # Its module code makes the task's Model (and only it) fail to move to the device.
-    candidate = TASK.read_text() + '''
-
-_to = nn.Module.to
-
-
-def _no_control(self, *args, **kwargs):
-    if type(self).__name__ == "Model":
-        raise RuntimeError("no control here")
-    return _to(self, *args, **kwargs)
-
-
-nn.Module.to = _no_control
-
-
-class ModelNew(Model):
-    pass
-'''
-    result = judge(TASK, candidate)
-    t = result.timing
-    assert t is not None and t.process_factor == C.PROCESS_FACTOR_FALLBACK
-    assert any(f.startswith("process control failed") and "no control here" in f for f in result.findings)
-    assert not holds_up(t.speedup_vs_eager, t.speedup_vs_eager_interval)
