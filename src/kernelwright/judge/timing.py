@@ -117,6 +117,10 @@ class Series:
     race_bars: S.RaceBars = field(default_factory=lambda: S.RaceBars(C.RACE_PENDING_MS, None))
     pending: list[float] = field(default_factory=list)  # CUDA: every timed call's pending ms, in order
     probe: list[float] = field(default_factory=list)  # CUDA: every timed call's probe reading (ms), in order
+    # A series whose failure is not the verdict (the process control): it leaves the rounds,
+    # with why in `failed`, and the rounds go on without it.
+    optional: bool = False
+    failed: str = ""
 
 
 def prepare(worker: Worker, target: P.Target, calib: Calibration, warm_sets: list[int],
@@ -224,10 +228,18 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
         order = list(sides)
         rng.shuffle(order)
         for s in order:
+            if s.failed:
+                continue
             switch(s.worker)
             o = offsets[id(s)] + done * s.calls
             t0 = time.perf_counter()
-            _run(s, calib, [timing_sets[(o + i) % len(timing_sets)] for i in range(s.calls)], rng)
+            try:
+                _run(s, calib, [timing_sets[(o + i) % len(timing_sets)] for i in range(s.calls)], rng)
+            except TimingError as exc:
+                if not s.optional:
+                    raise
+                s.failed = exc.detail or str(exc.check)
+                continue
             S.trace(f"round {done}: {s.target} batch of {s.calls} in {time.perf_counter() - t0:.2f} s")
         done += 1
 
@@ -338,7 +350,7 @@ def process_factor(eager: Series, control: Series | None) -> float:
     """The control's widening: the same Model in the candidate's process against eager in the
     reference's, max(high, 1 / low) of that speedup's 95% interval (1.0 without a control or an
     interval). Both ends count: a control that ran slower or faster than eager widens alike."""
-    if control is None or not control.values:
+    if control is None or not control.values or control.failed:
         return 1.0
     _, iv = speedup_interval(finish(eager), finish(control))
     if iv is None:

@@ -691,7 +691,14 @@ class Harness:
                 start, end = self._Event(enable_timing=True), self._Event(enable_timing=True)
                 start.record()
             t0 = _perf()
-            out = fn(*args)
+            try:
+                out = fn(*args)
+            except BaseException:
+                # The set is staged for later batches: a call that raised (the process control's,
+                # which the verdict survives) must not leave it perturbed.
+                if undo is not None:
+                    undo()
+                raise
             if self.cuda:
                 end.record()
             # The snapshot is taken as a consumer reads the output at return (`_consume`), before

@@ -57,11 +57,7 @@ class CandidatePhase(JudgementState):
             why = reply.get("control_error")
             self.control_ready = why == ""
             if why:
-                self.control_failed = True
-                self.findings.append(
-                    "process control failed: the task's own Model could not be built in the candidate's process, "
-                    f"so the speedup intervals are widened a further {C.PROCESS_FACTOR_FALLBACK:g}x each way: "
-                    + S.tail(str(why), 300))
+                self._control_lost(f"it could not be built: {why}")
 
     def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet,
                     got: tuple[dict[str, Any], list[bytes]] | None) -> None:

@@ -113,6 +113,13 @@ class JudgementState:
 
     # -- accounting ----------------------------------------------------------
 
+    def _control_lost(self, why: str) -> None:
+        """The process control did not run (phases/timed.py): the fallback widening, and why."""
+        self.control_failed = True
+        self.findings.append(
+            "process control failed: the task's own Model did not run in the candidate's process, so the "
+            f"speedup intervals are widened a further {C.PROCESS_FACTOR_FALLBACK:g}x each way: " + S.tail(why, 300))
+
     def _phase(self, name: str, t0: float) -> None:
         dt = time.perf_counter() - t0
         self.phases[name] = self.phases.get(name, 0.0) + dt

@@ -151,7 +151,14 @@ class TimedPhase(FloorsPhase):
             self.findings.append(f"process control skipped: a call's inputs and outputs take {size / 2**30:.1f} "
                                  "GiB, too much to run the task's Model a second time in the candidate's process")
             return None
-        return timing.prepare(cand, P.Target.CONTROL, self.cal, warm, perturb=perturb)
+        try:
+            control = timing.prepare(cand, P.Target.CONTROL, self.cal, warm, perturb=perturb)
+        except timing.TimingError as exc:
+            self._control_lost(exc.detail)
+            return None
+        control.optional = True
+        return control
+
 
     def _finish_timing(self, ref: Worker, mine: timing.Series, eager: timing.Series,
                        compiled: timing.Series | None, timing_sets: list[int], checks: list[Any]) -> None:
@@ -251,6 +258,9 @@ class TimedPhase(FloorsPhase):
     def _process_factor(self, eager: timing.Series) -> float:
         """How much the control widens the intervals (1.0 without one), with a finding when it does."""
         control = self.control_series
+        if control is not None and control.failed:
+            self._control_lost(control.failed)
+            self.control_series = control = None
         if control is None:
             return C.PROCESS_FACTOR_FALLBACK if self.control_failed else 1.0
         point, iv = timing.speedup_interval(timing.finish(eager), timing.finish(control))
