@@ -39,6 +39,20 @@ def test_a_control_faster_or_slower_than_eager_widens_alike() -> None:
     assert timing.process_factor(eager, _series(P.Target.CONTROL, [])) == 1.0
 
 
+def test_the_speedup_takes_the_faster_baseline_of_each_round() -> None:
+    eager = timing.finish(_series(P.Target.EAGER, [1.4, 1.4, 1.0, 1.4]))
+    control = timing.finish(_series(P.Target.CONTROL, [1.0, 1.0, 1.2, 1.0, 0.1]))
+    base = timing.faster_base(eager, control)
+    assert base.batch_ms == [1.0, 1.0, 1.0, 1.0]  # paired by round; the control's extra round unpaired
+    assert base.stats.median == 1.0 and eager.stats.median == 1.4
+    assert timing.faster_base(eager, None) is eager
+    # Whatever the control reads, the speedup against the base is never above eager's.
+    cand = timing.finish(_series(P.Target.MODEL, [0.9, 1.1, 1.0, 0.95]))
+    for values in ([5.0] * 4, [0.01] * 4, [1.0, 9.0, 0.5, 2.0]):
+        b = timing.faster_base(eager, timing.finish(_series(P.Target.CONTROL, values)))
+        assert timing.speedup_interval(b, cand)[0] <= timing.speedup_interval(eager, cand)[0]
+
+
 def test_rounds_stop_once_no_number_of_them_could_make_a_claim() -> None:
     # Centred at 1.10x and widened 1.15 * 1.4 each way: never a claim, however narrow.
     iv = (0.9, 1.35)
@@ -61,3 +75,4 @@ def test_an_identical_candidate_carries_its_control_and_reads_as_a_tie(judge) ->
         assert not holds_up(t.speedup_vs_eager, t.speedup_vs_eager_interval), (t.speedup_vs_eager,
                                                                               t.speedup_vs_eager_interval)
         assert result.to_dict()["timing"]["process_factor"] == t.process_factor
+        assert t.control_ms is not None and t.control_ms.batches == t.rounds

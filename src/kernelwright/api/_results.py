@@ -160,7 +160,8 @@ def timing_from_dict(d: dict[str, Any] | None) -> Timing | None:
                   speedup_vs_eager_interval=interval(d.get("speedup_vs_eager_interval")),
                   speedup_vs_compile_interval=interval(d.get("speedup_vs_compile_interval")),
                   rounds=int(d.get("rounds") or 0), profile_busy_ms=d.get("profile_busy_ms"),
-                  flop_floor_ms=d.get("flop_floor_ms"), host_factor=float(d.get("host_factor") or 1.0))
+                  flop_floor_ms=d.get("flop_floor_ms"), host_factor=float(d.get("host_factor") or 1.0),
+                  process_factor=d.get("process_factor"), control_ms=stats(d.get("control_ms")))
 
 
 def _plain(obj: Any) -> Any:

@@ -81,6 +81,9 @@ class Timing:
     # candidate's process against eager in the reference's, max(high, 1 / low) of that speedup's
     # 95% interval (constants.PROCESS_FACTOR_NOTED); None when no control ran.
     process_factor: float | None = None
+    # The task's own Model timed in the candidate's process (the process control); the speedup
+    # vs eager takes, round by round, the faster of it and eager in the reference's worker.
+    control_ms: TimingStats | None = None
 
 
 @dataclass(frozen=True)

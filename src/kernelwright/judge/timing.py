@@ -14,7 +14,7 @@ import random
 import secrets
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from kernelwright import constants as C
@@ -344,6 +344,21 @@ def widened(iv: tuple[float, float] | None, cuda: bool, host: float = 1.0) -> tu
         return None
     f = C.BETWEEN_PROCESS_SPREAD["cuda" if cuda else "cpu"] * max(1.0, host)
     return iv[0] / f, iv[1] * f
+
+
+def faster_base(eager: Measurement, control: Measurement | None) -> Measurement:
+    """Eager's figures with each round's batch the faster of eager (reference's process) and the
+    control (the same Model in the candidate's process), paired by round.
+
+    A speedup against it is never above the speedup against eager alone, whatever the
+    candidate's process does to its control; where that process simply runs the same code
+    faster, the candidate is compared with the Model as fast as it runs there.
+    """
+    if control is None or not control.batch_ms:
+        return eager
+    n = min(len(eager.batch_ms), len(control.batch_ms))
+    ms = [min(a, b) for a, b in zip(eager.batch_ms[:n], control.batch_ms[:n])]
+    return replace(eager, stats=replace(eager.stats, median=statistics.median(ms)), batch_ms=ms)
 
 
 def process_factor(eager: Series, control: Series | None) -> float:

@@ -120,7 +120,8 @@ class TimedPhase(FloorsPhase):
                 # is reported with the interval its rounds give (on the 2-core machine, waiting
                 # for it to settle took the final re-judgement of optimize's example to the
                 # 48-round cap, 9.4 s of rounds and 2.5 s of timed-output checks).
-                return timing.settled(timing.speedup_interval(timing.finish(eager), timing.finish(mine))[1],
+                base = timing.faster_base(timing.finish(eager), self._control_measurement(control))
+                return timing.settled(timing.speedup_interval(base, timing.finish(mine))[1],
                                       self.cuda, C.PROCESS_FACTOR_FALLBACK if self.control_failed
                                       else timing.process_factor(eager, control))
 
@@ -173,7 +174,9 @@ class TimedPhase(FloorsPhase):
                     speedups[name], stats[name] = (None, None), None
                     continue
                 m_live = timing.finish(series)
-                point, iv = timing.speedup_interval(m_live, m_cand)
+                base = timing.faster_base(m_live, self._control_measurement(self.control_series)) \
+                    if name == "eager" else m_live
+                point, iv = timing.speedup_interval(base, m_cand)
                 if not self.cuda:
                     # On the CPU a stopped tree runs nothing (orphans included: they are reparented
                     # to the judge and stopped with it), so nothing outlives the candidate's batch.
@@ -219,6 +222,7 @@ class TimedPhase(FloorsPhase):
         if self.cuda:
             with self._step("timing.host"):
                 host = self._host_factor(ref, cand_ms, stats["eager"].median)
+        control_m = self._control_measurement(self.control_series)
         process = self._process_factor(eager)
         extra = max(host, process)  # both stand for the spread one pair of processes shows
         self.timing = Timing(
@@ -228,7 +232,8 @@ class TimedPhase(FloorsPhase):
             speedup_vs_compile_interval=timing.widened(speedups["compile"][1], self.cuda, extra),
             rounds=len(mine.values), profile_busy_ms=self.profiled_kernel_ms, flop_floor_ms=flop_floor,
             host_factor=host,
-            process_factor=process if self.control_series is not None or self.control_failed else None)
+            process_factor=process if self.control_series is not None or self.control_failed else None,
+            control_ms=control_m.stats if control_m is not None else None)
         series_of = {"eager": eager, "compile": compiled}
         for name, (_, iv) in speedups.items():
             series = series_of[name]
@@ -254,6 +259,13 @@ class TimedPhase(FloorsPhase):
         sp = self.timing.speedup_vs_eager
         if sp is not None and sp > C.LARGE_SPEEDUP:
             self.findings.append(f"large speedup ({sp:.1f}x over eager): verified, but worth a human look")
+
+    @staticmethod
+    def _control_measurement(control: timing.Series | None) -> timing.Measurement | None:
+        """The control's figures, while it is still in the rounds (None: no control, or it failed)."""
+        if control is None or control.failed or not control.values:
+            return None
+        return timing.finish(control)
 
     def _process_factor(self, eager: timing.Series) -> float:
         """How much the control widens the intervals (1.0 without one), with a finding when it does."""
