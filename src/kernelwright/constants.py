@@ -107,10 +107,10 @@ HOST_FACTOR_NOTED = 1.05  # a widening from host-bound calls at least this large
 # move its control only away from the eager figure, which widens its own intervals, or back
 # towards it, which leaves them as BETWEEN_PROCESS_SPREAD alone makes them.
 PROCESS_FACTOR_NOTED = 1.05  # a widening from the control at least this large is a finding
-# The widening when the control was asked for and the candidate's process could not build it:
-# the task's own Model built in the reference's worker, so what stopped it is that process's
-# state, the candidate's doing. As wide as the largest control seen on the CPU (1.57), so that
-# breaking the control never narrows a candidate's intervals.
+# The widening when the control, built before the candidate's code ran, then failed in the timing:
+# the task's own code ran in the reference's worker, so what stopped it is the candidate's doing.
+# As wide as the largest control seen on the CPU (1.57), so that breaking the control never
+# narrows a candidate's intervals.
 PROCESS_FACTOR_FALLBACK = 1.6
 CONTROL_MAX_STATE_BYTES = 4 << 30  # a model with more weights than this is not built twice
 CONTROL_MAX_SET_BYTES = 2 << 30  # nor timed twice when a call's inputs and outputs take more

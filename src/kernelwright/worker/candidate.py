@@ -33,6 +33,8 @@ class CandidateWorker(RoleBase):
             if why:
                 return P.LoadCandidateReply(status=P.Status.IMPORT_FAILED, compile_error=False,
                                             error=f"the sandbox could not be narrowed to the build directory: {why}"), []
+        # The control first, before any of the candidate's code exists: it cannot stop it being built.
+        control_error = self._load_control(header, init, state) if header.get("control_source") else ""
         path = Path(header["filename"])
         path.write_text(header["source"])  # so tracebacks and inspect can show lines
         _share_torch_header(header["source"], header.get("cpp_prefix_pch"))
@@ -67,13 +69,15 @@ class CandidateWorker(RoleBase):
         self.model = model
         self.targets[P.Target.MODEL] = model
         construct_s = time.perf_counter() - t0 - import_s
-        control_error = self._load_control(header, init, state) if header.get("control_source") else ""
         return P.LoadCandidateReply(import_s=import_s, construct_s=construct_s,
                                     copied=copied, state_keys=len(state), control_error=control_error,
                                     integrity=self.h.integrity.violations()), []
 
     def _load_control(self, header: P.LoadCandidateRequest, init: Any, state: dict[str, torch.Tensor]) -> str:
-        """Build the task's Model here as the reference worker builds it: the timing's control."""
+        """Build the task's Model here as the reference worker builds it: the timing's control.
+
+        Built before the candidate's import, so what fails here is the task's or this confined
+        process's, never the candidate's doing."""
         assert self.h is not None
         try:
             task = exec_module("kw_control", header["control_source"], header["control_path"])

@@ -57,7 +57,10 @@ class CandidatePhase(JudgementState):
             why = reply.get("control_error")
             self.control_ready = why == ""
             if why:
-                self._control_lost(f"it could not be built: {why}")
+                # Built before the candidate's code ran: the task's or the sandbox's failure (a
+                # task reading files the confined process may not), not the candidate's.
+                self.findings.append("process control skipped: the task's own Model could not be built in the "
+                                     "candidate's confined process before its code ran: " + S.tail(str(why), 300))
 
     def _first_call(self, cand: Worker, loaded: Future[None], s: InputSet,
                     got: tuple[dict[str, Any], list[bytes]] | None) -> None:
