@@ -77,6 +77,9 @@ class BenchRow:
     max_probe_ms: float | None = None
     # CUDA: the intervals' further widening because a side's calls were host-bound (1.0: none).
     host_factor: float = 1.0
+    # The process control's widening (the task's Model in the candidate's process against eager
+    # in the reference's; judge/timing.process_factor); None where no control ran.
+    process_factor: float | None = None
     run_id: str | None = None  # the store's run and candidate ids, where recorded
     candidate_id: str | None = None
 

@@ -118,7 +118,7 @@ def row_from_verdict(task: SuiteTask, candidate: str, key: str, device: str, ver
         seconds=seconds, phases_s=dict(verdict.get("phases_s") or {}),
         findings=[str(f) for f in verdict.get("findings") or []],
         max_pending_ms=max(pending) if pending else None, max_probe_ms=max(probe) if probe else None,
-        host_factor=float(t.get("host_factor") or 1.0))
+        host_factor=float(t.get("host_factor") or 1.0), process_factor=t.get("process_factor"))
 
 
 @contextmanager
