@@ -160,7 +160,6 @@ class TimedPhase(FloorsPhase):
         control.optional = True
         return control
 
-
     def _finish_timing(self, ref: Worker, mine: timing.Series, eager: timing.Series,
                        compiled: timing.Series | None, timing_sets: list[int], checks: list[Any]) -> None:
         """The candidate has exited: baselines' last batches, timed outputs, speedups, floors."""
@@ -237,7 +236,8 @@ class TimedPhase(FloorsPhase):
         series_of = {"eager": eager, "compile": compiled}
         for name, (_, iv) in speedups.items():
             series = series_of[name]
-            if stats[name] is not None and series is not None and not timing.settled(iv, self.cuda, extra, rounds=False):
+            noisy = not timing.settled(iv, self.cuda, extra, rounds=False)
+            if stats[name] is not None and series is not None and noisy:
                 w = timing.widened(iv, self.cuda, extra)
                 self.findings.append(
                     f"timing was noisy: the 95% interval of the speedup vs {name} is "
