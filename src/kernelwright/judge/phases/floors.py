@@ -37,12 +37,15 @@ class FloorsPhase(JudgementState):
         out_leaves = [t for t in cmp.leaves(s0.outputs) if isinstance(t, torch.Tensor)]
         return out_leaves, str(out_leaves[0].dtype).removeprefix("torch.") if out_leaves else "float32"
 
+    def _warm_bytes(self) -> int:
+        """Bytes of one call's inputs and outputs (the warm-up set's)."""
+        out_leaves, _ = self._warm_outputs()
+        return self.sets[self._warm_set()].nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
+
     def _floor(self, ref: Worker) -> float | None:
         """The bytes floor in ms: the warm-up set's inputs and outputs over the measured bandwidth."""
-        s0 = self.sets[self._warm_set()]
-        out_leaves, dtype = self._warm_outputs()
-        moved = s0.nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
-        return roofline.floor_ms(moved, 0, dtype, self._ceilings(ref), self.cuda)[0]
+        _, dtype = self._warm_outputs()
+        return roofline.floor_ms(self._warm_bytes(), 0, dtype, self._ceilings(ref), self.cuda)[0]
 
     def _flop_floor(self, ref: Worker) -> float | None:
         """The FLOP floor in ms: the reference's FLOPs (counted on meta copies, once per task and

@@ -145,9 +145,7 @@ class TimedPhase(FloorsPhase):
         """The task's Model in the candidate's process, ready to time (None: not this verdict)."""
         if not self.control_ready:
             return None
-        s0 = self.sets[warm[0]]
-        out_leaves, _ = self._warm_outputs()
-        size = s0.nbytes + sum(t.numel() * t.element_size() for t in out_leaves)
+        size = self._warm_bytes()
         if size > C.CONTROL_MAX_SET_BYTES:
             self.findings.append(f"process control skipped: a call's inputs and outputs take {size / 2**30:.1f} "
                                  "GiB, too much to run the task's Model a second time in the candidate's process")
