@@ -156,6 +156,11 @@ TIMED_OUTPUTS_HELD_BYTES = 1 << 30
 # of the elements wrong, and a million positions find a share of 1e-5 with probability 1 - e^-10;
 # the trials compare every element.
 TIMED_SAMPLE_ELEMENTS = 1 << 20
+# ...but only when sampling saves something: an output of at most this many times that many
+# elements is fetched and compared whole. Drawing a million random positions and gathering them
+# on both sides, and the reference's RMS for the sample's tolerance, cost more than moving the
+# whole of a 1.5M-element output (on the 2-core machine 0.4 s of a 4 s verdict of the example).
+TIMED_SAMPLE_MIN_RATIO = 4
 L2_FLUSH_BYTES = 256 << 20
 # On CUDA each timed call's stream is held by a spin of this length, launched just before the
 # call's start event, so the host's launch latency overlaps it and the events time GPU work.
@@ -258,12 +263,14 @@ CANDIDATE_FRAME_BASE_BYTES = 64 << 20
 # A kernel is reported as a speedup only when its fresh re-judgement is at least this
 # much faster than eager: within a few percent it is a tie, whatever the medians say.
 SPEEDUP_REPORT_MIN = 1.05
+# Proposals a search makes unless told otherwise (optimize, bench --optimize, the Python API),
+# failed ones included.
+DEFAULT_BUDGET = 12
 FINALIST_REJUDGES = 3  # accepted kernels re-judged, fastest first, until one holds up
 # Fresh verdicts (each a new pair of worker processes) a finalist whose claim is near the bar
 # must hold up in: one pair's interval does not cover the spread between pairs, and widening it
 # by BETWEEN_PROCESS_SPREAD covers what was seen, with no margin (see search/finalize.py).
 REJUDGE_REPLICAS = 2
-REJUDGE_TIMEOUT_S = 1800.0
 
 # -- executors: builds ahead of verdicts (issue 16) ------------------------------
 # The local executor's build pool (several slots): this many build workers when set, else one

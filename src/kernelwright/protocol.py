@@ -31,6 +31,9 @@ from typing import Any, TypedDict
 ENTRY_MODULE = "kernelwright.worker.entry"
 # The channel's HMAC key: this many bytes, written to the worker's read pipe before anything else.
 SECRET_BYTES = 32
+# Set in a reference worker's environment when its verdict will compile the torch.compile
+# baseline: torch.compile's modules are imported while the worker starts (sandbox.process).
+PRELOAD_COMPILER_ENV = "KERNELWRIGHT_PRELOAD_COMPILER"
 
 
 class _Name(str, enum.Enum):

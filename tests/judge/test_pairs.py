@@ -235,3 +235,26 @@ def test_a_pool_told_the_next_task_spawns_a_reference_only_for_a_new_one() -> No
         other = pool.take(SPEC, "b")
         assert other is not None and other.ref is not pair.ref and pair.ref.proc.poll() is not None
         other.close()
+
+
+def test_a_reference_started_for_the_compile_baseline_imports_the_compiler_as_it_starts() -> None:
+    """A crown's pair is spawned during the search: its reference imports torch.compile's modules
+    then, not inside the re-judgement's timing; any pair still serves any verdict."""
+    from kernelwright.protocol import PRELOAD_COMPILER_ENV
+
+    assert pair_spec(replace(OPTS, compile_baseline=True), "cpu").preload_compiler
+    assert not pair_spec(replace(OPTS, compile_baseline=True, compile_ratio_cache=True), "cpu").preload_compiler
+    assert not SPEC.preload_compiler
+    preloading = replace(SPEC, preload_compiler=True)
+    assert preloading == SPEC  # not part of what a pair is for
+    with PairPool() as pool:
+        pool.refill(preloading)
+        pair = pool.take(SPEC)
+        try:
+            assert pair is not None and pair.alive()
+            environ = Path(f"/proc/{pair.ref.proc.pid}/environ").read_bytes().split(b"\0")
+            assert f"{PRELOAD_COMPILER_ENV}=1".encode() in environ
+            cand_env = Path(f"/proc/{pair.cand.proc.pid}/environ").read_bytes().split(b"\0")
+            assert not any(e.startswith(PRELOAD_COMPILER_ENV.encode()) for e in cand_env)
+        finally:
+            pair.close()

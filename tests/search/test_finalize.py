@@ -36,3 +36,30 @@ def test_only_a_claim_near_the_bar_is_re_judged_again() -> None:
     assert not marginal(_verdict(1.72, 1.45, 2.20), "cpu")
     assert not marginal(_verdict(1.02, 0.90, 1.15), "cpu")  # no claim: nothing to confirm
     assert not marginal(_verdict(1.10, 1.09, 1.12), "cuda")  # GPU spread 1.03: 1.09 >= 1.05 * 1.03
+
+
+def test_the_re_judgement_runs_here_with_a_fresh_pair_and_never_a_kept_reference(tmp_path) -> None:
+    """The crown judges with the crown pool's pre-started pair, in this process, as `verify --json`
+    would print it; a pool that keeps references is refused; a task that cannot load is an error."""
+    import json
+
+    import pytest
+
+    from kernelwright import forms
+    from kernelwright.judge.pairs import PairPool
+    from kernelwright.search.finalize import crown_pool, rejudge
+    from tests.conftest import TASKS
+
+    cand = tmp_path / "cand.py"
+    cand.write_text(forms.FORMS["c"].skeleton())
+    with crown_pool("cpu", compile_baseline=False) as pool:
+        res = rejudge(TASKS / "relu_add.py", cand, "cpu", compile_baseline=False, pool=pool)
+    assert res["verdict"] == "accepted", res.get("reasons")
+    assert any(f.startswith("workers: pre-started") for f in res["findings"])
+    assert json.loads(json.dumps(res, allow_nan=False)) == res
+    with PairPool(keep_reference=True) as kept, pytest.raises(ValueError, match="fresh reference"):
+        rejudge(TASKS / "relu_add.py", cand, "cpu", pool=kept)
+    broken = tmp_path / "task.py"
+    broken.write_text("this is not python(\n")
+    bad = rejudge(broken, cand, "cpu", compile_baseline=False)
+    assert bad["verdict"] == "error" and bad["error"]

@@ -74,7 +74,7 @@ def verify(reference: nn.Module | str | os.PathLike[str], candidate: str | os.Pa
 
 
 def optimize(module: nn.Module | str | os.PathLike[str], example_inputs: Sequence[Any] | None = None, *,
-             models: Sequence[str] | str | None = None, budget: int = 12, time_limit_s: float | None = None,
+             models: Sequence[str] | str | None = None, budget: int = C.DEFAULT_BUDGET, time_limit_s: float | None = None,
              max_cost_usd: float | None = None, max_tokens: int | None = None, device: str | None = None,
              target: str | None = None, out_dir: str | os.PathLike[str] | None = None,
              store: str | os.PathLike[str] | Store | None = None, resume: str | None = None, parallel: int = 2,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kernelwright import constants as C
 from kernelwright import provenance
 from kernelwright.bench import records as R
 from kernelwright.bench.records import BenchRow, ErrorCheck, Verdict
@@ -40,7 +41,7 @@ class OptimizePlan:
     """`bench --optimize`: the engineer runs on each task, within this budget per task."""
 
     models: tuple[str, ...] = ()  # proposer specs as `optimize --model` takes them; (): its defaults
-    budget: int = 12  # proposals per task, failed ones included
+    budget: int = C.DEFAULT_BUDGET  # proposals per task, failed ones included
     time_limit_s: float | None = None  # per task
     seed: int | None = None  # the search's choices (not the judge's inputs)
     parallel: int = 2

@@ -49,7 +49,7 @@ def default_out(suite: Path, device: str) -> Path:
 @click.option("--model", "models", multiple=True, metavar="SPEC[=WEIGHT]",
               help="With --optimize: a proposer, as `optimize --model` takes it (default: LLMs whose API keys "
                    "are set, plus inductor and mutate).")
-@click.option("--budget", type=click.IntRange(1, 100000), default=12, show_default=True,
+@click.option("--budget", type=click.IntRange(1, 100000), default=C.DEFAULT_BUDGET, show_default=True,
               help="With --optimize: proposals per task, failed ones included.")
 @click.option("--time-limit", type=click.FloatRange(1, None), default=None,
               help="With --optimize: stop each task's search after S seconds.")

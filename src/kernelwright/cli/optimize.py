@@ -25,7 +25,7 @@ from kernelwright.cli.render import exit_bad_input, speedup_text
               help="A proposer: PROVIDER:NAME (openai:gpt-5, anthropic:claude-sonnet-4-5, scripted:FILE.jsonl) "
                    "or inductor / mutate; repeat for an ensemble. Default: LLMs whose API keys are set, "
                    "plus inductor and mutate.")
-@click.option("--budget", type=click.IntRange(1, 100000), default=12, show_default=True,
+@click.option("--budget", type=click.IntRange(1, 100000), default=C.DEFAULT_BUDGET, show_default=True,
               help="Proposals to make, failed ones included.")
 @click.option("--time-limit", type=click.FloatRange(1, None), default=None, help="Stop after S seconds.")
 @click.option("--max-cost", type=click.FloatRange(0, None), default=None, help="Stop after spending USD.")

@@ -57,6 +57,9 @@ class PairSpec:
     memory_bytes: int
     build_cache_dir: str | None = None  # None: given with the load request (pooled pairs)
     confine: bool = True  # the candidate worker confined (sandbox.confine)
+    # The reference imports torch.compile's modules as it starts (SandboxConfig.preload_compiler).
+    # Not part of what a pair is for: any pair serves a verdict either way, only sooner or later.
+    preload_compiler: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -110,7 +113,8 @@ def _spawn_reference(spec: PairSpec) -> Worker:
     ref_cache = str(buildcache.reference_dir(spec.device)) if spec.confine and confine.landlock_abi() >= 1 else None
     return Worker(P.Role.REFERENCE, SandboxConfig(memory_bytes=spec.memory_bytes, threads=spec.threads,
                                                   cuda=spec.device == "cuda", drop_capabilities=False,
-                                                  confine=False, build_cache_dir=ref_cache))
+                                                  confine=False, build_cache_dir=ref_cache,
+                                                  preload_compiler=spec.preload_compiler))
 
 
 def finish_start(pair: Pair, spec: PairSpec) -> Pair:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import kernelwright
 from kernelwright import constants as C
 from kernelwright.paths import cache_dir
+from kernelwright.protocol import PRELOAD_COMPILER_ENV
 from kernelwright.sandbox import confine, pch
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
     if config.drop_capabilities:
         env["KERNELWRIGHT_DROP_CAPS"] = "1"
     env["KERNELWRIGHT_WORKER_TAG"] = tag
+    if config.preload_compiler:
+        env[PRELOAD_COMPILER_ENV] = "1"
     if config.confine:
         env.update(confine_env(scratch, build, config.build_cache_dir is None, env[pch.ENV]))
     return env

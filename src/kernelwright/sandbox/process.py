@@ -57,6 +57,10 @@ class SandboxConfig:
     build_cache_dir: str | None = None
     # Candidate workers: no network, a minimal file-system view, no signals out (sandbox.confine).
     confine: bool = True
+    # A reference worker whose verdict compiles the torch.compile baseline imports torch.compile's
+    # modules as it starts (1.7 s on the 2-core machine): in a pair pre-started during a search,
+    # that is off the verdict's path (judge.pairs) rather than inside its timing phase.
+    preload_compiler: bool = False
 
 
 class Worker:

@@ -1,21 +1,27 @@
 """Crown the best kernel of a run, only after a fresh judge agrees.
 
-The search's verdicts came from one long-lived process; the kernel we report is
-judged again by `kernelwright verify` in a new process, with the torch.compile
-baseline, and reported only if it is accepted again and clearly faster than eager.
-A cheat that slipped through once, a crash, or a tie is never reported as a speedup.
+The search's verdicts kept one reference worker for the whole run; the kernel we report is
+judged again as `kernelwright verify` judges it, by a fresh pair of worker processes that
+have served no other verdict, with the torch.compile baseline, and reported only if it is
+accepted again and clearly faster than eager. A cheat that slipped through once, a crash,
+or a tie is never reported as a speedup.
+
+The re-judgement runs in this (trusted) process: what made it a new judgement was always
+its workers, the processes that hold the task, the candidate and their clocks. A child
+`kernelwright verify` cost a second interpreter's start and torch's import (about 2 s of
+the main job's minute on the 2-core machine) and started its workers only then; a pool's
+pair is spawned while the search runs (`crown_pool`) and is ready when the search ends.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from kernelwright import constants as C
+from kernelwright.judge.pairs import PairPool
 
 
 @dataclass(frozen=True)
@@ -47,31 +53,60 @@ class Crowning:
     verdict: dict[str, Any] | None = None  # the crowned kernel's fresh verdict (`verify --json`)
 
 
-def rejudge(task_path: Path, candidate_path: Path, device: str, compile_baseline: bool = True) -> dict[str, Any]:
-    """Run `kernelwright verify --json` in a new process; its JSON object, or an error dict.
+def rejudge(task_path: Path, candidate_path: Path, device: str, compile_baseline: bool = True,
+            pool: PairPool | None = None) -> dict[str, Any]:
+    """Judge the candidate again with fresh workers; the verdict as `verify --json` prints it, or
+    an error dict when the task itself could not be judged here.
 
+    `pool`: where the fresh pair comes from (a crown's, `crown_pool`); a pool that keeps reference
+    workers must not be given, since the re-judgement's reference must be new too.
     With the compile baseline, the task's compile/eager ratio is kept (`--kept-compile-ratio`):
     a second re-judgement of a marginal claim, or of the next finalist, and the next run on
     this task take their speedup vs torch.compile from it rather than compiling again (about
     6 s on the 2-core CPU machine). The claim, the speedup vs eager, is timed every time.
     """
-    cmd = [sys.executable, "-m", "kernelwright.cli.main", "verify", str(task_path), str(candidate_path),
-           "--json", "--device", device]
-    cmd.append("--kept-compile-ratio" if compile_baseline else "--no-compile-baseline")
+    from kernelwright.judge.verify import VerifyOptions, verify_files
+    from kernelwright.task.loader import InputError
+    from kernelwright.task.metadata import TaskError
+
+    if pool is not None and pool.keep_reference:
+        raise ValueError("a re-judgement needs a fresh reference worker: give a pool that keeps none")
+    opts = VerifyOptions(device=device, compile_baseline=compile_baseline, compile_ratio_cache=compile_baseline)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=C.REJUDGE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return {"verdict": "error", "error": f"the re-judgement took over {C.REJUDGE_TIMEOUT_S:g} s"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    try:
-        return dict(json.loads(lines[-1]))
-    except (IndexError, ValueError):
-        return {"verdict": "error", "error": "the re-judgement printed no verdict: " + proc.stderr[-500:]}
+        result = verify_files(task_path, candidate_path, opts, pool=pool)
+    except (TaskError, InputError) as exc:
+        return {"verdict": "error", "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a judge bug costs the crown, never the run's stored results
+        return {"verdict": "error", "error": f"the judge failed: {type(exc).__name__}: {exc}"}
+    # The same JSON round trip as `verify --json`: what is stored is what that command prints.
+    return dict(json.loads(json.dumps(result.to_dict(), allow_nan=False)))
+
+
+def crown_pool(device: str, compile_baseline: bool = True) -> PairPool:
+    """A pool whose one pair, spawned now, re-judges the run's best kernel when the search ends.
+
+    Its workers import torch (and the reference torch.compile's modules, for the baseline that
+    the first re-judgement of a task compiles) while the search runs, stopped while anything is
+    timed like every pre-started pair (judge.pairs), and set up only when the crown takes them;
+    no candidate code runs in them before that. The caller closes it.
+    """
+    from dataclasses import replace
+
+    from kernelwright.judge.phases.workers import pair_spec
+    from kernelwright.judge.verify import VerifyOptions
+
+    pool = PairPool()
+    spec = pair_spec(VerifyOptions(device=device), device)
+    pool.spawn_ahead(replace(spec, preload_compiler=compile_baseline))
+    return pool
 
 
 def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
-          compile_baseline: bool = True) -> Crowning:
-    """Re-judge the fastest accepted kernels; write the first that holds up to out_dir/best.py."""
+          compile_baseline: bool = True, pool: PairPool | None = None) -> Crowning:
+    """Re-judge the fastest accepted kernels; write the first that holds up to out_dir/best.py.
+
+    `pool` (`crown_pool`): fresh pairs ready for the re-judgements; without one each starts its own.
+    """
     accepted = [c for c in store.candidates(run_id) if c.verdict == "accepted" and c.source]
     accepted.sort(key=lambda c: -(c.speedup_vs_eager or 0.0))
     by_source = {}
@@ -86,13 +121,13 @@ def crown(store: Any, run_id: str, task_path: Path, out_dir: Path, device: str,
         path = out_dir / "best.py"
         # The source unchanged: the same bytes hit the same build cache entry.
         path.write_text(cand.source)
-        res = rejudge(task_path, path, device, compile_baseline)
+        res = rejudge(task_path, path, device, compile_baseline, pool)
         for _ in range(C.REJUDGE_REPLICAS - 1):
             if res.get("verdict") != "accepted" or not marginal(res, device):
                 break
             # Again in another fresh pair of processes: a claim near the bar counts only if it
             # holds in each.
-            res = _worse(res, rejudge(task_path, path, device, compile_baseline))
+            res = _worse(res, rejudge(task_path, path, device, compile_baseline, pool))
         timing = res.get("timing") or {}
         speed = timing.get("speedup_vs_eager")
         entry = {"candidate_id": cand.id, "verdict": res.get("verdict"), "speedup_vs_eager": speed,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from kernelwright import constants as C
 from kernelwright import forms
 from kernelwright.judge.pairs import PairPool
 from kernelwright.judge.prebuild import prebuild
@@ -59,7 +60,7 @@ class SearchConfig:
     device: str
     target: str
     work_dir: Path  # a folder per run is made under it
-    budget: int = 12  # proposals, failed ones included
+    budget: int = C.DEFAULT_BUDGET  # proposals, failed ones included
     time_limit_s: float | None = None
     max_tokens: int | None = None
     max_cost_usd: float | None = None

@@ -11,12 +11,13 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+from kernelwright import constants as C
 from kernelwright import forms
 from kernelwright.judge.verify import VerifyOptions, resolve_device
 from kernelwright.propose.registry import build_proposers, default_specs
 from kernelwright.search import device_facts
 from kernelwright.paths import run_output_dir
-from kernelwright.search.finalize import Crowning, crown
+from kernelwright.search.finalize import Crowning, crown, crown_pool
 from kernelwright.search.loop import Search, SearchConfig, WeightedProposer
 from kernelwright.store import content_hash
 from kernelwright.task.loader import InputError, load_task
@@ -27,7 +28,7 @@ class OptimizeRequest:
 
     task: Path
     models: list[str]
-    budget: int = 12
+    budget: int = C.DEFAULT_BUDGET
     time_limit_s: float | None = None
     max_cost_usd: float | None = None
     max_tokens: int | None = None
@@ -73,16 +74,19 @@ def optimize_task(req: OptimizeRequest, store: Any, console: Any = None,
                     on_event=None)
     if on_start is not None:
         on_start(search.run_id)
-    if console is not None:
-        from kernelwright.cli.live import LiveView
+    # The re-judgement's fresh workers import torch while the search runs (on the 2-core
+    # machine Inductor's capture leaves a core free for the first seconds).
+    with crown_pool(device, req.compile_baseline) as pool:
+        if console is not None:
+            from kernelwright.cli.live import LiveView
 
-        with LiveView(console, name, req.budget) as view:
-            search.on_event = view
+            with LiveView(console, name, req.budget) as view:
+                search.on_event = view
+                search.run()
+        else:
             search.run()
-    else:
-        search.run()
-    out_dir = req.out_dir or run_output_dir(store.path, search.run_id)
-    crowning = crown(store, search.run_id, task.path, out_dir, device, req.compile_baseline)
+        out_dir = req.out_dir or run_output_dir(store.path, search.run_id)
+        crowning = crown(store, search.run_id, task.path, out_dir, device, req.compile_baseline, pool)
     record_crowning(store, search.run_id, crowning)
     usage = store.usage_totals(search.run_id)
     in_search = store.best(search.run_id)

@@ -18,7 +18,7 @@ def main() -> None:
     os.set_inheritable(rfd, False)
     os.set_inheritable(wfd, False)
     from kernelwright.constants import WorkerExit
-    from kernelwright.protocol import SECRET_BYTES, ErrorReply, Op, Role, Status
+    from kernelwright.protocol import PRELOAD_COMPILER_ENV, SECRET_BYTES, ErrorReply, Op, Role, Status
     from kernelwright.sandbox import limits
     from kernelwright.sandbox.channel import Channel, ChannelError
 
@@ -44,6 +44,12 @@ def main() -> None:
     else:
         os._exit(WorkerExit.PROTOCOL_ERROR)
     handler = Handler(hardening_problems=problems, confinement=confinement)
+    if role == Role.REFERENCE and os.environ.get(PRELOAD_COMPILER_ENV) == "1":
+        try:
+            import torch._dynamo  # noqa: F401 - imported now, used by the compile baseline later
+            import torch._inductor.compile_fx  # noqa: F401
+        except Exception:  # noqa: BLE001 - the baseline imports them itself, and reports what fails
+            pass
 
     while True:
         try:

@@ -60,7 +60,8 @@ class TimedPhase(FloorsPhase):
         # Large outputs are checked on a sample of their elements (the trials compared every one).
         timing_out = next((s.outputs for s in self.sets.values() if s.variant == "timing" and s.outputs is not None),
                           self.sets[warm[0]].outputs)
-        sampled = perturb and any(isinstance(t, torch.Tensor) and t.numel() > C.TIMED_SAMPLE_ELEMENTS
+        sampled = perturb and any(isinstance(t, torch.Tensor)
+                                  and t.numel() > C.TIMED_SAMPLE_ELEMENTS * C.TIMED_SAMPLE_MIN_RATIO
                                   for t in cmp.leaves(timing_out))
         if sampled:
             self.findings.append(f"large outputs: each timed output checked on {C.TIMED_SAMPLE_ELEMENTS} of its "

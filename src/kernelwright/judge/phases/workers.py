@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 def pair_spec(options: VerifyOptions, device: str) -> PairSpec:
     """The workers a verdict with these options needs (what a PairPool must hold for it)."""
     threads = options.threads or (None if device == "cuda" else max(1, S.cpu_count()))
-    return PairSpec(device, threads, options.memory_bytes, confine=options.confine)
+    # A kept compile ratio usually spares the compile (bench): no import for it then.
+    return PairSpec(device, threads, options.memory_bytes, confine=options.confine,
+                    preload_compiler=options.timing and options.compile_baseline and not options.compile_ratio_cache)
 
 
 class WorkersPhase(JudgementState):
