@@ -161,6 +161,9 @@ TIMED_SAMPLE_ELEMENTS = 1 << 20
 # on both sides, and the reference's RMS for the sample's tolerance, cost more than moving the
 # whole of a 1.5M-element output (on the 2-core machine 0.4 s of a 4 s verdict of the example).
 TIMED_SAMPLE_MIN_RATIO = 4
+# A worker gives its heap's freed pages back between requests once they reach this much
+# (worker.harness.release_free_memory); below it they stay resident for the next request.
+RELEASE_FREE_MIN_BYTES = 256 << 20
 L2_FLUSH_BYTES = 256 << 20
 # On CUDA each timed call's stream is held by a spin of this length, launched just before the
 # call's start event, so the host's launch latency overlaps it and the events time GPU work.
@@ -265,7 +268,7 @@ CANDIDATE_FRAME_BASE_BYTES = 64 << 20
 SPEEDUP_REPORT_MIN = 1.05
 # Proposals a search makes unless told otherwise (optimize, bench --optimize, the Python API),
 # failed ones included.
-DEFAULT_BUDGET = 12
+DEFAULT_BUDGET = 10
 FINALIST_REJUDGES = 3  # accepted kernels re-judged, fastest first, until one holds up
 # Fresh verdicts (each a new pair of worker processes) a finalist whose claim is near the bar
 # must hold up in: one pair's interval does not cover the spread between pairs, and widening it
