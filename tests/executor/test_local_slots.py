@@ -59,3 +59,69 @@ def test_each_slot_is_pinned_to_one_visible_gpu(monkeypatch) -> None:
     pool = _slots.SlotPool(4, "cuda", VerifyOptions(device="cuda", timing=False))
     assert [s.gpu for s in pool.slots] == ["GPU-a", "GPU-b", "GPU-c", "GPU-a"]  # the fourth shares the first's
     assert [s.gpu for s in _slots.SlotPool(2, "cpu", VerifyOptions(device="cpu", timing=False)).slots] == [None, None]
+
+
+# An honest candidate whose every call takes a second: a verdict in hand lasts minutes.
+SLOW_GELU_MUL = """
+import time
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        time.sleep(1.0)
+        return F.gelu(x) * y
+"""
+
+
+@pytest.mark.slow
+def test_slots_and_their_workers_end_with_a_killed_driver(tmp_path):
+    """`timeout` or `kill -9` of the bench: its slots do not finish the verdicts in hand (which may
+    hold a GPU for minutes) but end within seconds, and their workers with them."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.executor.bench_cli import bench_cmd, bench_env
+
+    suite, cands = make_suite(tmp_path)
+    for path in cands.rglob("*.py"):  # every candidate slow, so a slot is mid-verdict when the driver dies
+        path.write_text(SLOW_GELU_MUL if "Gelu" in path.parent.name + path.name else path.read_text())
+    proc = subprocess.Popen(bench_cmd(suite, cands, tmp_path / "out", "--slots", "2", flags=TIMED),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench_env(tmp_path / "s.db"))
+    deadline = time.monotonic() + 300
+    slots: list[int] = []
+    while not slots and proc.poll() is None and time.monotonic() < deadline:
+        slots = judging_slots(proc.pid)
+        time.sleep(0.05)
+    assert slots, "no judging slot was seen running"
+    time.sleep(3.0)  # well into the slow candidate's verdict
+    workers = [int(c) for s in slots for c in _children_of(s)]
+    assert workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    end = time.monotonic() + 5
+    alive = slots + workers
+    while alive and time.monotonic() < end:
+        alive = [p for p in alive if _running(p)]
+        time.sleep(0.1)
+    for p in alive:  # leave nothing behind for the next test, then fail
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"still running 5 s after the driver was killed: {alive}"
+
+
+def _children_of(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
