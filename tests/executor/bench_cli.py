@@ -68,7 +68,7 @@ def pids_with(marker: bytes) -> list[int]:
 
 def judging_slots(bench: int) -> list[int]:
     """The bench's slot processes that have started a verdict (they have a sandboxed worker)."""
-    return [p for p in pids_with(b"spawn_main") if _parent(p) == bench and _children(p)]
+    return [p for p in pids_with(b"spawn_main") if _parent(p) == bench and children_of(p)]
 
 
 def _parent(pid: int) -> int:
@@ -79,7 +79,8 @@ def _parent(pid: int) -> int:
         return -1
 
 
-def _children(pid: int) -> list[str]:
+def children_of(pid: int) -> list[str]:
+    """The pids of `pid`'s children, as /proc lists them."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             return f.read().split()

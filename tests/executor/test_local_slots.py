@@ -12,7 +12,8 @@ from kernelwright.executor import _slots
 from kernelwright.judge.verify import VerifyOptions
 from kernelwright.task.loader import InputError
 from tests.bench.suite_fixture import make_suite
-from tests.executor.bench_cli import FAST, assert_one_writer, judging_slots, kill_a_slot_mid_run, run_bench, verdicts
+from tests.executor.bench_cli import (FAST, assert_one_writer, children_of, judging_slots, kill_a_slot_mid_run,
+                                      run_bench, verdicts)
 
 TIMED = [f for f in FAST if f != "--no-timing"]
 
@@ -97,7 +98,7 @@ def test_slots_and_their_workers_end_with_a_killed_driver(tmp_path):
         time.sleep(0.05)
     assert slots, "no judging slot was seen running"
     time.sleep(3.0)  # well into the slow candidate's verdict
-    workers = [int(c) for s in slots for c in _children_of(s)]
+    workers = [int(c) for s in slots for c in children_of(s)]
     assert workers
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -109,14 +110,6 @@ def test_slots_and_their_workers_end_with_a_killed_driver(tmp_path):
     for p in alive:  # leave nothing behind for the next test, then fail
         os.kill(p, signal.SIGKILL)
     assert not alive, f"still running 5 s after the driver was killed: {alive}"
-
-
-def _children_of(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return f.read().split()
-    except OSError:
-        return []
 
 
 def _running(pid: int) -> bool:
