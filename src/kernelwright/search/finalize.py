@@ -16,12 +16,15 @@ pair is spawned while the search runs (`crown_pool`) and is ready when the searc
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kernelwright import constants as C
 from kernelwright.judge.pairs import PairPool
+from kernelwright.judge.verify import VerifyOptions, pair_spec, verify_files
+from kernelwright.task.loader import InputError
+from kernelwright.task.metadata import TaskError
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,6 @@ def rejudge(task_path: Path, candidate_path: Path, device: str, compile_baseline
     this task take their speedup vs torch.compile from it rather than compiling again (about
     6 s on the 2-core CPU machine). The claim, the speedup vs eager, is timed every time.
     """
-    from kernelwright.judge.verify import VerifyOptions, verify_files
-    from kernelwright.task.loader import InputError
-    from kernelwright.task.metadata import TaskError
-
     if pool is not None and pool.keep_reference:
         raise ValueError("a re-judgement needs a fresh reference worker: give a pool that keeps none")
     opts = VerifyOptions(device=device, compile_baseline=compile_baseline, compile_ratio_cache=compile_baseline)
@@ -90,11 +89,6 @@ def crown_pool(device: str, compile_baseline: bool = True) -> PairPool:
     timed like every pre-started pair (judge.pairs), and set up only when the crown takes them;
     no candidate code runs in them before that. The caller closes it.
     """
-    from dataclasses import replace
-
-    from kernelwright.judge.phases.workers import pair_spec
-    from kernelwright.judge.verify import VerifyOptions
-
     pool = PairPool()
     spec = pair_spec(VerifyOptions(device=device), device)
     pool.spawn_ahead(replace(spec, preload_compiler=compile_baseline))

@@ -136,6 +136,8 @@ def release_free_memory() -> None:
         try:
             _LIBC = ctypes.CDLL(None)
             _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+            if hasattr(_LIBC, "mallinfo2"):
+                _LIBC.mallinfo2.restype = _MallInfo2
         except (OSError, AttributeError):
             _LIBC = False
     if not _LIBC:
@@ -159,7 +161,6 @@ def _resident_outside_malloc() -> int | None:
     fn = getattr(_LIBC, "mallinfo2", None) if _LIBC else None
     if fn is None:
         return None
-    fn.restype = _MallInfo2
     info = fn()
     try:
         with open("/proc/self/statm", "rb") as f:
