@@ -294,6 +294,39 @@ PY
       --store "$out/kernelwright.db" > "$OUT/opt.txt" 2> "$OUT/opt.err"
     echo "bench exit $?"; for f in results.jsonl optimize_runs.jsonl kernelwright.db; do cp "$out/$f" "$OUT/"; done
     tail -45 "$OUT/opt.txt"; tail -4 "$OUT/opt.err" ;;
+  s28a)
+    # 2026-12-05 (second session), call 1: the short-call clock bound's trace (NVRTC and identity
+    # candidates of the elementwise example), the device's kernel gap, the process control on
+    # KernelBench's host-bound level-3 tasks, and optimize on CUDA with the crown's pool.
+    cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
+    for c in examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py \
+             /tmp/idc.py /tmp/idc.py examples/softmax/cuda_nvrtc.py; do
+      t=$(dirname $c)/task.py; [ $c = /tmp/idc.py ] && t=examples/elementwise/task.py
+      n=$((${n:-0} + 1))
+      KERNELWRIGHT_TRACE=1 /usr/bin/time -f "verify $n: %e s wall" timeout 60 kernelwright verify $t $c --device cuda \
+        --json --no-compile-baseline > "$OUT/tv_$n.json" 2> "$OUT/tv_$n.err"
+      tail -1 "$OUT/tv_$n.err"; python3 -c "import json; d=json.load(open('$OUT/tv_$n.json')); t=d['timing'] or {};
+print('$c', d['verdict'], [r['check'] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
+      'cand', t.get('candidate_ms'), 'eager', t.get('eager_ms'))" || tail -3 "$OUT/tv_$n.err"
+    done
+    timeout 90 python3 benchmarks/kernel_gap.py .kb-tmp/KernelBench/level3/40_*.py .kb-tmp/KernelBench/level3/20_*.py \
+      .kb-tmp/KernelBench/level3/28_*.py .kb-tmp/KernelBench/level2/17_*.py 2>&1 | tee "$OUT/kernel_gap.log" | tail -12
+    python3 scripts/identity_candidates.py .kb-tmp/KernelBench /tmp/ident --levels 3 --tasks 'level3/[24][08]_*'
+    KERNELWRIGHT_TRACE=1 timeout -s INT -k 20 ${KW_SWEEP_S:-140} kernelwright bench .kb-tmp/KernelBench --candidates /tmp/ident \
+      --no-compile-baseline --levels 3 --tasks 'level3/[24][08]_*' --out /tmp/pc --store /tmp/pc/kw.db \
+      > "$OUT/pc.txt" 2> "$OUT/pc.err"; echo "bench exit $?"; cp /tmp/pc/results.jsonl "$OUT/pc.jsonl"
+    python3 - /tmp/pc/results.jsonl <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print(r["task"], r["verdict"], r.get("speedup_vs_eager"), r.get("speedup_vs_eager_interval"),
+          [x["check"] + ": " + x["detail"][:300] for x in r["reasons"]])
+PY
+    grep -h "process control" "$OUT/pc.err" "$OUT/pc.txt" | head -8
+    timeout -s INT ${KW_OPT_S:-150} kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
+      --store "$OUT/opt.db" > "$OUT/optimize.json" 2> "$OUT/optimize.err"
+    echo "optimize exit $?"; head -c 1500 "$OUT/optimize.json"; echo; tail -4 "$OUT/optimize.err"
+    cd "$OUT" && tar czf /tmp/s28a.tgz . && mv /tmp/s28a.tgz "$OUT/" ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts
