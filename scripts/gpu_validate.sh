@@ -295,24 +295,25 @@ PY
     echo "bench exit $?"; for f in results.jsonl optimize_runs.jsonl kernelwright.db; do cp "$out/$f" "$OUT/"; done
     tail -45 "$OUT/opt.txt"; tail -4 "$OUT/opt.err" ;;
   s28a)
-    # 2026-12-05 (second session), call 1: the short-call clock bound's trace (NVRTC and identity
-    # candidates of the elementwise example), the device's kernel gap, the process control on
-    # KernelBench's host-bound level-3 tasks, and optimize on CUDA with the crown's pool.
+    # 2026-12-05 (second session), call 1: the queued clock bound (traced NVRTC and identity
+    # verdicts of the elementwise example), its tests, the process control on KernelBench's
+    # host-bound level-3 tasks, then the GPU cheats in the time left.
     cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
+    n=0
     for c in examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py \
-             /tmp/idc.py /tmp/idc.py examples/softmax/cuda_nvrtc.py; do
-      t=$(dirname $c)/task.py; [ $c = /tmp/idc.py ] && t=examples/elementwise/task.py
-      n=$((${n:-0} + 1))
+             /tmp/idc.py /tmp/idc.py; do
+      t=examples/elementwise/task.py; n=$((n + 1))
       KERNELWRIGHT_TRACE=1 /usr/bin/time -f "verify $n: %e s wall" timeout 60 kernelwright verify $t $c --device cuda \
         --json --no-compile-baseline > "$OUT/tv_$n.json" 2> "$OUT/tv_$n.err"
-      tail -1 "$OUT/tv_$n.err"; python3 -c "import json; d=json.load(open('$OUT/tv_$n.json')); t=d['timing'] or {};
-print('$c', d['verdict'], [r['check'] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
-      'cand', t.get('candidate_ms'), 'eager', t.get('eager_ms'))" || tail -3 "$OUT/tv_$n.err"
+      tail -1 "$OUT/tv_$n.err"; grep -h "calibration" "$OUT/tv_$n.err" | head -3
+      python3 -c "import json; d=json.load(open('$OUT/tv_$n.json')); t=d['timing'] or {}; c=t.get('candidate_ms') or {}; e=t.get('eager_ms') or {};
+print('$c', d['verdict'], [r['check'] + ': ' + r['detail'][:200] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
+      'cand', c.get('median'), c.get('reported_median'), c.get('clock_bound'), 'eager', e.get('median'), e.get('reported_median'), e.get('clock_bound'), 'busy', t.get('profile_busy_ms'))" || tail -3 "$OUT/tv_$n.err"
     done
-    timeout 90 python3 benchmarks/kernel_gap.py .kb-tmp/KernelBench/level3/40_*.py .kb-tmp/KernelBench/level3/20_*.py \
-      .kb-tmp/KernelBench/level3/28_*.py .kb-tmp/KernelBench/level2/17_*.py 2>&1 | tee "$OUT/kernel_gap.log" | tail -12
+    timeout 170 python3 -m pytest tests/judge/test_queued_bound.py tests/exploits/test_queued_skip.py tests/worker/test_hold.py \
+      -m gpu -q -rA --timeout=150 2>&1 | tee "$OUT/queued_tests.log" | tail -8
     python3 scripts/identity_candidates.py .kb-tmp/KernelBench /tmp/ident --levels 3 --tasks 'level3/[24][08]_*'
-    KERNELWRIGHT_TRACE=1 timeout -s INT -k 20 ${KW_SWEEP_S:-140} kernelwright bench .kb-tmp/KernelBench --candidates /tmp/ident \
+    KERNELWRIGHT_TRACE=1 timeout -s INT -k 20 ${KW_SWEEP_S:-120} kernelwright bench .kb-tmp/KernelBench --candidates /tmp/ident \
       --no-compile-baseline --levels 3 --tasks 'level3/[24][08]_*' --out /tmp/pc --store /tmp/pc/kw.db \
       > "$OUT/pc.txt" 2> "$OUT/pc.err"; echo "bench exit $?"; cp /tmp/pc/results.jsonl "$OUT/pc.jsonl"
     python3 - /tmp/pc/results.jsonl <<'PY'
@@ -322,11 +323,9 @@ for l in open(sys.argv[1]):
     print(r["task"], r["verdict"], r.get("speedup_vs_eager"), r.get("speedup_vs_eager_interval"),
           [x["check"] + ": " + x["detail"][:300] for x in r["reasons"]])
 PY
-    grep -h "process control" "$OUT/pc.err" "$OUT/pc.txt" | head -8
-    timeout -s INT ${KW_OPT_S:-150} kernelwright optimize examples/elementwise/task.py --device cuda --budget 6 --json \
-      --store "$OUT/opt.db" > "$OUT/optimize.json" 2> "$OUT/optimize.err"
-    echo "optimize exit $?"; head -c 1500 "$OUT/optimize.json"; echo; tail -4 "$OUT/optimize.err"
-    cd "$OUT" && tar czf /tmp/s28a.tgz . && mv /tmp/s28a.tgz "$OUT/" ;;
+    grep -h "process control" "$OUT/pc.txt" | head -8
+    timeout -k 10 ${KW_EXP_S:-130} python3 -u -m pytest tests/exploits/test_gpu_cheats.py tests/exploits/test_timer_patch.py -m gpu -v -rA \
+      --timeout=120 2>&1 | tee "$OUT/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -20 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts

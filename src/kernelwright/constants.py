@@ -191,6 +191,17 @@ RACE_PROBE_MS = 0.015
 # A checked (untimed) call's hold: long enough that the host has launched the call, copied its
 # output and queued the race probe before the caller's stream can finish (worker/hold.py).
 CHECKED_HOLD_MS = 1.0
+# The queued clock bound (judge/timing.py, Harness.time_queued): CUDA calls shorter than
+# QUEUED_BOUND_MAX_MS are bounded by batches launched back to back behind one hold of
+# QUEUED_HOLD_MS, during which the host enqueues them all (about QUEUED_HOLD_FILL of it, at the
+# host time a call last took), so the device runs them without a gap and the batch's wall time
+# less the calibrated overhead is their device time. A per-call fenced batch pays a sync, the
+# hold, a probe and a copy a call: on the H200 its bound read 0.18 ms for an 11 us kernel.
+QUEUED_BOUND_MAX_MS = 1.0
+QUEUED_HOLD_MS = 5.0
+QUEUED_HOLD_FILL = 0.6
+QUEUED_MIN_CALLS = 4
+QUEUED_FIRST_CALLS = 16  # a series' first queued batch, before any host time is known
 # The host waits at most this long for every block of the launch hold to run on the device
 # before it launches the call (worker/hold.py); past it, the call goes ahead and is counted.
 HOLD_START_WAIT_S = 0.01

@@ -25,7 +25,7 @@ candidate reply against what it holds itself.
 from __future__ import annotations
 
 import enum
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 # `python -m ENTRY_MODULE ROLE RFD WFD` starts a worker (sandbox.process spawns it).
 ENTRY_MODULE = "kernelwright.worker.entry"
@@ -167,12 +167,14 @@ class StageRequest(BareRequest):
 
 
 class TimeRequest(BareRequest):
-    """One timing batch: a call per entry of `set_ids`, perturbed under `seed` when given."""
+    """One timing batch: a call per entry of `set_ids`, perturbed under `seed` when given; with
+    `queued` (CUDA), the calls launched back to back behind one hold (`Harness.time_queued`)."""
 
     target: Target
     set_ids: list[int]
     snap: bool
     seed: int | None
+    queued: NotRequired[bool]
 
 
 class TouchRequest(BareRequest):
@@ -373,6 +375,7 @@ class TimeReply(EmptyReply, total=False):
     snapped: int
     pending_ms: list[float]  # CUDA, per call: GPU work still queued once its stream was done (ms)
     probe_ms: list[float]  # CUDA, per call: how late the device probe behind it ran (ms); [] without one
+    enqueue_ms: float  # a queued batch: the host's time to enqueue all of its calls (ms)
 
 
 class TouchReply(EmptyReply, total=False):

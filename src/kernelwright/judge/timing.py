@@ -25,16 +25,24 @@ from kernelwright.sandbox.process import Worker
 
 
 @dataclass(frozen=True)
-class Calibration:
-    """Judge-clock overhead of a timing request: per batch and per call (ms)."""
+class Overhead:
+    """Judge-clock overhead of one kind of timing request: per batch and per call (ms)."""
 
     per_batch_ms: float
     per_call_ms: float
-    noise_ms: float = 0.0  # interquartile range of single no-op batches
+    noise_ms: float = 0.0  # interquartile range of no-op batches
 
     def overhead(self, calls: int) -> float:
         """Overhead of one batch of `calls` calls."""
         return self.per_batch_ms + self.per_call_ms * calls
+
+
+@dataclass(frozen=True)
+class Calibration(Overhead):
+    """The overhead of per-call batches and, on CUDA, of queued batches (`queued`, None where
+    the no-op's own calls could not be enqueued within the hold: no queued bound then)."""
+
+    queued: Overhead | None = None
 
 
 class TimingError(Exception):
@@ -47,9 +55,11 @@ class TimingError(Exception):
 
 
 def _batch(worker: Worker, target: P.Target, set_ids: list[int], snap: bool = False,
-           seed: int | None = None) -> tuple[float, dict[str, Any]]:
-    reply, _, wall = worker.request(P.TimeRequest(op=P.Op.TIME, target=target, set_ids=set_ids, snap=snap,
-                                                  seed=seed))
+           seed: int | None = None, queued: bool = False) -> tuple[float, dict[str, Any]]:
+    request = P.TimeRequest(op=P.Op.TIME, target=target, set_ids=set_ids, snap=snap, seed=seed)
+    if queued:
+        request["queued"] = True
+    reply, _, wall = worker.request(request)
     if reply.get("status") != P.Status.OK:
         raise TimingError(Check.CRASH, f"the timed call raised: {reply.get('error', 'unknown error')}")
     host = reply.get("host_ms")
@@ -58,8 +68,9 @@ def _batch(worker: Worker, target: P.Target, set_ids: list[int], snap: bool = Fa
     return wall * 1e3, reply
 
 
-def calibrate(worker: Worker, set_id: int, perturb: bool = True) -> Calibration:
-    """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians), and its noise.
+def calibrate(worker: Worker, set_id: int, perturb: bool = True, queued: bool = False) -> Calibration:
+    """Fit the protocol's overhead from no-op batches of 1 and 16 calls (medians), and its noise;
+    with `queued` (CUDA), that of queued batches too (`_calibrate_queued`).
 
     The no-op runs on a real input set with per-call perturbation and returns an output of
     the task's size, snapshotted once per batch as every timed batch is, so the overhead
@@ -77,8 +88,45 @@ def calibrate(worker: Worker, set_id: int, perturb: bool = True) -> Calibration:
     per_batch = max(0.0, statistics.median(small) - per_call)
     S.trace(f"calibration: {per_batch:.4f} ms a batch, {per_call:.4f} ms a call, noise "
             f"{max(_iqr(small), _iqr(large)):.4f} ms (batches of 1: {statistics.median(small):.4f} ms)")
-    return Calibration(per_batch_ms=per_batch, per_call_ms=per_call,
-                       noise_ms=max(_iqr(small), _iqr(large)))
+    return Calibration(per_batch_ms=per_batch, per_call_ms=per_call, noise_ms=max(_iqr(small), _iqr(large)),
+                       queued=_calibrate_queued(worker, set_id, perturb) if queued else None)
+
+
+def _calibrate_queued(worker: Worker, set_id: int, perturb: bool) -> Overhead | None:
+    """The overhead of queued batches, from no-op batches of 1 and m calls (medians), in the
+    trusted worker.
+
+    The queued bound, (wall - overhead(n)) / n, is at least a call's device time whatever its
+    process does on the host: the device starts the calls only once the hold ends and then
+    runs all of their work, so the wall time is at least the hold, the no-op's per-call device
+    work (the flush, the perturbation) and the calls'. That holds only if the no-op's own
+    per-call cost is its device time, i.e. the host enqueued its m calls within the hold
+    (then the device never waited for it): m is halved until it did. None when even
+    QUEUED_MIN_CALLS do not fit (no queued bound: the per-call one serves).
+    """
+    m = C.TIMING_MAX_CALLS_PER_BATCH
+    while m >= C.QUEUED_MIN_CALLS:
+        _batch(worker, P.Target.NOOP, [set_id] * m, True, 0 if perturb else None, queued=True)
+        small: list[float] = []
+        large: list[float] = []
+        enqueue: list[float] = []
+        for _ in range(C.CALIBRATION_REPEATS):
+            seeds = (secrets.randbits(62), secrets.randbits(62)) if perturb else (None, None)
+            small.append(_batch(worker, P.Target.NOOP, [set_id], True, seeds[0], queued=True)[0])
+            wall, reply = _batch(worker, P.Target.NOOP, [set_id] * m, True, seeds[1], queued=True)
+            large.append(wall)
+            enqueue.append(float(reply.get("enqueue_ms") or 0.0))
+        worker.request(P.FetchRequest(op=P.Op.FETCH, send=False))
+        if statistics.median(enqueue) <= C.QUEUED_HOLD_FILL * C.QUEUED_HOLD_MS:
+            per_call = max(0.0, (statistics.median(large) - statistics.median(small)) / (m - 1))
+            per_batch = max(0.0, statistics.median(small) - per_call)
+            noise = max(_iqr(small), _iqr(large))
+            S.trace(f"queued calibration ({m} calls): {per_batch:.4f} ms a batch, {per_call:.4f} ms a call, "
+                    f"noise {noise:.4f} ms, enqueue {statistics.median(enqueue):.3f} ms")
+            return Overhead(per_batch_ms=per_batch, per_call_ms=per_call, noise_ms=noise)
+        m //= 2
+    S.trace("queued calibration: the no-op's calls could not be enqueued within the hold")
+    return None
 
 
 @dataclass
@@ -121,6 +169,10 @@ class Series:
     # with why in `failed`, and the rounds go on without it.
     optional: bool = False
     failed: str = ""
+    # CUDA calls under QUEUED_BOUND_MAX_MS: the calls of each round's queued batch, whose bound
+    # replaces the per-call batch's (0: the per-call batch's own bound). Sized from the host's
+    # enqueue time of the last one.
+    queued_calls: int = 0
 
 
 def prepare(worker: Worker, target: P.Target, calib: Calibration, warm_sets: list[int],
@@ -139,7 +191,8 @@ def prepare(worker: Worker, target: P.Target, calib: Calibration, warm_sets: lis
     est_wall, _ = _batch(worker, target, warm_sets[:1])
     est = max(0.001, est_wall - calib.overhead(1))
     k = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(1, math.ceil(C.TIMING_TARGET_BATCH_S * 1e3 / est))))
-    return Series(worker, target, k, est, check, perturb)
+    queued = C.QUEUED_FIRST_CALLS if calib.queued is not None and est < C.QUEUED_BOUND_MAX_MS else 0
+    return Series(worker, target, k, est, check, perturb, queued_calls=queued)
 
 
 def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, main: bool = True) -> float:
@@ -169,24 +222,62 @@ def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, 
             raise TimingError(Check.PROTOCOL, "the worker's timing reply is malformed")
         claims = [float(x) for x in per_call]
         bound = max(0.0, wall - calib.overhead(n) - 3 * calib.noise_ms * (1 + n / 16)) / n
-        s.claims.extend(claims)
-        s.bounds.append(bound)
-        s.trusted.append(trusted)
-        s.values.append(max(statistics.median(claims), bound))
         S.trace(f"{s.target} batch of {n}: claims median {statistics.median(claims):.4f} ms, clock bound "
                 f"{bound:.4f} ms, wall {wall:.3f} ms")
     # Every full batch has one output checked; single-call passes only now and
     # then (each check costs a reference run), chosen after the call returned.
-    if s.check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE):
+    _snapshot(s, reply, set_ids, seed, s.check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE),
+              main)
+    if main:
+        if s.queued_calls and calib.queued is not None:
+            bound = _queued_bound(s, calib.queued, set_ids)
+        s.claims.extend(claims)
+        s.bounds.append(bound)
+        s.trusted.append(trusted)
+        s.values.append(max(statistics.median(claims), bound))
+    return trusted
+
+
+def _snapshot(s: Series, reply: dict[str, Any], set_ids: list[int], seed: int | None, check: bool,
+              drop: bool) -> None:
+    """Check the batch's kept output (`check`, for a checked series), else drop it where it was taken
+    (`drop`: every side's process then does the same work on its allocator between batches)."""
+    if check and s.check is not None:
         j = reply.get("snapped")
-        if not isinstance(j, int) or not 0 <= j < n:
+        if not isinstance(j, int) or not 0 <= j < len(set_ids):
             raise TimingError(Check.PROTOCOL, "the worker did not keep a timed output to check")
         s.check(set_ids[j], seed if seed is not None else -1, j)
-    elif main:
-        # A baseline's snapshot is dropped where it was taken (no bytes move): every side's
-        # process then does the same work on its allocator between batches.
+    elif drop:
         s.worker.request(P.FetchRequest(op=P.Op.FETCH, send=False))
-    return trusted
+
+
+def _queued_bound(s: Series, over: Overhead, set_ids: list[int]) -> float:
+    """One queued batch of `s` (Harness.time_queued): the least per-call time the judge's clock
+    allows, its wall time less the calibrated overhead and three times its noise.
+
+    For a short call the per-call batch's bound is mostly the protocol's own cost a call (a sync,
+    the hold, the probe, the copy), and how that varies; here the calls run back to back and
+    that cost is paid once a batch. Its kept output is checked as a per-call batch's is: a call
+    that skipped its work, or left it running on another stream, risks being the one drawn.
+    The next batch is sized from this one's enqueue time, so that the host enqueues all of its
+    calls within the hold.
+    """
+    n = s.queued_calls
+    ids = [set_ids[i % len(set_ids)] for i in range(n)]
+    seed = secrets.randbits(62) if s.perturb else None
+    wall, reply = _batch(s.worker, s.target, ids, True, seed, queued=True)
+    if reply.get("not_plain"):
+        raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
+                          "torch.Tensor (a lazy or subclassed output)")
+    bound = max(0.0, wall - over.overhead(n) - 3 * over.noise_ms) / n
+    enqueue = reply.get("enqueue_ms")
+    if isinstance(enqueue, (int, float)) and enqueue > 0:
+        fit = C.QUEUED_HOLD_FILL * C.QUEUED_HOLD_MS / (enqueue / n)
+        s.queued_calls = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(C.QUEUED_MIN_CALLS, fit)))
+    S.trace(f"{s.target} queued batch of {n}: clock bound {bound:.4f} ms, wall {wall:.3f} ms, enqueue "
+            f"{float(enqueue or 0.0):.3f} ms")
+    _snapshot(s, reply, ids, seed, s.check is not None, True)
+    return bound
 
 
 def single_passes(s: Series, calib: Calibration, timing_sets: list[int], rng: random.Random) -> None:

@@ -80,8 +80,9 @@ class RoleBase:
         fn = self.targets[header["target"]]
         with torch.no_grad():
             seed = header.get("seed")
-            res = self.h.time_batch(fn, [int(s) for s in header["set_ids"]], bool(header.get("snap")),
-                                    None if seed is None else int(seed))
+            timer = self.h.time_queued if header.get("queued") else self.h.time_batch
+            res = timer(fn, [int(s) for s in header["set_ids"]], bool(header.get("snap")),
+                        None if seed is None else int(seed))
         return res, []
 
     def op_touch(self, header: P.TouchRequest, blobs: list[bytes]) -> Reply:

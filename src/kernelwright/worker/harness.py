@@ -641,25 +641,30 @@ class Harness:
         """
         if not self.cuda:
             return (clone_tree(out) if copy else None), None, None
-        snap = None
-        if copy:
-            # Allocated on the caller's stream, so the copy's memory returns to the pool the
-            # call's own outputs come from: a block cached for the consumer's stream alone would
-            # hold an output's size the next call cannot use (a large task's plan has no room).
-            snap = _alloc_like(out)
-            done = self._Event()
-            done.record()
-            self._consumer.wait_event(done)
-            with torch.cuda.stream(self._consumer):
-                _copy_tree(snap, out)
-                copied = self._Event()
-                copied.record()
-            torch.cuda.current_stream().wait_event(copied)
+        snap = self._copy_out(out) if copy else None
         probe = self.hold.probe_ms()
         if copy:
             # After the probe is queued: the check takes tens of microseconds a call.
             dispatch_guard.check_copy_path()
         return snap, self.pending_ms(), probe
+
+    def _copy_out(self, out: Any) -> Any:
+        """Enqueue a copy of `out` as it is once the caller's stream is done (CUDA; see `_consume`).
+
+        Allocated on the caller's stream, so the copy's memory returns to the pool the call's own
+        outputs come from: a block cached for the consumer's stream alone would hold an output's
+        size the next call cannot use (a large task's plan has no room).
+        """
+        snap = _alloc_like(out)
+        done = self._Event()
+        done.record()
+        self._consumer.wait_event(done)
+        with torch.cuda.stream(self._consumer):
+            _copy_tree(snap, out)
+            copied = self._Event()
+            copied.record()
+        torch.cuda.current_stream().wait_event(copied)
+        return snap
 
     def pending_ms(self) -> float:
         """GPU work still queued on other streams once the caller's stream is done (ms).
@@ -761,6 +766,61 @@ class Harness:
         return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped,
                 "pending_ms": pending, "probe_ms": probes}
 
+    def time_queued(self, fn: Callable[..., Any], set_ids: list[int], snap: bool,
+                    seed: int | None = None) -> dict[str, Any]:
+        """Launch one call per entry of `set_ids` back to back behind one QUEUED_HOLD_MS hold (CUDA).
+
+        The judge's clock bound for short calls (judge/timing.py): while the hold spins, the host
+        enqueues every call, each after its perturbation and the L2 flush as in `time_batch`,
+        with no sync between them, so the device then runs them without waiting for the host and
+        the request's wall time less the calibrated overhead is their device time. The
+        perturbations' indices are made before the hold: their host-to-device copies would wait
+        for it. With `snap`, one call's output, drawn after it returned, is copied as `_consume`
+        copies it (once the caller's stream is done): work left running on another stream makes
+        that copy wrong. `enqueue_ms`: the host's time to enqueue them all (the judge sizes the
+        next batch from it).
+        """
+        if not self.cuda:
+            raise RuntimeError("queued batches are for CUDA calls")
+        self.end_checked_calls()
+        self.last_outputs = []
+        n = len(set_ids)
+        plans = [perturb_plan(self.sets[sid], seed, i) if seed is not None else None
+                 for i, sid in enumerate(set_ids)]
+        snapped, not_plain = -1, 0
+        host_ms: list[float] = []
+        self._sync()
+        self.hold(queued=True)
+        start, end = self._Event(enable_timing=True), self._Event(enable_timing=True)
+        start.record()
+        t_enqueue = _perf()
+        for i, sid in enumerate(set_ids):
+            t0 = _perf()
+            undo = apply_perturbation(plans[i]) if plans[i] is not None else None
+            self._flush.zero_()
+            try:
+                out = fn(*self.sets[sid])
+            except BaseException:
+                if undo is not None:
+                    undo()
+                raise
+            if not is_plain_tensor_tree(out):
+                not_plain += 1
+            elif snap and snapped < 0 and _urandom_below(n - i) == 0:
+                snapped = i
+                self.last_outputs = [self._copy_out(out)]
+                dispatch_guard.check_copy_path()
+            del out
+            if undo is not None:
+                undo()
+            host_ms.append((_perf() - t0) * 1e3)
+        enqueue_ms = (_perf() - t_enqueue) * 1e3
+        end.record()
+        self._sync()
+        per_call = float(start.elapsed_time(end)) / n
+        return {"host_ms": host_ms, "event_ms": [per_call] * n, "not_plain": not_plain, "snapped": snapped,
+                "pending_ms": [], "probe_ms": [], "enqueue_ms": enqueue_ms}
+
     def profile(self, fn: Callable[..., Any], set_id: int) -> list[dict[str, Any]]:
         """Which kernels (CUDA) or operators (CPU) one call ran, with their self time.
 
@@ -833,8 +893,17 @@ def perturb(inputs: Any, seed: int, index: int) -> Callable[[], None]:
     inputs of any checked call. Moving existing values keeps every input inside
     its task's domain (positive stays positive, indices stay valid).
     """
+    return apply_perturbation(perturb_plan(inputs, seed, index))
+
+
+def perturb_plan(inputs: Any, seed: int, index: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Where `perturb` moves elements: (flat view, positions, sources) per input tensor, on its device.
+
+    Made apart from the moves because the indices reach the device by a copy that waits for the
+    stream (a queued batch makes every call's plan before its hold).
+    """
     g = torch.Generator().manual_seed((seed * 1_000_003 + index) % (2**63))
-    saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    plan: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for t in _leaves(inputs):
         if not isinstance(t, torch.Tensor) or t.numel() < 2 or not t.is_contiguous():
             continue
@@ -843,6 +912,14 @@ def perturb(inputs: Any, seed: int, index: int) -> Callable[[], None]:
         k = min(PERTURB_ELEMENTS, n)
         pos = torch.unique(torch.randint(n, (k,), generator=g)).to(t.device)
         src = torch.randint(n, (pos.numel(),), generator=g).to(t.device)
+        plan.append((flat, pos, src))
+    return plan
+
+
+def apply_perturbation(plan: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Callable[[], None]:
+    """Make the moves of a `perturb_plan` (device work only, nothing waits); return their undo."""
+    saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for flat, pos, src in plan:
         old = flat[pos].clone()
         flat[pos] = flat[src].clone()
         saved.append((flat, pos, old))

@@ -81,6 +81,7 @@ class DeviceHold:
         self._spin: Any = None
         self._graph: Any = None
         self._long_graph: Any = None  # the same spin, CHECKED_HOLD_MS long (checked calls)
+        self._queued_graph: Any = None  # the same spin, QUEUED_HOLD_MS long (queued batches)
         self._ns = 0.0
         self._cycles = 0
         self._probe_alone_ms = 0.0  # the probe's own length, calibrated once the spin works
@@ -160,8 +161,12 @@ class DeviceHold:
             with torch.cuda.graph(long):
                 self._kept_long = spin(self._ns * C.CHECKED_HOLD_MS / C.LAUNCH_HOLD_MS)
             self._long_graph = long
+            queued = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(queued):
+                self._kept_queued = spin(self._ns * C.QUEUED_HOLD_MS / C.LAUNCH_HOLD_MS)
+            self._queued_graph = queued
         except Exception as exc:  # noqa: BLE001 - the direct launch still holds the device
-            self._graph = self._long_graph = None
+            self._graph = self._long_graph = self._queued_graph = None
             self.error = f"no CUDA graph ({type(exc).__name__}: {exc})"[:300]
         self.blocks_device = True
         self._probe_alone_ms = self._calibrate_probe()
@@ -190,7 +195,7 @@ class DeviceHold:
         self._sync()
         return float(a.elapsed_time(b))
 
-    def __call__(self, wait: bool = True, long: bool = False) -> None:
+    def __call__(self, wait: bool = True, long: bool = False, queued: bool = False) -> None:
         """Enqueue the hold on the current stream; with `wait` (and the NVRTC spin) return only
         once every block of it runs on the device. `long`: CHECKED_HOLD_MS rather than
         LAUNCH_HOLD_MS, for a checked call (untimed), so that the host has returned from the call
@@ -201,15 +206,17 @@ class DeviceHold:
         The wait is what makes the hold come first: launched from a graph, the spin can reach
         the device later than a kernel the host launches just after it, which then runs beside
         the hold, before the call's start event, uncharged (on the H200 a ~50 us kernel of an
-        unjoined side stream did so in most calls). Once every block runs, no slot is free
+        unjoined side stream did so in most calls). `queued`: QUEUED_HOLD_MS, before a queued
+        batch (`Harness.time_queued`), long enough for the host to enqueue all of its calls. Once every block runs, no slot is free
         until the hold ends. The host gives up after HOLD_START_WAIT_S (a stream still busy
         with earlier work) and counts it in `late_starts`.
         """
         starts = self._starts if wait else None
         if starts is not None:
             starts.zero_()
-        scale = C.CHECKED_HOLD_MS / C.LAUNCH_HOLD_MS if long else 1.0
-        graph = self._long_graph if long else self._graph
+        ms = C.QUEUED_HOLD_MS if queued else C.CHECKED_HOLD_MS if long else C.LAUNCH_HOLD_MS
+        scale = ms / C.LAUNCH_HOLD_MS
+        graph = self._queued_graph if queued else self._long_graph if long else self._graph
         if graph is not None:
             graph.replay()
         elif self._spin is not None:
