@@ -22,7 +22,7 @@ class _Recorder:
 def test_warm_up_calls_snapshot_and_perturb_as_timed_calls_do_then_drop_the_snapshot():
     w = _Recorder()
     timing.prepare(w, P.Target.MODEL, timing.Calibration(0.0, 0.0), [3])
-    warm = [h for h in w.asked if h["op"] == P.Op.TIME][:-1]  # the last one sizes the batches
+    warm = [h for h in w.asked if h["op"] == P.Op.TIME][:-3]  # the last three size the batches
     assert warm and all(h["snap"] and isinstance(h["seed"], int) for h in warm), warm
     first_fetch = next(i for i, h in enumerate(w.asked) if h["op"] == P.Op.FETCH)
     assert w.asked[first_fetch].get("send") is False and first_fetch == len(warm)

@@ -115,6 +115,7 @@ class TimedPhase(FloorsPhase):
                 timing.single_passes(mine, self.cal, timing_sets, self.rng)
                 control = self._control(cand, warm, perturb)
             sides = [mine, eager] + ([compiled] if compiled else []) + ([control] if control else [])
+            timing.align_calls(sides)
 
             def narrow() -> bool:
                 # Only the claim, the speedup vs eager, earns extra rounds: torch.compile's figure
