@@ -230,6 +230,10 @@ def test_an_identical_candidate_reads_even_through_the_api():
         result = kernelwright.verify(module, SCALE_SHIFT_SAME, (x, 0.5), **FAST)
         assert result.accepted, result.reasons
         assert any("ScaleShift itself" in f for f in result.findings), result.findings
+        # The process control is built in the confined candidate's process too: its Model reads
+        # module.pt and its source files, readable there until the candidate's load (issue 12).
+        assert result.timing.control_ms is not None, result.findings
+        assert not any("process control skipped" in f for f in result.findings), result.findings
         readings.append(_reading(result))
         if _even(result.timing.speedup_vs_eager, result.timing.speedup_vs_eager_interval):
             return

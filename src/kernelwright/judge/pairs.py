@@ -97,8 +97,12 @@ def spawn_pair(spec: PairSpec, with_ref: bool = True) -> Pair:
     base = dict(memory_bytes=spec.memory_bytes, threads=spec.threads, cuda=cuda)
     ref = _spawn_reference(spec) if with_ref else None
     try:
+        # Everything readable until the load request, which builds the task's Model (the process
+        # control: a module converted by the Python API reads its files from kernelwright's cache
+        # and the caller's project) and then narrows reads to the system's before the candidate's
+        # import. Only kernelwright's own code runs in the worker before then.
         cand = Worker(P.Role.CANDIDATE, SandboxConfig(**base, build_cache_dir=spec.build_cache_dir,
-                                                      confine=spec.confine))
+                                                      confine=spec.confine, readable_until_load=("/",)))
     except BaseException:
         if ref is not None:
             ref.close()

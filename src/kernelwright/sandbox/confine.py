@@ -53,6 +53,11 @@ from typing import Any
 ENV_CONFINE = "KERNELWRIGHT_CONFINE"
 ENV_WRITABLE = "KERNELWRIGHT_WRITABLE"
 ENV_READABLE = "KERNELWRIGHT_READABLE"
+# Readable too until the worker loads its candidate, then never again (`narrow`): a pair's
+# candidate worker builds the task's own Model there first (the timing's process control), and
+# a module converted by the Python API loads its pickle, graph and source files from kernelwright's
+# cache and the caller's project. Nothing of the candidate runs before that narrowing.
+ENV_READABLE_UNTIL_LOAD = "KERNELWRIGHT_READABLE_UNTIL_LOAD"
 
 NONE = "none"
 
@@ -326,7 +331,7 @@ def apply() -> Confinement:
     if abi < 1:
         errors.append("Landlock is not available in this kernel")
         return Confinement(network=network, error="; ".join(errors))
-    readable = [*_SYSTEM_READ, *python_paths(), *_split(ENV_READABLE)]
+    readable = [*_SYSTEM_READ, *python_paths(), *_split(ENV_READABLE), *_split(ENV_READABLE_UNTIL_LOAD)]
     devices = _devices()
     why = _restrict(abi, readable, _split(ENV_WRITABLE), devices, network == NONE)
     if why:
@@ -357,11 +362,15 @@ def seal(current: Confinement) -> Confinement:
     return replace(current, unix_sockets="seccomp")
 
 
-def narrow(current: Confinement, writable: list[str]) -> str:
-    """A further layer: writes (and reads beyond the system's) only to `writable`; "" or why not.
+def narrow(current: Confinement, writable: list[str] | None = None) -> str:
+    """A further layer: writes (and reads beyond the system's) only to `writable` (default: the
+    directories the worker started with, ENV_WRITABLE), and none of ENV_READABLE_UNTIL_LOAD;
+    "" or why not.
 
-    For a pre-started worker, once it knows the candidate's build directory.
+    Before a candidate's code runs: a pre-started worker then also knows its build directory.
     """
+    if writable is None:
+        writable = _split(ENV_WRITABLE)
     if current.filesystem == NONE:
         return ""
     abi = landlock_abi()

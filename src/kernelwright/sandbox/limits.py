@@ -99,6 +99,8 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
         env[PRELOAD_COMPILER_ENV] = "1"
     if config.confine:
         env.update(confine_env(scratch, build, config.build_cache_dir is None, env[pch.ENV]))
+        if config.readable_until_load:
+            env[confine.ENV_READABLE_UNTIL_LOAD] = os.pathsep.join(config.readable_until_load)
     return env
 
 

@@ -57,6 +57,9 @@ class SandboxConfig:
     build_cache_dir: str | None = None
     # Candidate workers: no network, a minimal file-system view, no signals out (sandbox.confine).
     confine: bool = True
+    # A confined worker may also read these until it loads its candidate, never after
+    # (confine.ENV_READABLE_UNTIL_LOAD): a pair's candidate worker builds the task's Model first.
+    readable_until_load: tuple[str, ...] = ()
     # A reference worker whose verdict compiles the torch.compile baseline imports torch.compile's
     # modules as it starts (1.7 s on the 2-core machine): in a pair pre-started during a search,
     # that is off the verdict's path (judge.pairs) rather than inside its timing phase.

@@ -29,12 +29,12 @@ class CandidateWorker(RoleBase):
         state = codec.decode(header["state"], blobs)
         if header.get("build_dir"):
             _use_build_dir(header["build_dir"])
-            why = self._narrow(header["build_dir"])
-            if why:
-                return P.LoadCandidateReply(status=P.Status.IMPORT_FAILED, compile_error=False,
-                                            error=f"the sandbox could not be narrowed to the build directory: {why}"), []
         # The control first, before any of the candidate's code exists: it cannot stop it being built.
         control_error = self._load_control(header, init, state) if header.get("control_source") else ""
+        why = self._narrow(header.get("build_dir"))
+        if why:
+            return P.LoadCandidateReply(status=P.Status.IMPORT_FAILED, compile_error=False,
+                                        error=f"the sandbox could not be narrowed before the candidate's import: {why}"), []
         path = Path(header["filename"])
         path.write_text(header["source"])  # so tracebacks and inspect can show lines
         _share_torch_header(header["source"], header.get("cpp_prefix_pch"))
@@ -121,15 +121,21 @@ class CandidateWorker(RoleBase):
             torch.cuda.init()
         self.confinement = confine.seal(self.confinement)
 
-    def _narrow(self, build_dir: str) -> str:
-        """A pre-started worker could write the whole build cache; from now on only this directory."""
+    def _narrow(self, build_dir: str | None) -> str:
+        """Before the candidate's code: no more reads of ENV_READABLE_UNTIL_LOAD, and a pre-started
+        worker, which could write the whole build cache, from now on writes only its build directory."""
         if self.confinement is None:
             return ""
-        return confine.narrow(self.confinement, [os.getcwd(), build_dir])
+        if build_dir:
+            return confine.narrow(self.confinement, [os.getcwd(), build_dir])
+        return confine.narrow(self.confinement) if os.environ.get(confine.ENV_READABLE_UNTIL_LOAD) else ""
 
     def op_build(self, header: P.BuildRequest, blobs: list[bytes]) -> Reply:
         """Import only, so the candidate's extensions build into its cache; nothing is trusted."""
         self._seal()
+        why = self._narrow(None)
+        if why:
+            raise RuntimeError(f"the sandbox could not be narrowed before the candidate's import: {why}")
         path = Path(header["filename"])
         path.write_text(header["source"])
         _share_torch_header(header["source"], header.get("cpp_prefix_pch"))
