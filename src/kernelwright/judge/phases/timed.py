@@ -182,7 +182,7 @@ class TimedPhase(FloorsPhase):
                     speedups[name], stats[name] = (point, iv), m_live.stats
                     continue
                 after = timing.Series(series.worker, series.target, series.calls, series.est_ms, None,
-                                      series.perturb)
+                                      series.perturb, queued_calls=series.queued_calls)
                 timing.interleave([after], self.cal, timing_sets, self.rng, lambda w: None,
                                   rounds=C.POST_EXIT_BATCHES)
                 m_after = timing.finish(after)
