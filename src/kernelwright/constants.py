@@ -69,7 +69,7 @@ TIMING_TARGET_BATCH_S = 0.02  # each trusted-clock batch lasts at least this lon
 # cost (L2 flush, perturbation, synchronize) dominates a fast kernel's batch anyway.
 TIMING_MAX_CALLS_PER_BATCH = 64
 # Sides whose batch sizes are within this factor of each other are timed in batches of the same
-# size, the largest of theirs (judge/timing.py `align_calls`).
+# size, the smallest of theirs (judge/timing.py `align_calls`).
 CALLS_ALIGN_RATIO = 2.0
 TIMING_BATCHES = 12  # rounds: each round times one batch of every side, in a random order
 # When the speedup's interval is wider than SPEEDUP_INTERVAL_MAX_WIDTH (high / low), rounds

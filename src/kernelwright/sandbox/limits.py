@@ -35,8 +35,6 @@ _KEEP_ENV = (
 _DROP_CAPS = (2, 16, 17, 19, 21, 22, 25, 27)  # DAC_READ_SEARCH, SYS_MODULE, SYS_RAWIO,
 # SYS_PTRACE, SYS_ADMIN, SYS_BOOT, SYS_TIME, MKNOD
 _PR_SET_PDEATHSIG = 1
-# c10's switch for huge-page-backed CPU allocations (alloc_cpu.cpp), set in every worker.
-THP_ENV = "THP_MEM_ALLOC_ENABLE"
 _PR_SET_DUMPABLE = 4
 _PR_CAPBSET_DROP = 24
 _PR_SET_CHILD_SUBREAPER = 36
@@ -81,12 +79,6 @@ def scrubbed_env(scratch: Path, config: "SandboxConfig", tag: str = "") -> dict[
     env["TORCHINDUCTOR_VEC_ISA_OK"] = os.environ.get("TORCHINDUCTOR_VEC_ISA_OK") or "1"
     env["MALLOC_TRIM_THRESHOLD_"] = str(1 << 30)
     env["MALLOC_TOP_PAD_"] = str(64 << 20)
-    # torch's CPU allocator backs blocks of 2 MiB and more with transparent huge pages (its own
-    # switch; the kernel's THP mode here is `madvise`). With 4 KiB pages the same elementwise
-    # model ran 1.40-2.19 ms a call in eight fresh processes on the 2-core machine, with huge
-    # pages 1.29-1.53 ms (/tmp/pf.py, a probe: 50 calls of examples/elementwise, 1 thread):
-    # which process got which physical pages was most of the spread between processes.
-    env[THP_ENV] = "1"
     if config.threads:
         env["OMP_NUM_THREADS"] = str(config.threads)
         env["MKL_NUM_THREADS"] = str(config.threads)
