@@ -326,6 +326,24 @@ PY
     grep -h "process control" "$OUT/pc.txt" | head -8
     timeout -k 10 ${KW_EXP_S:-130} python3 -u -m pytest tests/exploits/test_gpu_cheats.py tests/exploits/test_timer_patch.py -m gpu -v -rA \
       --timeout=120 2>&1 | tee "$OUT/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -20 ;;
+  s28b)
+    # The short form of s28a for a call with little device time left: two traced NVRTC verdicts
+    # and one identity verdict, the queued-bound tests, the GPU cheats in what is left.
+    cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
+    n=0
+    for c in examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py /tmp/idc.py; do
+      n=$((n + 1))
+      KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/elementwise/task.py $c --device cuda --json \
+        --no-compile-baseline > "$OUT/tv_$n.json" 2> "$OUT/tv_$n.err"
+      grep -h "calibration" "$OUT/tv_$n.err" | head -3; grep -h "queued batch" "$OUT/tv_$n.err" | head -4
+      python3 -c "import json; d=json.load(open('$OUT/tv_$n.json')); t=d['timing'] or {}; c=t.get('candidate_ms') or {}; e=t.get('eager_ms') or {};
+print('$c', d['verdict'], [r['check'] + ': ' + r['detail'][:200] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
+      'cand', c.get('median'), c.get('reported_median'), c.get('clock_bound'), 'eager', e.get('median'), e.get('reported_median'), e.get('clock_bound'), 'busy', t.get('profile_busy_ms'))" || tail -3 "$OUT/tv_$n.err"
+    done
+    timeout 150 python3 -m pytest tests/judge/test_queued_bound.py tests/exploits/test_queued_skip.py -m gpu -q -rA \
+      --timeout=140 2>&1 | tee "$OUT/queued_tests.log" | tail -8
+    timeout -k 10 ${KW_EXP_S:-100} python3 -u -m pytest tests/exploits/test_gpu_cheats.py -m gpu -v -rA --timeout=90 2>&1 \
+      | tee "$OUT/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -12 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts
