@@ -25,7 +25,7 @@ candidate reply against what it holds itself.
 from __future__ import annotations
 
 import enum
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 # `python -m ENTRY_MODULE ROLE RFD WFD` starts a worker (sandbox.process spawns it).
 ENTRY_MODULE = "kernelwright.worker.entry"
@@ -174,7 +174,13 @@ class TimeRequest(BareRequest):
     set_ids: list[int]
     snap: bool
     seed: int | None
-    queued: NotRequired[bool]
+
+
+class QueuedTimeRequest(TimeRequest, total=False):
+    """A TimeRequest whose calls run back to back behind one hold (CUDA; `Harness.time_queued`).
+    A subclass rather than a NotRequired key: typing.NotRequired needs Python 3.11."""
+
+    queued: bool
 
 
 class TouchRequest(BareRequest):

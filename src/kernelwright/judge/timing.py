@@ -58,7 +58,7 @@ def _batch(worker: Worker, target: P.Target, set_ids: list[int], snap: bool = Fa
            seed: int | None = None, queued: bool = False) -> tuple[float, dict[str, Any]]:
     request = P.TimeRequest(op=P.Op.TIME, target=target, set_ids=set_ids, snap=snap, seed=seed)
     if queued:
-        request["queued"] = True
+        request = P.QueuedTimeRequest(**request, queued=True)
     reply, _, wall = worker.request(request)
     if reply.get("status") != P.Status.OK:
         raise TimingError(Check.CRASH, f"the timed call raised: {reply.get('error', 'unknown error')}")
