@@ -344,6 +344,27 @@ print('$c', d['verdict'], [r['check'] + ': ' + r['detail'][:200] for r in d['rea
       --timeout=140 2>&1 | tee "$OUT/queued_tests.log" | tail -8
     timeout -k 10 ${KW_EXP_S:-100} python3 -u -m pytest tests/exploits/test_gpu_cheats.py -m gpu -v -rA --timeout=90 2>&1 \
       | tee "$OUT/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -12 ;;
+  s29)
+    # 2026-12-05 (third session): the queued bound with a 20 ms hold and one-copy perturbations:
+    # traced NVRTC and identity verdicts of the elementwise example, the queued-bound tests, the
+    # GPU cheats. Everything but the summary goes to $OUT/s29.tgz (few files come back).
+    d=/tmp/s29; rm -rf $d; mkdir -p $d
+    cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
+    n=0
+    for c in ${KW_S29_CANDS:-examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py /tmp/idc.py /tmp/idc.py}; do
+      n=$((n + 1))
+      KERNELWRIGHT_TRACE=1 /usr/bin/time -f "verify $n: %e s wall" timeout 60 kernelwright verify examples/elementwise/task.py $c \
+        --device cuda --json --no-compile-baseline > "$d/tv_$n.json" 2> "$d/tv_$n.err"
+      tail -1 "$d/tv_$n.err"; grep -h "calibration" "$d/tv_$n.err" | head -3
+      python3 -c "import json; d=json.load(open('$d/tv_$n.json')); t=d['timing'] or {}; c=t.get('candidate_ms') or {}; e=t.get('eager_ms') or {};
+print('$c', d['verdict'], [r['check'] + ': ' + r['detail'][:200] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
+      'cand', c.get('median'), c.get('spread'), c.get('reported_median'), c.get('clock_bound'), 'eager', e.get('median'), e.get('spread'), e.get('reported_median'), e.get('clock_bound'), 'busy', t.get('profile_busy_ms'))" || tail -3 "$d/tv_$n.err"
+    done
+    timeout ${KW_QT_S:-150} python3 -m pytest tests/judge/test_queued_bound.py tests/exploits/test_queued_skip.py -m gpu -q -rA \
+      --timeout=140 2>&1 | tee "$d/queued_tests.log" | grep -E "assert|PASSED|FAILED|passed|failed" | tail -8
+    timeout -k 10 ${KW_EXP_S:-200} python3 -u -m pytest tests/exploits/test_gpu_cheats.py -m gpu -v -rA --timeout=120 2>&1 \
+      | tee "$d/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -12
+    tar czf "$OUT/s29.tgz" -C /tmp s29 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts

@@ -104,7 +104,7 @@ def _calibrate_queued(worker: Worker, set_id: int, perturb: bool) -> Overhead | 
     (then the device never waited for it): m is halved until it did. None when even
     QUEUED_MIN_CALLS do not fit (no queued bound: the per-call one serves).
     """
-    m = C.TIMING_MAX_CALLS_PER_BATCH
+    m = C.QUEUED_MAX_CALLS
     while m >= C.QUEUED_MIN_CALLS:
         _batch(worker, P.Target.NOOP, [set_id] * m, True, 0 if perturb else None, queued=True)
         small: list[float] = []
@@ -304,7 +304,7 @@ def _queued_bound(s: Series, over: Overhead, set_ids: list[int]) -> float:
     enqueue = reply.get("enqueue_ms")
     if isinstance(enqueue, (int, float)) and enqueue > 0:
         fit = C.QUEUED_HOLD_FILL * C.QUEUED_HOLD_MS / (enqueue / n)
-        s.queued_calls = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(C.QUEUED_MIN_CALLS, fit)))
+        s.queued_calls = int(min(C.QUEUED_MAX_CALLS, max(C.QUEUED_MIN_CALLS, fit)))
     S.trace(f"{s.target} queued batch of {n}: clock bound {bound:.4f} ms, wall {wall:.3f} ms, enqueue "
             f"{float(enqueue or 0.0):.3f} ms")
     _snapshot(s, reply, ids, seed, s.check is not None, True)

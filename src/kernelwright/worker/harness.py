@@ -896,37 +896,44 @@ def perturb(inputs: Any, seed: int, index: int) -> Callable[[], None]:
     return apply_perturbation(perturb_plan(inputs, seed, index))
 
 
-def perturb_plan(inputs: Any, seed: int, index: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Where `perturb` moves elements: (flat view, positions, sources) per input tensor, on its device.
+Plan = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
-    Made apart from the moves because the indices reach the device by a copy that waits for the
-    stream (a queued batch makes every call's plan before its hold).
+
+def perturb_plan(inputs: Any, seed: int, index: int) -> Plan:
+    """What `perturb` writes: (flat view, positions, the values moved in, the values they replace)
+    per input tensor, on its device.
+
+    Both sets of values are read here, from the inputs as they are now, so that a move and its
+    undo are one indexed copy each. A queued batch makes every call's plan before its hold (the
+    indices reach the device by a copy that waits for the stream), and each launch in its calls
+    is host time that limits how many of them fit in the hold: reading the values at the move
+    took four kernels a tensor more.
     """
     g = torch.Generator().manual_seed((seed * 1_000_003 + index) % (2**63))
-    plan: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    plan: Plan = []
     for t in _leaves(inputs):
         if not isinstance(t, torch.Tensor) or t.numel() < 2 or not t.is_contiguous():
             continue
         flat = t.view(-1)
         n = flat.numel()
         k = min(PERTURB_ELEMENTS, n)
-        pos = torch.unique(torch.randint(n, (k,), generator=g)).to(t.device)
-        src = torch.randint(n, (pos.numel(),), generator=g).to(t.device)
-        plan.append((flat, pos, src))
+        pos = torch.unique(torch.randint(n, (k,), generator=g))
+        src = torch.randint(n, (pos.numel(),), generator=g)
+        idx = torch.cat([pos, src]).to(t.device)
+        values = flat[idx]
+        m = pos.numel()
+        plan.append((flat, idx[:m], values[m:], values[:m]))
     return plan
 
 
-def apply_perturbation(plan: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Callable[[], None]:
+def apply_perturbation(plan: Plan) -> Callable[[], None]:
     """Make the moves of a `perturb_plan` (device work only, nothing waits); return their undo."""
-    saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    for flat, pos, src in plan:
-        old = flat[pos].clone()
-        flat[pos] = flat[src].clone()
-        saved.append((flat, pos, old))
+    for flat, pos, moved, _ in plan:
+        flat.index_copy_(0, pos, moved)
 
     def undo() -> None:
-        for flat, pos, old in saved:
-            flat[pos] = old
+        for flat, pos, _, old in plan:
+            flat.index_copy_(0, pos, old)
 
     return undo
 
