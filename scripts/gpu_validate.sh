@@ -349,6 +349,20 @@ print('$c', d['verdict'], [r['check'] + ': ' + r['detail'][:200] for r in d['rea
     # traced NVRTC and identity verdicts of the elementwise example, the queued-bound tests, the
     # GPU cheats. Everything but the summary goes to $OUT/s29.tgz (few files come back).
     d=/tmp/s29; rm -rf $d; mkdir -p $d
+    # The host's own steadiness: 5 s of fixed 0.2 ms chunks of Python work, and who else runs.
+    cat /proc/loadavg; ps -eo pcpu,comm --sort=-pcpu | head -6 | tr '\n' ' '; echo
+    python3 - <<'PY'
+import time
+xs = []
+end = time.perf_counter() + 5
+while time.perf_counter() < end:
+    t0 = time.perf_counter(); s = 0
+    for i in range(2000): s += i
+    xs.append((time.perf_counter() - t0) * 1e3)
+xs.sort(); m = xs[len(xs) // 2]
+print(f"host chunks: {len(xs)}, median {m:.4f} ms, p99 {xs[int(len(xs) * .99)]:.4f}, max {xs[-1]:.3f}, "
+      f"over 1.5x median {sum(x > 1.5 * m for x in xs)}, over 0.5 ms {sum(x > 0.5 for x in xs)}")
+PY
     cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
     n=0
     for c in ${KW_S29_CANDS:-examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py /tmp/idc.py /tmp/idc.py}; do
