@@ -208,6 +208,10 @@ QUEUED_HOLD_MS = 20.0
 QUEUED_HOLD_FILL = 0.6
 QUEUED_MIN_CALLS = 4
 QUEUED_MAX_CALLS = 192  # far enough under the driver's queue of pending launches (about 1024)
+# The queued bound deducts its noise once, not three times as a per-call batch's does: the series
+# is held to the lower quartile of its batches' bounds, already about half the noise under
+# their median, and three times the noise of a 192-call batch (0.3-0.6 ms) is 5-10 us a call.
+QUEUED_NOISE_DEDUCTIONS = 1.0
 QUEUED_FIRST_CALLS = 16  # a series' first queued batch, before any host time is known
 # The host waits at most this long for every block of the launch hold to run on the device
 # before it launches the call (worker/hold.py); past it, the call goes ahead and is counted.

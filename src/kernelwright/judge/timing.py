@@ -284,7 +284,7 @@ def _snapshot(s: Series, reply: dict[str, Any], set_ids: list[int], seed: int | 
 
 def _queued_bound(s: Series, over: Overhead, set_ids: list[int]) -> float:
     """One queued batch of `s` (Harness.time_queued): the least per-call time the judge's clock
-    allows, its wall time less the calibrated overhead and three times its noise.
+    allows, its wall time less the calibrated overhead and its noise (QUEUED_NOISE_DEDUCTIONS).
 
     For a short call the per-call batch's bound is mostly the protocol's own cost a call (a sync,
     the hold, the probe, the copy), and how that varies; here the calls run back to back and
@@ -300,7 +300,7 @@ def _queued_bound(s: Series, over: Overhead, set_ids: list[int]) -> float:
     if reply.get("not_plain"):
         raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
                           "torch.Tensor (a lazy or subclassed output)")
-    bound = max(0.0, wall - over.overhead(n) - 3 * over.noise_ms) / n
+    bound = max(0.0, wall - over.overhead(n) - C.QUEUED_NOISE_DEDUCTIONS * over.noise_ms) / n
     enqueue = reply.get("enqueue_ms")
     if isinstance(enqueue, (int, float)) and enqueue > 0:
         fit = C.QUEUED_HOLD_FILL * C.QUEUED_HOLD_MS / (enqueue / n)
