@@ -189,9 +189,11 @@ def prepare(worker: Worker, target: P.Target, calib: Calibration, warm_sets: lis
     for _ in range(C.TIMING_WARMUP_CALLS):
         _batch(worker, target, warm_sets[:1], True, secrets.randbits(62) if perturb else None)
     worker.request(P.FetchRequest(op=P.Op.FETCH, send=False))
-    # The median of three single calls: batches are sized from it, and one call's noise gave an
-    # identical candidate batches of 4 against eager's 25 on the 2-core machine (`align_calls`).
-    est_wall = statistics.median(_batch(worker, target, warm_sets[:1])[0] for _ in range(3))
+    # The least of three single calls: batches are sized from it, and noise only ever adds. One
+    # call's noise gave an identical candidate batches of 4 against eager's 25 on the 2-core
+    # machine (`align_calls`), and so did two of three (a 13 us call read 5 ms twice), when the
+    # median was taken.
+    est_wall = min(_batch(worker, target, warm_sets[:1])[0] for _ in range(3))
     est = max(0.001, est_wall - calib.overhead(1))
     k = int(min(C.TIMING_MAX_CALLS_PER_BATCH, max(1, math.ceil(C.TIMING_TARGET_BATCH_S * 1e3 / est))))
     queued = C.QUEUED_FIRST_CALLS if calib.queued is not None and est < C.QUEUED_BOUND_MAX_MS else 0
