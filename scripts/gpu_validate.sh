@@ -388,8 +388,11 @@ print('$c', d['verdict'], [r['check'] + ': ' + r['detail'][:200] for r in d['rea
 print('hold 0.3 $c', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
       'cand', c.get('median'), c.get('spread'), c.get('reported_median'), c.get('clock_bound'), 'eager', e.get('median'), e.get('spread'), e.get('clock_bound'))" || tail -3 "$d/tv_$n.err"
     done
+    # The race check and the hold under the longer hold: its probe is the same spin.
+    timeout ${KW_RACE_S:-120} python3 -m pytest tests/exploits/test_race.py tests/worker/test_hold.py -m gpu -q -rA \
+      --timeout=100 2>&1 | tee "$d/race_hold03.log" | grep -E "PASSED|FAILED|passed|failed" | tail -8
     sed -i 's/^LAUNCH_HOLD_MS = 0.3$/LAUNCH_HOLD_MS = 0.1/' src/kernelwright/constants.py
-    timeout -k 10 ${KW_EXP_S:-200} python3 -u -m pytest tests/exploits/test_gpu_cheats.py -m gpu -v -rA --timeout=120 2>&1 \
+    timeout -k 10 ${KW_EXP_S:-150} python3 -u -m pytest tests/exploits/test_gpu_cheats.py -m gpu -v -rA --timeout=120 2>&1 \
       | tee "$d/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -12
     tar czf "$OUT/s29.tgz" -C /tmp s29 ;;
   keptref)
