@@ -52,7 +52,7 @@ class TimedPhase(FloorsPhase):
         warm = [self._warm_set()]
         perturb = self.meta.perturb_timing_inputs
         with S.paused(cand, ref), self._step("timing.calibrate"):
-            self.cal = timing.calibrate(ref, warm[0], perturb, queued=self.cuda)
+            self.cal = timing.calibrate(ref, warm[0], perturb, queued=self.cuda and C.QUEUED_BOUND_MAX_MS > 0)
         timing_sets = [s.set_id for s in self.sets.values() if s.variant == "timing"]
         checks: list[tuple[int, int, int, Any, list[bytes]]] = []
         held = [0]  # bytes of timed outputs held for checking after the timing
