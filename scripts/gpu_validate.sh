@@ -395,6 +395,30 @@ print('hold 0.3 $c', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_
     timeout -k 10 ${KW_EXP_S:-150} python3 -u -m pytest tests/exploits/test_gpu_cheats.py -m gpu -v -rA --timeout=120 2>&1 \
       | tee "$d/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed|Error" | tail -12
     tar czf "$OUT/s29.tgz" -C /tmp s29 ;;
+  s30)
+    # Next call after 2026-12-05 (third session): the GPU exploit tests whole under the 0.3 ms
+    # launch hold, then the queued bound tried again with per-batch perturbation plans (turned on
+    # in this copy of the tree only): traced NVRTC and identity verdicts and its two tests.
+    d=/tmp/s30; rm -rf $d; mkdir -p $d
+    cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
+    timeout -k 10 ${KW_EXP_S:-280} python3 -u -m pytest tests/exploits/test_gpu_cheats.py tests/exploits/test_timer_patch.py \
+      -m gpu -v -rA --timeout=200 2>&1 | tee "$d/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed" | tail -12
+    sed -i 's/^QUEUED_BOUND_MAX_MS = 0.0$/QUEUED_BOUND_MAX_MS = 1.0/' src/kernelwright/constants.py
+    grep -n "^QUEUED_BOUND_MAX_MS" src/kernelwright/constants.py
+    n=0
+    for c in examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py /tmp/idc.py; do
+      n=$((n + 1))
+      KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/elementwise/task.py $c \
+        --device cuda --json --no-compile-baseline > "$d/tv_$n.json" 2> "$d/tv_$n.err"
+      grep -h "calibration" "$d/tv_$n.err" | head -2; grep -h "model queued batch" "$d/tv_$n.err" | head -4
+      python3 -c "import json; d=json.load(open('$d/tv_$n.json')); t=d['timing'] or {}; c=t.get('candidate_ms') or {}; e=t.get('eager_ms') or {};
+print('queued on $c', d['verdict'], [r['detail'][:160] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
+      'cand', c.get('median'), c.get('spread'), c.get('clock_bound'), 'eager', e.get('median'), e.get('clock_bound'), 'busy', t.get('profile_busy_ms'))" || tail -3 "$d/tv_$n.err"
+    done
+    timeout ${KW_QT_S:-150} python3 -m pytest tests/judge/test_queued_bound.py tests/exploits/test_queued_skip.py -m gpu -q -rA \
+      --timeout=140 2>&1 | tee "$d/queued_tests.log" | grep -E "assert|PASSED|FAILED|passed|failed" | tail -8
+    sed -i 's/^QUEUED_BOUND_MAX_MS = 1.0$/QUEUED_BOUND_MAX_MS = 0.0/' src/kernelwright/constants.py
+    tar czf "$OUT/s30.tgz" -C /tmp s30 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts
