@@ -204,10 +204,10 @@ CHECKED_HOLD_MS = 1.0
 # host time a call last took), so the device runs them without a gap and the batch's wall time
 # less the calibrated overhead is their device time. A per-call fenced batch pays a sync, the
 # hold, a probe and a copy a call: on the H200 its bound read 0.18 ms for an 11 us kernel.
-# Its bound deducts three times the batch's wall-time noise, shared by all of its calls: on the
-# H100, with a 5 ms hold, an NVRTC candidate's host took 0.15 ms to enqueue a call, so 16-22
-# calls fit, and the deduction (0.25 ms of noise) ate the 11 us kernel whole (bound 0.0).
-# 0: off. On the H200 (section 29) the queued no-op's per-batch overhead came out 20.9-31.6 ms
+# The hold is 20 ms because the noise deduction is shared by the batch's calls: on the H100 a
+# 5 ms hold fit 16-22 calls of an NVRTC candidate (0.15 ms of host time each), and three times
+# 0.25 ms of noise ate its 11 us kernel whole (bound 0.0).
+# QUEUED_BOUND_MAX_MS 0: off. On the H200 (section 29) the queued no-op's per-batch overhead came out 20.9-31.6 ms
 # behind a 20 ms hold in eight verdicts (its noise 0.4-8.2 ms), so a candidate's batches were
 # bounded by how that one calibration fell: 0.0 in all eight traced verdicts, and 0.35 ms a
 # call, 25x the 14 us the NVRTC example takes, in one test run, which rejected it as `timer`.
