@@ -8,6 +8,26 @@ OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0 KERNELWRIGHT_CACHE=/tmp/kwcache
 python3 -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.log" 2>&1 || { tail -20 "$OUT/install.log"; exit 1; }
 python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name(0))"
+# The queued bound turned on in this copy of the tree (back off with queued_off): traced verdicts
+# of the NVRTC example (twice) and of the elementwise task's own Model, then its two tests; logs in $d.
+queued_checks() {
+  local n=0
+  cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
+  sed -i 's/^QUEUED_BOUND_MAX_MS = 0.0$/QUEUED_BOUND_MAX_MS = 1.0/' src/kernelwright/constants.py
+  grep -n "^QUEUED_BOUND_MAX_MS" src/kernelwright/constants.py
+  for c in examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py /tmp/idc.py; do
+    n=$((n + 1))
+    KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/elementwise/task.py $c \
+      --device cuda --json --no-compile-baseline > "$d/tv_$n.json" 2> "$d/tv_$n.err"
+    grep -h "calibration" "$d/tv_$n.err" | head -2; grep -h "queued batch" "$d/tv_$n.err" | head -8
+    python3 -c "import json; d=json.load(open('$d/tv_$n.json')); t=d['timing'] or {}; c=t.get('candidate_ms') or {}; e=t.get('eager_ms') or {};
+print('queued on $c', d['verdict'], [r['detail'][:160] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
+    'cand', c.get('median'), c.get('spread'), c.get('reported_median'), c.get('clock_bound'), 'eager', e.get('median'), e.get('reported_median'), e.get('clock_bound'), 'busy', t.get('profile_busy_ms'))" || tail -3 "$d/tv_$n.err"
+  done
+  timeout ${KW_QT_S:-150} python3 -m pytest tests/judge/test_queued_bound.py tests/exploits/test_queued_skip.py -m gpu -q -rA \
+    --timeout=140 2>&1 | tee "$d/queued_tests.log" | grep -E "assert|PASSED|FAILED|passed|failed" | tail -8
+}
+queued_off() { sed -i 's/^QUEUED_BOUND_MAX_MS = 1.0$/QUEUED_BOUND_MAX_MS = 0.0/' src/kernelwright/constants.py; }
 stage=${1:-diag}
 case "$stage" in
   diag)
@@ -400,25 +420,20 @@ print('hold 0.3 $c', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_
     # launch hold, then the queued bound tried again with per-batch perturbation plans (turned on
     # in this copy of the tree only): traced NVRTC and identity verdicts and its two tests.
     d=/tmp/s30; rm -rf $d; mkdir -p $d
-    cp examples/elementwise/task.py /tmp/idc.py; echo 'class ModelNew(Model): pass' >> /tmp/idc.py
     timeout -k 10 ${KW_EXP_S:-280} python3 -u -m pytest tests/exploits/test_gpu_cheats.py tests/exploits/test_timer_patch.py \
       -m gpu -v -rA --timeout=200 2>&1 | tee "$d/gpu_cheats.log" | grep -E "PASSED|FAILED|ERROR|passed|failed" | tail -12
-    sed -i 's/^QUEUED_BOUND_MAX_MS = 0.0$/QUEUED_BOUND_MAX_MS = 1.0/' src/kernelwright/constants.py
-    grep -n "^QUEUED_BOUND_MAX_MS" src/kernelwright/constants.py
-    n=0
-    for c in examples/elementwise/cuda_nvrtc.py examples/elementwise/cuda_nvrtc.py /tmp/idc.py; do
-      n=$((n + 1))
-      KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/elementwise/task.py $c \
-        --device cuda --json --no-compile-baseline > "$d/tv_$n.json" 2> "$d/tv_$n.err"
-      grep -h "calibration" "$d/tv_$n.err" | head -2; grep -h "model queued batch" "$d/tv_$n.err" | head -4
-      python3 -c "import json; d=json.load(open('$d/tv_$n.json')); t=d['timing'] or {}; c=t.get('candidate_ms') or {}; e=t.get('eager_ms') or {};
-print('queued on $c', d['verdict'], [r['detail'][:160] for r in d['reasons']], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'),
-      'cand', c.get('median'), c.get('spread'), c.get('clock_bound'), 'eager', e.get('median'), e.get('clock_bound'), 'busy', t.get('profile_busy_ms'))" || tail -3 "$d/tv_$n.err"
-    done
-    timeout ${KW_QT_S:-150} python3 -m pytest tests/judge/test_queued_bound.py tests/exploits/test_queued_skip.py -m gpu -q -rA \
-      --timeout=140 2>&1 | tee "$d/queued_tests.log" | grep -E "assert|PASSED|FAILED|passed|failed" | tail -8
-    sed -i 's/^QUEUED_BOUND_MAX_MS = 1.0$/QUEUED_BOUND_MAX_MS = 0.0/' src/kernelwright/constants.py
+    queued_checks
+    queued_off
     tar czf "$OUT/s30.tgz" -C /tmp s30 ;;
+  s31)
+    # After section 30 (the queued no-op's calibration noise 0.6-6.6 ms on the H100, every bound
+    # 0.0): queued batches without the L2 flush between calls, the bound on in this copy of the
+    # tree; then the timing accuracy benchmark with it on (resumable: $KW_ACC_DIR).
+    d=/tmp/s31; mkdir -p $d
+    queued_checks
+    timeout ${KW_ACC_S:-330} python3 benchmarks/timing_accuracy.py --out "${KW_ACC_DIR:-$d/acc}" 2>&1 | tee "$d/accuracy.log" | tail -22
+    queued_off
+    tar czf "$OUT/s31.tgz" -C /tmp s31 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts

@@ -122,7 +122,8 @@ def _calibrate_queued(worker: Worker, set_id: int, perturb: bool) -> Overhead | 
             per_batch = max(0.0, statistics.median(small) - per_call)
             noise = max(_iqr(small), _iqr(large))
             S.trace(f"queued calibration ({m} calls): {per_batch:.4f} ms a batch, {per_call:.4f} ms a call, "
-                    f"noise {noise:.4f} ms, enqueue {statistics.median(enqueue):.3f} ms")
+                    f"noise {noise:.4f} ms, enqueue {statistics.median(enqueue):.3f} ms; walls of 1: "
+                    f"{[round(x, 3) for x in small]}, of {m}: {[round(x, 3) for x in large]}")
             return Overhead(per_batch_ms=per_batch, per_call_ms=per_call, noise_ms=noise)
         m //= 2
     S.trace("queued calibration: the no-op's calls could not be enqueued within the hold")
