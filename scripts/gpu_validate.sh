@@ -434,6 +434,22 @@ print('hold 0.3 $c', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_
     timeout ${KW_ACC_S:-330} python3 benchmarks/timing_accuracy.py --out "${KW_ACC_DIR:-$d/acc}" 2>&1 | tee "$d/accuracy.log" | tail -22
     queued_off
     tar czf "$OUT/s31.tgz" -C /tmp s31 ;;
+  s32)
+    # Issue 12 part 4 on the GPU: every shipped example and task fixture judged against its own
+    # Model (CLI, CUDA, 0.3 ms hold, queued bound off); then timing accuracy rows ($KW_ACC_ONLY).
+    d=/tmp/s32; mkdir -p $d/ids
+    for t in examples/*/task.py tests/fixtures/tasks/*.py; do
+      n=$(echo $t | tr / _ | sed 's/.py$//'); c=$d/ids/$n.py
+      cp $t $c; printf '\n\nclass ModelNew(Model):\n    pass\n' >> $c
+      timeout ${KW_ID_S:-60} kernelwright verify $t $c --device cuda --json --no-compile-baseline > $d/ids/$n.json 2> $d/ids/$n.err
+      python3 -c "import json; d=json.load(open('$d/ids/$n.json')); t=d['timing'] or {}; c=t.get('candidate_ms') or {}
+print('$n', d['verdict'], round(t.get('speedup_vs_eager') or 0, 3), [round(x, 3) for x in t.get('speedup_vs_eager_interval') or []],
+      c.get('median'), c.get('spread'), [r['check'] + ': ' + r['detail'][:120] for r in d['reasons']], round(sum(d['phases_s'].values()), 1))" \
+        || { echo "$n: no verdict"; tail -2 $d/ids/$n.err; }
+    done
+    timeout ${KW_ACC_S:-250} python3 benchmarks/timing_accuracy.py --out "$d/acc" ${KW_ACC_ONLY:+--only $KW_ACC_ONLY} 2>&1 \
+      | tee "$d/accuracy.log" | tail -12
+    tar czf "$OUT/s32.tgz" -C /tmp s32 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts
