@@ -450,6 +450,18 @@ print('$n', d['verdict'], round(t.get('speedup_vs_eager') or 0, 3), [round(x, 3)
     timeout ${KW_ACC_S:-250} python3 benchmarks/timing_accuracy.py --out "$d/acc" ${KW_ACC_ONLY:+--only $KW_ACC_ONLY} 2>&1 \
       | tee "$d/accuracy.log" | tail -12
     tar czf "$OUT/s32.tgz" -C /tmp s32 ;;
+  s33)
+    # Why the same Model's per-call batches cost ~0.5 ms a call more in the candidate's process than
+    # in the reference's (section 31: walls 95-119 ms against 62-69 for 64 calls; section 32: rowsum
+    # read 0.29x against itself): traced identity verdicts, with each worker's host time by step.
+    d=/tmp/s33; mkdir -p $d
+    for t in examples/rowsum/task.py examples/elementwise/task.py; do
+      n=$(basename $(dirname $t)); c=$d/$n.py; cp $t $c; printf '\n\nclass ModelNew(Model):\n    pass\n' >> $c
+      KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify $t $c --device cuda --json --no-compile-baseline > $d/$n.json 2> $d/$n.err
+      grep -h "calibration\|batch of" $d/$n.err | grep -v queued | head -12
+      python3 -c "import json; d=json.load(open('$d/$n.json')); t=d['timing'] or {}; print('$n', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'), t.get('process_factor'))"
+    done
+    tar czf "$OUT/s33.tgz" -C /tmp s33 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts

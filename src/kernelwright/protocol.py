@@ -382,6 +382,9 @@ class TimeReply(EmptyReply, total=False):
     pending_ms: list[float]  # CUDA, per call: GPU work still queued once its stream was done (ms)
     probe_ms: list[float]  # CUDA, per call: how late the device probe behind it ran (ms); [] without one
     enqueue_ms: float  # a queued batch: the host's time to enqueue all of its calls (ms)
+    # A per-call batch: the worker's host time a call by step (prepare, hold, call, consume,
+    # sync; ms). Traced for diagnosis only: no verdict reads it.
+    steps_ms: dict[str, float]
 
 
 class TouchReply(EmptyReply, total=False):

@@ -724,18 +724,28 @@ class Harness:
         # does not see and which differed between processes.
         plans = perturb_plans([(self.sets[sid], i) for i, sid in enumerate(set_ids)], seed) \
             if seed is not None else None
+        # Host time by step, summed over the batch: where a process's per-call protocol cost goes
+        # (the judge traces it; on the H100 the same Model's batches took 1.5 ms a call in the
+        # candidate's process against 1.0 in the reference's, section 31). Never used in a verdict.
+        steps = dict.fromkeys(("prepare", "hold", "call", "consume", "sync"), 0.0)
         for i, sid in enumerate(set_ids):
             args = self.sets[sid]
+            ts = _perf()
             undo = apply_perturbation(plans[i]) if plans is not None else None
             if self.cuda:
                 self._flush.zero_()
                 self._sync()
+                th = _perf()
+                steps["prepare"] += th - ts
                 # The whole device is held for LAUNCH_HOLD_MS while the host launches the call, so
                 # the events time the GPU's work and not the host's launch latency, and no
                 # stream's work can start before the start event (worker/hold.py).
                 self.hold()
                 start, end = self._Event(enable_timing=True), self._Event(enable_timing=True)
                 start.record()
+                steps["hold"] += _perf() - th
+            else:
+                steps["prepare"] += _perf() - ts
             t0 = _perf()
             try:
                 out = fn(*args)
@@ -747,6 +757,8 @@ class Harness:
                 raise
             if self.cuda:
                 end.record()
+            tc = _perf()
+            steps["call"] += tc - t0
             # The snapshot is taken as a consumer reads the output at return (`_consume`), before
             # any device-wide sync: that is what gets checked.
             take = False
@@ -761,8 +773,11 @@ class Harness:
                 pending.append(host)
             if probe is not None:
                 probes.append(probe)
+            tq = _perf()
+            steps["consume"] += tq - tc
             self._sync()
             t1 = _perf()
+            steps["sync"] += t1 - tq
             host_ms.append((t1 - t0) * 1e3)
             if self.cuda:
                 event_ms.append(start.elapsed_time(end))
@@ -770,7 +785,8 @@ class Harness:
             if undo is not None:
                 undo()
         return {"host_ms": host_ms, "event_ms": event_ms, "not_plain": not_plain, "snapped": snapped,
-                "pending_ms": pending, "probe_ms": probes}
+                "pending_ms": pending, "probe_ms": probes,
+                "steps_ms": {k: round(v * 1e3 / max(n, 1), 4) for k, v in steps.items()}}
 
     def time_queued(self, fn: Callable[..., Any], set_ids: list[int], snap: bool,
                     seed: int | None = None) -> dict[str, Any]:
