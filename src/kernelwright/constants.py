@@ -211,8 +211,11 @@ CHECKED_HOLD_MS = 1.0
 # behind a 20 ms hold in eight verdicts (its noise 0.4-8.2 ms), so a candidate's batches were
 # bounded by how that one calibration fell: 0.0 in all eight traced verdicts, and 0.35 ms a
 # call, 25x the 14 us the NVRTC example takes, in one test run, which rejected it as `timer`.
-# It stays off until a run on the GPU shows its calibration steady (its plans are now made in
-# one copy and one gather a tensor, which the H200 has not run).
+# On the H100 (sections 30, 31), with the plans made in one copy and one gather a tensor and no
+# flush between queued calls, the calibration still scattered (noise 0.5-6.6 ms) and the task's
+# own Model was rejected as `timer` against itself: its process's batches ran 15-30 ms longer
+# than the reference worker's calibration allows. It stays off until that per-process cost is
+# understood (the per-step host times in `steps_ms`, gpu_validate.sh s33).
 QUEUED_BOUND_MAX_MS = 0.0
 QUEUED_HOLD_MS = 20.0
 QUEUED_HOLD_FILL = 0.6
