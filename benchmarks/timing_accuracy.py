@@ -186,6 +186,20 @@ def kernelwright_ms(task: Path, cand: Path) -> dict[str, object]:
             "interval": t.speedup_vs_eager_interval}
 
 
+def goal(row: dict[str, object]) -> str:
+    """Issue 12's goal for one row, against ncu: within 3% with a spread of at most 2% from 50 us
+    up, within 10% from 5 us; "met", "missed" or "-" (no ncu figure, under 5 us, or two kernels a
+    call, whose gap between kernels ncu's sum leaves out)."""
+    kw, nc, spread = row.get("kw_ms"), row.get("ncu_ms"), row.get("kw_spread")
+    if not isinstance(kw, float) or not isinstance(nc, float) or nc < 0.005 or "scale" in str(row["name"]):
+        return "-"
+    if nc >= 0.05:
+        ok = abs(kw / nc - 1) <= 0.03 and isinstance(spread, float) and spread <= 0.02
+    else:
+        ok = abs(kw / nc - 1) <= 0.10
+    return "met" if ok else "missed"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -215,7 +229,7 @@ def main() -> int:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
     rows = [json.loads(ln) for ln in rows_path.read_text().splitlines() if ln.strip()]
-    print(f"\n{'kernel':28} {'kw ms':>9} {'spread':>7} {'ncu ms':>9} {'kw/ncu':>7} {'do_bench':>9} {'kw/db':>6}")
+    print(f"\n{'kernel':28} {'kw ms':>9} {'spread':>7} {'ncu ms':>9} {'kw/ncu':>7} {'do_bench':>9} {'kw/db':>6} goal")
     for r in rows:
         kw, nc, db = r.get("kw_ms"), r.get("ncu_ms"), r.get("dobench_ms")
 
@@ -223,8 +237,8 @@ def main() -> int:
             return f"{v:{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
 
         print(f"{r['name']:28} {f(kw, 9)} {f(r.get('kw_spread'), 7, 3)} {f(nc, 9)} "
-              f"{f(kw / nc if kw and nc else None, 7, 3)} {f(db, 9)} {f(kw / db if kw and db else None, 6, 3)}"
-              + ("" if kw else f"  {r.get('verdict')}: {r.get('reasons')}"))
+              f"{f(kw / nc if kw and nc else None, 7, 3)} {f(db, 9)} {f(kw / db if kw and db else None, 6, 3)} "
+              f"{goal(r)}" + ("" if kw else f"  {r.get('verdict')}: {r.get('reasons')}"))
     ratios = [r["kw_ms"] / r["ncu_ms"] for r in rows if r.get("kw_ms") and r.get("ncu_ms")]
     if ratios:
         print(f"kw/ncu: median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}")
