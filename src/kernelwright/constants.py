@@ -72,6 +72,16 @@ TIMING_MAX_CALLS_PER_BATCH = 64
 # size, the smallest of theirs (judge/timing.py `align_calls`).
 CALLS_ALIGN_RATIO = 2.0
 TIMING_BATCHES = 12  # rounds: each round times one batch of every side, in a random order
+# On the CPU each timed batch of calls up to this long is run twice back to back, the first
+# discarded (judge/timing.py `interleave`). A batch that follows a pause of its process (the
+# other side's batch, a check) ran slower: on the 2-core machine the row-sum example's identity
+# candidate read 0.36-0.43 ms a call in batches that followed one of the same process and
+# 0.46-0.80 in every batch that followed a switch, and eager, alone in its process, nearly always
+# followed one (1.12x for an identical candidate). `python benchmarks/switch_warmth.py` on that
+# machine: batches after a switch 1.186x as long as after one of their own with no warm-up,
+# 1.087x, 1.033x and 1.029x after a discarded 8, 24 and 64 calls.
+# Longer calls are not warmed: a second call would double their timing.
+CPU_PREWARM_MAX_CALL_MS = 5.0
 # When the speedup's interval is wider than SPEEDUP_INTERVAL_MAX_WIDTH (high / low), rounds
 # are added this many at a time, up to TIMING_MAX_ROUNDS or TIMING_EXTRA_S of extra timing;
 # an interval still wide then is reported as such.

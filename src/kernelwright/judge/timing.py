@@ -222,9 +222,7 @@ def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, 
     per batch, checked or not, so that all sides pay the same per-batch cost on the judge's clock."""
     seed = secrets.randbits(62) if s.perturb else None
     wall, reply = _batch(s.worker, s.target, set_ids, True, seed)
-    if reply.get("not_plain"):
-        raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
-                          "torch.Tensor (a lazy or subclassed output)")
+    _require_plain(reply)
     n = len(set_ids)
     s.pending.extend(float(p) for p in reply.get("pending_ms") or [])
     s.probe.extend(float(p) for p in reply.get("probe_ms") or [])
@@ -301,9 +299,7 @@ def _queued_bound(s: Series, over: Overhead, set_ids: list[int]) -> float:
     ids = [set_ids[i % len(set_ids)] for i in range(n)]
     seed = secrets.randbits(62) if s.perturb else None
     wall, reply = _batch(s.worker, s.target, ids, True, seed, queued=True)
-    if reply.get("not_plain"):
-        raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
-                          "torch.Tensor (a lazy or subclassed output)")
+    _require_plain(reply)
     bound = max(0.0, wall - over.overhead(n) - C.QUEUED_NOISE_DEDUCTIONS * over.noise_ms) / n
     enqueue = reply.get("enqueue_ms")
     if isinstance(enqueue, (int, float)) and enqueue > 0:
@@ -336,7 +332,8 @@ def single_passes(s: Series, calib: Calibration, timing_sets: list[int], rng: ra
 
 def interleave(series: list[Series], calib: Calibration, timing_sets: list[int], rng: random.Random,
                switch: Callable[[Worker], None], rounds: int = C.TIMING_BATCHES,
-               narrow: Callable[[], bool] | None = None, extra: list[Series] | None = None) -> int:
+               narrow: Callable[[], bool] | None = None, extra: list[Series] | None = None,
+               prewarm: bool = False) -> int:
     """Run rounds of one batch per series, in a fresh random order each round; return the rounds run.
 
     Drift on the machine (a frequency step, a neighbour's burst) then lands on every side
@@ -344,7 +341,10 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
     batch to let only that worker run. With `narrow`, rounds of the `extra` series (default:
     all) are added in steps of TIMING_EXTRA_ROUNDS while it says the intervals are still too
     wide, up to TIMING_MAX_ROUNDS or TIMING_EXTRA_S of extra timing; a series left out keeps
-    the rounds it has, which pair with the same rounds of the others.
+    the rounds it has, which pair with the same rounds of the others. With `prewarm` (the CPU),
+    each batch of calls up to CPU_PREWARM_MAX_CALL_MS follows a discarded one of its own
+    (`_prewarm`), so that no side's batches run warmer than another's for where they fell in
+    the order.
     """
     offsets = {id(s): rng.randrange(len(timing_sets)) for s in series}
     done = 0
@@ -358,9 +358,12 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
                 continue
             switch(s.worker)
             o = offsets[id(s)] + done * s.calls
+            ids = [timing_sets[(o + i) % len(timing_sets)] for i in range(s.calls)]
             t0 = time.perf_counter()
             try:
-                _run(s, calib, [timing_sets[(o + i) % len(timing_sets)] for i in range(s.calls)], rng)
+                if prewarm and s.est_ms <= C.CPU_PREWARM_MAX_CALL_MS:
+                    _prewarm(s, ids)
+                _run(s, calib, ids, rng)
             except TimingError as exc:
                 if not s.optional:
                     raise
@@ -378,6 +381,20 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
             for _ in range(C.TIMING_EXTRA_ROUNDS):
                 one_round(more)
     return done
+
+
+def _require_plain(reply: dict[str, Any]) -> None:
+    if reply.get("not_plain"):
+        raise TimingError(Check.OUTPUT_TYPE, "a timed call returned something other than a plain "
+                          "torch.Tensor (a lazy or subclassed output)")
+
+
+def _prewarm(s: Series, set_ids: list[int]) -> None:
+    """A discarded batch of `s` on the sets its timed batch is about to use, perturbed as timed
+    calls are, no output kept: its process's caches and cores are then as warm as after a batch
+    of its own, whichever side ran before."""
+    _, reply = _batch(s.worker, s.target, set_ids, False, secrets.randbits(62) if s.perturb else None)
+    _require_plain(reply)
 
 
 def finish(s: Series) -> Measurement:

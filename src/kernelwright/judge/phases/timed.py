@@ -131,7 +131,8 @@ class TimedPhase(FloorsPhase):
                 timing.interleave(sides, self.cal, timing_sets, self.rng, switch,
                                   rounds=timing.rounds_for(sides),
                                   narrow=narrow if self.opts.extra_rounds else None,
-                                  extra=[mine, eager] + ([control] if control else []))
+                                  extra=[mine, eager] + ([control] if control else []),
+                                  prewarm=not self.cuda)
         except timing.TimingError as exc:
             raise Rejected(exc.check, exc.detail) from None
         finally:
