@@ -45,10 +45,20 @@ def test_each_timed_batch_follows_a_discarded_one_of_its_own_side():
     times = _rounds(True, est_ms=0.4)
     assert len(times) == 2 * 3 * 4
     for (w1, warm), (w2, timed) in zip(times[::2], times[1::2]):
-        # Same process, same target, same sets; the warm-up keeps no output and has its own seed.
+        # Same process, same target, same sets, the same request (the candidate's process cannot
+        # tell which batch counts), under its own seed.
         assert w1 == w2 and warm["target"] == timed["target"] and warm["set_ids"] == timed["set_ids"]
-        assert warm["snap"] is False and timed["snap"] is True
+        assert warm["snap"] is True and timed["snap"] is True and warm.keys() == timed.keys()
         assert isinstance(warm["seed"], int) and warm["seed"] != timed["seed"]
+
+
+def test_the_warm_up_output_is_dropped_where_it_was_taken_before_the_timed_batch():
+    log: list[tuple[str, dict]] = []
+    s = _series(_Recorder(log, "cand"), P.Target.MODEL, 0.4)
+    timing.interleave([s], timing.Calibration(0.0, 0.0), [1], random.Random(0), lambda w: None,
+                      rounds=1, prewarm=True)
+    assert [h["op"] for _, h in log] == [P.Op.TIME, P.Op.FETCH, P.Op.TIME, P.Op.FETCH]
+    assert log[1][1]["send"] is False
 
 
 def test_long_calls_and_the_gpu_are_not_warmed():

@@ -390,11 +390,15 @@ def _require_plain(reply: dict[str, Any]) -> None:
 
 
 def _prewarm(s: Series, set_ids: list[int]) -> None:
-    """A discarded batch of `s` on the sets its timed batch is about to use, perturbed as timed
-    calls are, no output kept: its process's caches and cores are then as warm as after a batch
-    of its own, whichever side ran before."""
-    _, reply = _batch(s.worker, s.target, set_ids, False, secrets.randbits(62) if s.perturb else None)
+    """A discarded batch of `s` on the sets its timed batch is about to use: its process's caches
+    and cores are then as warm as after a batch of its own, whichever side ran before.
+
+    The same request as a timed batch (perturbed under its own seed, one output snapshotted, then
+    dropped where it was taken), so the candidate's process cannot tell the two apart and do
+    less in the batch that counts."""
+    _, reply = _batch(s.worker, s.target, set_ids, True, secrets.randbits(62) if s.perturb else None)
     _require_plain(reply)
+    s.worker.request(P.FetchRequest(op=P.Op.FETCH, send=False))
 
 
 def finish(s: Series) -> Measurement:
