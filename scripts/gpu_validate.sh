@@ -461,6 +461,11 @@ print('$n', d['verdict'], round(t.get('speedup_vs_eager') or 0, 3), [round(x, 3)
       grep -h "calibration\|batch of" $d/$n.err | grep -v queued | head -12
       python3 -c "import json; d=json.load(open('$d/$n.json')); t=d['timing'] or {}; print('$n', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'), t.get('process_factor'))"
     done
+    # The NVRTC candidate's process ran the same Model (its control) in eager's time (section 31):
+    # its steps beside the identity's.
+    KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/elementwise/task.py examples/elementwise/cuda_nvrtc.py \
+      --device cuda --json --no-compile-baseline > $d/nvrtc.json 2> $d/nvrtc.err
+    grep -h "batch of" $d/nvrtc.err | grep -v queued | head -8
     tar czf "$OUT/s33.tgz" -C /tmp s33 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
