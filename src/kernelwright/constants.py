@@ -72,8 +72,8 @@ TIMING_MAX_CALLS_PER_BATCH = 64
 # size, the smallest of theirs (judge/timing.py `align_calls`).
 CALLS_ALIGN_RATIO = 2.0
 TIMING_BATCHES = 12  # rounds: each round times one batch of every side, in a random order
-# On the CPU each timed batch of calls up to this long is run twice back to back, the first
-# discarded (judge/timing.py `interleave`). A batch that follows a pause of its process (the
+# On the CPU, when every side's calls are up to this long, each timed batch is run twice back to
+# back, the first discarded (judge/timing.py `interleave`). A batch that follows a pause of its process (the
 # other side's batch, a check) ran slower: on the 2-core machine the row-sum example's identity
 # candidate read 0.36-0.43 ms a call in batches that followed one of the same process and
 # 0.46-0.80 in every batch that followed a switch, and eager, alone in its process, nearly always

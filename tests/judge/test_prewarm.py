@@ -66,6 +66,17 @@ def test_long_calls_and_the_gpu_are_not_warmed():
     assert len(_rounds(False, est_ms=0.4)) == 3 * 4
 
 
+def test_all_sides_are_warmed_or_none():
+    # One side with long calls: a short side warmed against a cold one would gain what the
+    # warm-up takes away, so no side is warmed.
+    log: list[tuple[str, dict]] = []
+    ref, cand = _Recorder(log, "ref"), _Recorder(log, "cand")
+    sides = [_series(cand, P.Target.MODEL, 0.4), _series(ref, P.Target.EAGER, C.CPU_PREWARM_MAX_CALL_MS * 2)]
+    timing.interleave(sides, timing.Calibration(0.0, 0.0), [1, 2], random.Random(0), lambda w: None,
+                      rounds=3, prewarm=True)
+    assert len([h for _, h in log if h["op"] == P.Op.TIME]) == 2 * 3
+
+
 def test_a_lazy_output_in_the_warm_up_is_rejected_as_in_a_timed_batch():
     log: list[tuple[str, dict]] = []
     s = _series(_Recorder(log, "cand", not_plain=1), P.Target.MODEL, 0.4)

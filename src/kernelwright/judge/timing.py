@@ -342,11 +342,13 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
     all) are added in steps of TIMING_EXTRA_ROUNDS while it says the intervals are still too
     wide, up to TIMING_MAX_ROUNDS or TIMING_EXTRA_S of extra timing; a series left out keeps
     the rounds it has, which pair with the same rounds of the others. With `prewarm` (the CPU),
-    each batch of calls up to CPU_PREWARM_MAX_CALL_MS follows a discarded one of its own
-    (`_prewarm`), so that no side's batches run warmer than another's for where they fell in
-    the order.
+    when every side's calls are up to CPU_PREWARM_MAX_CALL_MS, each batch follows a discarded one
+    of its own (`_prewarm`), so that no side's batches run warmer than another's for where they
+    fell in the order. All sides or none: a side warmed against one left cold would gain the
+    very advantage the warm-up takes away.
     """
     offsets = {id(s): rng.randrange(len(timing_sets)) for s in series}
+    warm = prewarm and all(s.est_ms <= C.CPU_PREWARM_MAX_CALL_MS for s in series)
     done = 0
 
     def one_round(sides: list[Series]) -> None:
@@ -361,7 +363,7 @@ def interleave(series: list[Series], calib: Calibration, timing_sets: list[int],
             ids = [timing_sets[(o + i) % len(timing_sets)] for i in range(s.calls)]
             t0 = time.perf_counter()
             try:
-                if prewarm and s.est_ms <= C.CPU_PREWARM_MAX_CALL_MS:
+                if warm:
                     _prewarm(s, ids)
                 _run(s, calib, ids, rng)
             except TimingError as exc:
