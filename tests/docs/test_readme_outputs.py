@@ -7,7 +7,9 @@ numbers, run and candidate ids and paths are wildcards, white space and the leng
 rules do not count, and a line `...` in the block stands for any output. Labels, rows,
 verdict words, reasons and their order must match, so a README whose format has drifted from
 the commands fails here. A `--json` sample is checked by its keys: every key the block shows
-must be in the object the command prints, at the same place.
+must be in the object the command prints, at the same place. Several blocks of one command
+are the outcomes it can have (`optimize` crowns a kernel, or on a busy machine none): the
+output must have the shape of one of them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def samples(text: str) -> list[tuple[str, str]]:
             command, rest = command[:-1] + " " + rest[0].strip(), rest[1:]
         found.append((command, "\n".join(rest)))
     return found
+
+
+def outcomes(text: str) -> list[tuple[str, list[str]]]:
+    """(command, its sample blocks) for each command with a sample, in the README's order."""
+    by_command: dict[str, list[str]] = {}
+    for command, block in samples(text):
+        by_command.setdefault(command, []).append(block)
+    return list(by_command.items())
 
 
 def shape(text: str) -> str:
@@ -155,24 +165,28 @@ def test_the_readme_has_samples_of_its_main_commands() -> None:
     assert any(c.startswith("kernelwright optimize ") for c in commands)
     assert any(c.startswith("kernelwright verify ") and "--json" in c for c in commands)
     assert sum(c.startswith("kernelwright verify ") for c in commands) >= 2
+    # Both outcomes of the main job: a crowned kernel, and none (exit 1) on a busy machine.
+    optimize = [b for c, blocks in outcomes(README.read_text()) if c.startswith("kernelwright optimize ")
+                for b in blocks]
+    assert any("speedup vs eager" in b for b in optimize)
+    assert any(re.search(r"best kernel\s*│\s*none:", b) for b in optimize)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command,block", samples(README.read_text()), ids=lambda v: v[:70])
-def test_readme_sample_matches_what_the_command_prints(command: str, block: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command,blocks", outcomes(README.read_text()), ids=lambda v: v[:70] if isinstance(v, str) else "")
+def test_readme_sample_matches_what_the_command_prints(command: str, blocks: list[str], tmp_path: Path) -> None:
+    # Whether `optimize` crowns a kernel is a timing outcome (the re-judged interval's low end
+    # against 1.05x), which a busy machine can deny: the README shows both outcomes, and the
+    # output must have the shape of one. Which one is not this test's business.
     out = _run(command, tmp_path)
-    if command.startswith("kernelwright optimize ") and out.returncode == 1:
-        # On a busy machine the re-judged interval can fall short of the bar and nothing is
-        # crowned (exit 1): a true answer, in another format than the sample's. Once more.
-        (tmp_path / "again").mkdir()
-        out = _run(command, tmp_path / "again")
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     if "--json" in command.split():
         data = json.loads(out.stdout)
-        missing = shown_keys(block) - json_keys(data)
+        missing = set().union(*(shown_keys(b) for b in blocks)) - json_keys(data)
         assert not missing, f"the README shows keys that `{command}` no longer prints: {sorted(missing)}"
         return
-    assert matches(block, out.stdout), (
-        f"README sample of `{command}` no longer has the shape of its output.\n--- README:\n{block}\n"
-        f"--- printed now (exit {out.returncode}):\n{out.stdout}\n--- README shape:\n{shape(block)}\n"
-        f"--- output shape:\n{shape(out.stdout)}")
+    readme = "\n--- or:\n".join(blocks)
+    assert any(matches(b, out.stdout) for b in blocks), (
+        f"README sample of `{command}` no longer has the shape of its output.\n--- README:\n{readme}\n"
+        f"--- printed now (exit {out.returncode}):\n{out.stdout}\n--- README shapes:\n"
+        + "\n".join(shape(b) for b in blocks) + f"\n--- output shape:\n{shape(out.stdout)}")
