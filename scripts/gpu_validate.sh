@@ -466,6 +466,12 @@ print('$n', d['verdict'], round(t.get('speedup_vs_eager') or 0, 3), [round(x, 3)
     KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/elementwise/task.py examples/elementwise/cuda_nvrtc.py \
       --device cuda --json --no-compile-baseline > $d/nvrtc.json 2> $d/nvrtc.err
     grep -h "batch of" $d/nvrtc.err | grep -v queued | head -8
+    # Is it the candidate's confinement (seccomp's filter on every syscall the CUDA driver's waits
+    # make, Landlock)? The rowsum identity again with the candidate's worker unconfined.
+    KERNELWRIGHT_CONFINE=0 KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/rowsum/task.py $d/rowsum.py \
+      --device cuda --json --no-compile-baseline > $d/rowsum_unconfined.json 2> $d/rowsum_unconfined.err
+    grep -h "batch of" $d/rowsum_unconfined.err | grep -v queued | head -8
+    python3 -c "import json; d=json.load(open('$d/rowsum_unconfined.json')); t=d['timing'] or {}; print('rowsum unconfined', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'), t.get('process_factor'))"
     tar czf "$OUT/s33.tgz" -C /tmp s33 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
