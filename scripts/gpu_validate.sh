@@ -451,27 +451,55 @@ print('$n', d['verdict'], round(t.get('speedup_vs_eager') or 0, 3), [round(x, 3)
       | tee "$d/accuracy.log" | tail -12
     tar czf "$OUT/s32.tgz" -C /tmp s32 ;;
   s33)
-    # Why the same Model's per-call batches cost ~0.5 ms a call more in the candidate's process than
-    # in the reference's (section 31: walls 95-119 ms against 62-69 for 64 calls; section 32: rowsum
-    # read 0.29x against itself): traced identity verdicts, with each worker's host time by step.
+    # Why the same Model's per-call batches cost ~0.5 ms a call more in some candidate processes than
+    # in the reference's (section 31: walls 91-124 ms against 56-69 for 64 calls in every batch of
+    # one verdict; section 30: the same verdict's batches 60-66 ms; section 32: rowsum read 0.29x
+    # against itself, 12 other identities fine): a state of the process, drawn at its start. Traced
+    # identity verdicts with each worker's host time by step and the CPU and NUMA node it last ran
+    # on, beside the machine's topology (is the slow process the one on the GPU's far socket?).
     d=/tmp/s33; mkdir -p $d
+    nvidia-smi topo -m 2>&1 | head -8; lscpu | grep -i "numa\|socket\|^CPU(s)"
+    summ() {  # per target: batches, median wall, the nodes its worker ran on
+      python3 - "$1" "$2" <<'PY'
+import json, re, statistics, sys
+err, js = sys.argv[1], sys.argv[2]
+rows = {}
+for line in open(err):
+    m = re.search(r"\] (\w+) batch of (\d+): .*wall ([\d.]+) ms.*'prepare': ([\d.]+), 'hold': ([\d.]+), 'call': ([\d.]+), 'consume': ([\d.]+), 'sync': ([\d.]+)\}; it last ran on (.*)$", line)
+    if m and "queued" not in line:
+        r = rows.setdefault(m.group(1), {"wall": [], "steps": [], "where": set()})
+        r["wall"].append(float(m.group(3))); r["steps"].append([float(m.group(i)) for i in range(4, 9)])
+        r["where"].add(m.group(9).split(" node ")[-1] if "node" in m.group(9) else m.group(9))
+try:
+    d = json.load(open(js)); t = d["timing"] or {}
+    head = f"{d['verdict']} {t.get('speedup_vs_eager')} {t.get('speedup_vs_eager_interval')} process {t.get('process_factor')}"
+except Exception as exc:
+    head = f"no verdict: {exc}"
+print(err.split("/")[-1], head)
+for k, r in rows.items():
+    st = [round(statistics.median(c), 4) for c in zip(*r["steps"])]
+    print(f"  {k}: {len(r['wall'])} batches, wall median {statistics.median(r['wall']):.1f} ms "
+          f"[{min(r['wall']):.0f}-{max(r['wall']):.0f}], steps prepare/hold/call/consume/sync {st}, nodes {sorted(r['where'])}")
+PY
+    }
     for t in examples/rowsum/task.py examples/elementwise/task.py; do
       n=$(basename $(dirname $t)); c=$d/$n.py; cp $t $c; printf '\n\nclass ModelNew(Model):\n    pass\n' >> $c
-      KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify $t $c --device cuda --json --no-compile-baseline > $d/$n.json 2> $d/$n.err
-      grep -h "calibration\|batch of" $d/$n.err | grep -v queued | head -12
-      python3 -c "import json; d=json.load(open('$d/$n.json')); t=d['timing'] or {}; print('$n', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'), t.get('process_factor'))"
     done
-    # The NVRTC candidate's process ran the same Model (its control) in eager's time (section 31):
-    # its steps beside the identity's.
+    for run in rowsum:1 rowsum:2 rowsum:3 elementwise:1 elementwise:2; do
+      n=${run%%:*}; i=${run##*:}
+      KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/$n/task.py $d/$n.py --device cuda --json \
+        --no-compile-baseline > $d/${n}_$i.json 2> $d/${n}_$i.err
+      summ $d/${n}_$i.err $d/${n}_$i.json
+    done
+    # The NVRTC candidate's process ran the same Model (its control) in eager's time (section 31).
     KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/elementwise/task.py examples/elementwise/cuda_nvrtc.py \
       --device cuda --json --no-compile-baseline > $d/nvrtc.json 2> $d/nvrtc.err
-    grep -h "batch of" $d/nvrtc.err | grep -v queued | head -8
+    summ $d/nvrtc.err $d/nvrtc.json
     # Is it the candidate's confinement (seccomp's filter on every syscall the CUDA driver's waits
     # make, Landlock)? The rowsum identity again with the candidate's worker unconfined.
     KERNELWRIGHT_CONFINE=0 KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/rowsum/task.py $d/rowsum.py \
       --device cuda --json --no-compile-baseline > $d/rowsum_unconfined.json 2> $d/rowsum_unconfined.err
-    grep -h "batch of" $d/rowsum_unconfined.err | grep -v queued | head -8
-    python3 -c "import json; d=json.load(open('$d/rowsum_unconfined.json')); t=d['timing'] or {}; print('rowsum unconfined', d['verdict'], t.get('speedup_vs_eager'), t.get('speedup_vs_eager_interval'), t.get('process_factor'))"
+    summ $d/rowsum_unconfined.err $d/rowsum_unconfined.json
     tar czf "$OUT/s33.tgz" -C /tmp s33 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the

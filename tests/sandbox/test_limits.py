@@ -126,3 +126,19 @@ def test_slots_sharing_a_machine_share_its_workers_memory() -> None:
         share = limits.default_worker_memory(n)
         assert C.WORKER_MEMORY_FLOOR_BYTES <= share <= one
         assert share == C.WORKER_MEMORY_FLOOR_BYTES or n * share <= one
+
+
+def test_where_ran_names_the_cpu_and_node_a_process_last_ran_on() -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from kernelwright.sandbox import limits
+
+    here = limits.where_ran(os.getpid())
+    assert re.fullmatch(r"cpu \d+( node \d+)?", here), here
+    assert int(here.split()[1]) in os.sched_getaffinity(0)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert limits.where_ran(child.pid) == "cpu ?"  # gone: nothing to read, no exception

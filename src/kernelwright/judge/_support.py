@@ -24,10 +24,15 @@ from kernelwright.sandbox.process import Worker, WorkerFailure
 ENV_TRACE = "KERNELWRIGHT_TRACE"  # set to 1: each phase, step and batch is printed to stderr as it ends
 
 
+def tracing() -> bool:
+    """Whether `trace` prints (for a trace line that costs something to make)."""
+    return os.environ.get(ENV_TRACE) == "1"
+
+
 def trace(message: str) -> None:
     """One line to stderr, with the wall clock, when KERNELWRIGHT_TRACE=1 (a verdict cut short
     by a time limit still shows how far it got and where the time went)."""
-    if os.environ.get(ENV_TRACE) == "1":
+    if tracing():
         print(f"[kw {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 

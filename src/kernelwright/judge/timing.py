@@ -21,6 +21,7 @@ from kernelwright import constants as C
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge.result import Check, TimingStats
+from kernelwright.sandbox import limits
 from kernelwright.sandbox.process import Worker
 
 
@@ -242,9 +243,10 @@ def _run(s: Series, calib: Calibration, set_ids: list[int], rng: random.Random, 
             raise TimingError(Check.PROTOCOL, "the worker's timing reply is malformed")
         claims = [float(x) for x in per_call]
         bound = max(0.0, wall - calib.overhead(n) - 3 * calib.noise_ms * (1 + n / 16)) / n
-        S.trace(f"{s.target} batch of {n}: claims median {statistics.median(claims):.4f} ms, clock bound "
-                f"{bound:.4f} ms, wall {wall:.3f} ms; the worker's host ms a call by step (its own "
-                f"report): {reply.get('steps_ms')}")
+        if S.tracing():
+            S.trace(f"{s.target} batch of {n}: claims median {statistics.median(claims):.4f} ms, clock bound "
+                    f"{bound:.4f} ms, wall {wall:.3f} ms; the worker's host ms a call by step (its own "
+                    f"report): {reply.get('steps_ms')}; it last ran on {limits.where_ran(s.worker.proc.pid)}")
     # Every full batch has one output checked; single-call passes only now and
     # then (each check costs a reference run), chosen after the call returned.
     _snapshot(s, reply, set_ids, seed, s.check is not None and (main or rng.random() < C.SINGLE_CALL_CHECK_RATE),

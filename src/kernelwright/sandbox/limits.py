@@ -369,12 +369,31 @@ def _has_marker(pid: int, marker: bytes) -> bool:
 
 def is_stopped(pid: int) -> bool:
     """True when the process is stopped by a signal or a tracer (state T or t in /proc)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in (b"T", b"t")
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command name (field 3, the state, first); [] if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
+            return f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
-        return False
-    return state in (b"T", b"t")
+        return []
+
+
+def where_ran(pid: int) -> str:
+    """The CPU a process last ran on and that CPU's NUMA node ("cpu 5 node 0"), for traces.
+
+    Read from /proc and /sys by the judge: a worker that ran its batch on the far socket from
+    the GPU pays for every host-device round trip, a cost of the process, not of its code.
+    """
+    fields = _stat_fields(pid)
+    if len(fields) < 37:
+        return "cpu ?"
+    cpu = fields[36].decode()  # field 39, "processor"
+    nodes = list(Path(f"/sys/devices/system/cpu/cpu{cpu}").glob("node*"))
+    return f"cpu {cpu}" + (f" {nodes[0].name.replace('node', 'node ')}" if nodes else "")
 
 
 def signal_tree(root: int, sig: int, tag: str | None = None) -> None:
