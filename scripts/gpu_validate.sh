@@ -500,6 +500,20 @@ PY
     KERNELWRIGHT_CONFINE=0 KERNELWRIGHT_TRACE=1 timeout 60 kernelwright verify examples/rowsum/task.py $d/rowsum.py \
       --device cuda --json --no-compile-baseline > $d/rowsum_unconfined.json 2> $d/rowsum_unconfined.err
     summ $d/rowsum_unconfined.err $d/rowsum_unconfined.json
+    # Where the host has several NUMA nodes: the rowsum identity with every process held (taskset,
+    # inherited by the workers) to the GPU's own node's CPUs, then to another node's.
+    bus=$(nvidia-smi --query-gpu=pci.bus_id --format=csv,noheader | head -1 | tr 'A-F' 'a-f' | sed 's/^0000//')
+    near=$(cat /sys/bus/pci/devices/$bus/local_cpulist 2>/dev/null); gpu_node=$(cat /sys/bus/pci/devices/$bus/numa_node 2>/dev/null)
+    far=$(for n in /sys/devices/system/node/node*; do [ "${n##*node}" != "$gpu_node" ] && cat $n/cpulist && break; done)
+    echo "GPU $bus on node $gpu_node; its CPUs: $near; another node's: ${far:-none}"
+    if [ -n "$near" ] && [ -n "$far" ]; then
+      for side in near:1 far:1 near:2 far:2; do
+        w=${side%%:*}; i=${side##*:}; cpus=$near; [ $w = far ] && cpus=$far
+        KERNELWRIGHT_TRACE=1 timeout 60 taskset -c $cpus kernelwright verify examples/rowsum/task.py $d/rowsum.py \
+          --device cuda --json --no-compile-baseline > $d/rowsum_${w}_$i.json 2> $d/rowsum_${w}_$i.err
+        summ $d/rowsum_${w}_$i.err $d/rowsum_${w}_$i.json
+      done
+    fi
     tar czf "$OUT/s33.tgz" -C /tmp s33 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
