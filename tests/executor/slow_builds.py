@@ -75,3 +75,22 @@ def add_slow_candidates(cands: Path) -> dict[str, str]:
     for name, text in sources.items():
         (folder / name).write_text(text)
     return sources
+
+
+class StubPairs:
+    """A PairPool that starts nothing, for tests whose verdicts are stubbed."""
+
+    def __init__(self, keep_reference: bool = False) -> None:
+        pass
+
+    def __enter__(self) -> StubPairs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def expect(self, key: object) -> None:
+        pass
+
+    def refill(self, spec: object) -> None:
+        pass

@@ -18,7 +18,7 @@ from kernelwright.executor import _builds
 from kernelwright.task.loader import InputError
 from tests.bench.suite_fixture import make_suite
 from tests.executor.bench_cli import run_bench, verdicts
-from tests.executor.slow_builds import IMPORTS, add_slow_candidates, builders
+from tests.executor.slow_builds import IMPORTS, StubPairs, add_slow_candidates, builders
 
 FAST_SRC = forms.FORMS["c"].skeleton()
 SLOW_SRC = forms.FORMS["cpp_inline"].skeleton()
@@ -71,19 +71,6 @@ class _Conn:
         self.sent.append(outcome)
 
 
-class _Pairs:
-    """No pre-started workers: the verdicts are stubbed."""
-
-    def __enter__(self) -> _Pairs:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def refill(self, spec: object) -> None:
-        pass
-
-
 def test_a_slot_builds_ahead_only_when_the_driver_does_not(monkeypatch) -> None:
     from kernelwright.executor import _local, _slots
     from kernelwright.judge import pairs
@@ -91,7 +78,7 @@ def test_a_slot_builds_ahead_only_when_the_driver_does_not(monkeypatch) -> None:
 
     built: list[str] = []
     monkeypatch.setattr(_local.Prebuilder, "build", lambda self, source, name: built.append(name))
-    monkeypatch.setattr(pairs, "PairPool", _Pairs)
+    monkeypatch.setattr(pairs, "PairPool", StubPairs)
     monkeypatch.setattr(_slots, "judge_here", lambda *args, **kw: "verdict")
     jobs = [SimpleNamespace(key=n, source=SLOW_SRC, candidate=Path(n), task=SimpleNamespace(path=Path("t.py")))
             for n in ("a.py", "b.py")]

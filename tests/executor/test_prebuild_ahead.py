@@ -1,24 +1,52 @@
-"""The local executor builds the next candidate ahead only when its form is slow to build."""
+"""The one-slot local executor builds slow-building candidates ahead and judges in job order."""
 
 from __future__ import annotations
 
+import time
+
 from kernelwright import forms
 from kernelwright.executor import _local
+from tests.executor.slow_builds import StubPairs
 
 
-def test_only_the_next_slow_building_candidate_is_built_ahead(monkeypatch) -> None:
+def test_one_slot_builds_every_slow_building_candidate_ahead_in_the_pool(monkeypatch) -> None:
+    """One slot (a one-GPU machine's default) queues every slow-building candidate's build in the
+    driver's pool, one build per core the slot leaves, and judges in job order; a build not
+    started when its verdict begins is left to the verdict."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from kernelwright import constants as C
+    from kernelwright.executor import _builds
+    from kernelwright.judge.verify import VerifyOptions
+
     built: list[str] = []
-    monkeypatch.setattr(_local, "prebuild", lambda source, filename, device: built.append(filename))
-    queue = [(forms.FORMS["c"].skeleton(), "a.py"), (forms.FORMS["cpp_inline"].skeleton(), "b.py"),
-             ("import torch\n\nclass ModelNew(torch.nn.Module):\n    pass\n", "c.py"),
-             (forms.FORMS["cpp_inline"].skeleton(), "d.py")]
-    with _local.Prebuilder("cpu", queue) as ahead:
-        ahead.next()  # a.py is judged: b.py (load_inline C++) builds meanwhile
-        ahead.next()  # b.py is judged: c.py is plain PyTorch, nothing to build
-        ahead.next()  # c.py is judged: d.py builds
-        ahead.next()  # d.py is judged: nothing after it
-    assert ahead.submitted == ["b.py", "d.py"]
-    assert built and set(built) <= {"b.py", "d.py"}  # a build still queued at the end is dropped
+    judged: list[str] = []
+    monkeypatch.setenv(C.BUILD_JOBS_ENV, "2")
+    monkeypatch.setattr(_builds, "prebuild", lambda source, filename, device: built.append(filename))
+    monkeypatch.setattr(_local, "PairPool", StubPairs)
+
+    def judge_here(task: Path, cand: Path, opts: object, pool: object) -> str:
+        if not judged:  # the first verdict: both later slow builds are under way in the pool meanwhile
+            deadline = time.monotonic() + 30
+            while len(built) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        judged.append(cand.name)
+        return cand.name
+
+    monkeypatch.setattr(_local, "judge_here", judge_here)
+    workers: list[int] = []
+    real_pool = _builds.BuildPool
+    monkeypatch.setattr(_local, "BuildPool", lambda device, n: workers.append(n) or real_pool(device, n))
+    sources = {"a.py": forms.FORMS["c"].skeleton(), "b.py": forms.FORMS["cpp_inline"].skeleton(),
+               "c.py": "import torch\n\nclass ModelNew(torch.nn.Module):\n    pass\n",
+               "d.py": forms.FORMS["cpp_inline"].skeleton().replace("relu", "relu ")}
+    jobs = [SimpleNamespace(source=src, candidate=Path(n), task=SimpleNamespace(path=Path("t.py")),
+                            task_source="t") for n, src in sources.items()]
+    outcomes = [o for _, o in _local.judge_in_order(jobs, "cpu", VerifyOptions(device="cpu", timing=False))]
+    assert outcomes == judged == ["a.py", "b.py", "c.py", "d.py"]
+    assert workers == [2]
+    assert sorted(built) == ["b.py", "d.py"]  # only the slow forms, both ahead of their verdicts
 
 
 def test_consecutive_candidates_of_a_task_share_its_reference_worker_and_a_new_task_gets_its_own(tmp_path) -> None:

@@ -89,8 +89,8 @@ def default_out(suite: Path, device: str) -> Path:
                    "own; default: one per visible GPU, 1 on the CPU). Slots of one device take turns timing. "
                    "With --optimize and more than 1, each slot runs whole searches.")
 @click.option("--build-jobs", type=click.IntRange(1, 1024), default=None,
-              help="With several judging slots: slow-building candidates built at once ahead of their verdicts, "
-                   f"by the driver (default: ${C.BUILD_JOBS_ENV}, else one per core the slots leave).")
+              help="With --executor local and --candidates: slow-building candidates built at once ahead of "
+                   f"their verdicts, by the driver (default: ${C.BUILD_JOBS_ENV}, else one per core the slots leave).")
 @click.option("--task-checks", "task_checks", type=click.Path(exists=True, dir_okay=False), default=None,
               metavar="FILE", help="Rows of `kernelwright check-task` (its --out file or --json output): the "
                                    "tasks it flagged are marked in the table, --json and the report (kept in OUT).")

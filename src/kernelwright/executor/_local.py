@@ -1,12 +1,13 @@
 """The local executor: this machine's judging slots.
 
-One slot (the default on the CPU) judges in this process, in job order: the next verdict's
-workers start while the current one wraps up (a PairPool), and the next candidate of a
-slow-building form builds in a background worker (judge.prebuild), which stands still while
-anything is timed (sandbox.quiet). Several slots (`--slots N`; on CUDA, one per visible GPU by
-default) are processes of their own (executor._slots), each doing the same, except that the
-driver builds the slow-building candidates ahead for all of them, in a pool of its own
-(executor._builds), and hands out built jobs first.
+One slot (the default on the CPU and on a one-GPU machine) judges in this process, in job
+order: the next verdict's workers start while the current one wraps up (a PairPool), and the
+slow-building candidates build ahead in the driver's build pool (executor._builds: one build
+per core the slot leaves, each in a background worker that stands still while anything is
+timed, sandbox.quiet). A `load_inline` candidate takes 55-60 s to build on the H200 against
+about 40 s for a verdict, so one build at a time ahead would leave the slot waiting on builds.
+Several slots (`--slots N`; on CUDA, one per visible GPU by default) are processes of their
+own (executor._slots), served by the same pool, which hands out built jobs first.
 """
 
 from __future__ import annotations
@@ -56,14 +57,16 @@ class LocalExecutor:
 
 
 def judge_in_order(jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> Iterator[tuple[JudgeJob, JudgeOutcome]]:
-    """One slot: judge `jobs` in this process, in order, building the next slow one ahead."""
-    ahead = Prebuilder(device, [(j.source, j.candidate.name) for j in jobs])
+    """One slot: judge `jobs` in this process, in order, the slow-building ones built ahead in the pool."""
     # Consecutive candidates of one task share its reference worker (judge.pairs, keep_reference);
     # the pool is told each next job's task, so a new task's pair still starts ahead whole.
     keys = [task_key(job.task_source, job.task.path) for job in jobs]
-    with PairPool(keep_reference=True) as pool, ahead:
+    with PairPool(keep_reference=True) as pool, BuildPool(device, build_workers(1)) as builds:
+        builds.submit(jobs)
         for i, job in enumerate(jobs):
-            ahead.next()
+            # A build not started yet is the verdict's own; one under way is waited for on the
+            # build directory's lock, so nothing is built twice.
+            builds.claim(job)
             pool.expect(keys[i + 1] if i + 1 < len(jobs) else keys[i])
             pool.refill(pair_spec(opts, device))  # nothing is being timed now; a no-op when a pair is ready
             yield job, judge_here(job.task.path, job.candidate, opts, pool)
@@ -71,18 +74,13 @@ def judge_in_order(jobs: list[JudgeJob], device: str, opts: VerifyOptions) -> It
 
 
 class Prebuilder:
-    """Builds the candidate after the one being judged, in one background thread."""
+    """Builds one candidate at a time in a background thread: a slot process whose driver does
+    not build ahead (executor._slots) builds the job after the one it judges."""
 
-    def __init__(self, device: str, queue: list[tuple[str, str]]) -> None:
-        self.device, self.queue, self.index = device, queue, 0
+    def __init__(self, device: str) -> None:
+        self.device = device
         self.ex = ThreadPoolExecutor(1, thread_name_prefix="kw-prebuild")
         self.submitted: list[str] = []  # file names sent to be built, in order
-
-    def next(self) -> None:
-        """Called as each queued candidate's verdict starts: build the one after it, if slow to build."""
-        self.index += 1
-        if self.index < len(self.queue):
-            self.build(*self.queue[self.index])
 
     def build(self, source: str, filename: str) -> None:
         """Build `source` in the background if its form is slow to build (a no-op otherwise)."""

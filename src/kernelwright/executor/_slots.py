@@ -1,7 +1,7 @@
 """Several local judging slots, each a process of its own, pinned to one GPU and its own cores.
 
 A slot is a spawned Python process that judges the jobs it is sent, in order, as the
-one-slot local executor does in the driver (pre-started pairs, the next slow build ahead),
+one-slot local executor does in the driver (pre-started pairs, slow builds ahead),
 and sends each outcome back; the driver alone writes results.jsonl and the store. On CUDA a
 slot's CUDA_VISIBLE_DEVICES is one visible GPU (slot i gets GPU i modulo their number), which
 its sandboxed workers inherit. With timing, each slot runs on cores of its own (its workers
@@ -258,7 +258,7 @@ def _serve(conn: Connection, device: str, opts: VerifyOptions, build_ahead: bool
 
     inbox: deque[JudgeJob] = deque()
     more, built = True, set()
-    with PairPool() as pool, Prebuilder(device, []) as ahead:
+    with PairPool() as pool, Prebuilder(device) as ahead:
         while True:
             while more and (not inbox or conn.poll()):
                 job = conn.recv()
