@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref|scale16
+#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref|scale16|s33|api12
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -515,6 +515,11 @@ PY
       done
     fi
     tar czf "$OUT/s33.tgz" -C /tmp s33 ;;
+  api12)
+    # Issue 12 part 4 through the Python API on CUDA: each example's and fixture's Model judged by
+    # kernelwright.verify(model, its own code, inputs) from a user's script (one verdict each).
+    timeout ${KW_API_S:-420} python3 scripts/api_identity.py --device cuda --json "$OUT/api_identity.jsonl" 2>&1 \
+      | tee "$OUT/api_identity.txt" | tail -16 ;;
   keptref)
     # A search's kept reference worker on CUDA (94ede5b): the pool tests, then verdicts with the
     # reference kept against a fresh one side by side, then a short optimize whose later verdicts
