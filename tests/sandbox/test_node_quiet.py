@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -183,3 +184,103 @@ def test_the_runtime_folder_of_another_owner_is_refused(tmp_path, monkeypatch) -
     monkeypatch.setenv(node.ENV_RUNTIME_DIR, str(tmp_path / "run"))
     with pytest.raises(RuntimeError, match="not a folder of this user's"):
         node.runtime_dir()
+
+
+# -- other verdicts' work on a shared GPU (quiet.device_request) ---------------------------
+
+# Holds one GPU request open for HOLD_S (as a verdict's checked call would), printing "in" once it does.
+REQUESTER = """
+import sys, time
+from kernelwright.sandbox import node, quiet
+with quiet.device_request(node.device_key("cuda")):
+    print("in", flush=True)
+    time.sleep(float(sys.argv[1]))
+"""
+
+
+def _entered_after(gate, delay_s: float) -> tuple[threading.Thread, threading.Event]:
+    """Run `gate()` (a context manager) in a thread; the event is set once inside."""
+    inside = threading.Event()
+
+    def go() -> None:
+        with gate():
+            inside.set()
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    inside.wait(delay_s)
+    return t, inside
+
+
+def test_a_gpu_request_waits_while_another_process_times_that_gpu_only(runtime, monkeypatch) -> None:
+    env = {**runtime, "CUDA_VISIBLE_DEVICES": "GPU-aaaa"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa")
+    key = node.device_key("cuda")
+    holder = _holder(env, "cuda")
+    try:
+        t, inside = _entered_after(lambda: quiet.device_request(key), 0.5)
+        assert not inside.is_set()  # another verdict's call would have run beside the timed span
+    finally:
+        holder.kill()
+        holder.wait()
+    assert inside.wait(2.0)  # the timer is gone: the request goes ahead
+    t.join(5)
+    # Another GPU's timer, and CPU timing, hold nothing up here.
+    for other, device in (({**runtime, "CUDA_VISIBLE_DEVICES": "GPU-bbbb"}, "cuda"), (runtime, "cpu")):
+        holder = _holder(other, device)
+        try:
+            _, inside = _entered_after(lambda: quiet.device_request(key), 1.0)
+            assert inside.is_set()
+        finally:
+            holder.kill()
+            holder.wait()
+
+
+def test_a_gpu_timer_waits_for_another_process_s_request_in_flight(runtime, monkeypatch) -> None:
+    env = {**runtime, "CUDA_VISIBLE_DEVICES": "GPU-aaaa"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa")
+    req = subprocess.Popen([sys.executable, "-c", REQUESTER, "1.0"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert req.stdout.readline().strip() == "in"
+        t0 = time.monotonic()
+        with quiet.quiet("cuda"):
+            waited = time.monotonic() - t0
+        assert 0.5 <= waited < 5.0, waited  # until the request was answered (1 s after it began)
+        # This process's own requests to the GPU it times are the timed ones: they pass at once.
+        with quiet.quiet("cuda"):
+            _, inside = _entered_after(lambda: quiet.device_request(node.device_key("cuda")), 1.0)
+            assert inside.is_set()
+    finally:
+        req.kill()
+        req.wait()
+
+
+def test_which_worker_requests_wait_for_another_process_s_gpu_timing(monkeypatch) -> None:
+    """Work on the GPU does; a build, a compile or bookkeeping does not, nor a CPU worker, nor a
+    pre-started pair setting up (background work, stopped whenever anything times)."""
+    from contextlib import nullcontext
+
+    from kernelwright.protocol import Op
+    from kernelwright.sandbox.process import SandboxConfig, Worker
+
+    seen: list[str] = []
+    monkeypatch.setattr(quiet, "device_request", lambda key: seen.append(key) or nullcontext())
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa")
+    gpu, cpu = object.__new__(Worker), object.__new__(Worker)
+    gpu.config, cpu.config = SandboxConfig(cuda=True), SandboxConfig(cuda=False)
+    for op in (Op.RUN, Op.TIME, Op.SETUP, Op.MAKE_SET, Op.COMPARE, Op.PROFILE, Op.CEILINGS):
+        seen.clear()
+        with gpu._gate({"op": op}):
+            pass
+        assert seen == ["GPU-aaaa"], op
+    seen.clear()
+    for op in (Op.BUILD, Op.LOAD, Op.COMPILE, Op.FLOPS, Op.INTEGRITY, Op.EXIT):
+        with gpu._gate({"op": op}):
+            pass
+    with cpu._gate({"op": Op.RUN}):
+        pass
+    gpu.signal = lambda sig: None  # registered below: nothing to stop in this stand-in
+    with quiet.background(gpu):
+        with gpu._gate({"op": Op.SETUP}):
+            pass
+    assert seen == []

@@ -10,9 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from kernelwright.sandbox import quiet
+from kernelwright.sandbox import node, quiet
 
 SPIN = "import time\nwhile True:\n    sum(range(1000))\n"
+
+
+@pytest.fixture(autouse=True)
+def _private_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock folder of this test's own: another kernelwright timing on the machine meanwhile
+    (a second test run) would stop the work registered here and add signals to the records."""
+    monkeypatch.setenv(node.ENV_RUNTIME_DIR, str(tmp_path / "run"))
+    monkeypatch.setattr(quiet, "_prober", None)
 
 
 def _state(pid: int) -> str:

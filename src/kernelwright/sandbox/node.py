@@ -14,6 +14,11 @@ Three kinds of lock:
   failed try means a timer holds it, never another prober.
 - `running.lock`, shared by each process whose background work runs: a timer that takes it
   exclusively (and lets go at once) knows every such process has stopped its work.
+
+And per GPU, for judging processes that share one (slots on one GPU, two benches): a timer of
+the GPU also holds `timing-KEY.lock` shared, and `running-KEY.lock` is held shared by each
+request another verdict has in flight on that GPU (quiet.device_request), so that no other
+verdict's GPU work runs beside a timed span of that GPU.
 """
 
 from __future__ import annotations
@@ -31,6 +36,16 @@ CPU_KEY = "cpu"
 TIMING = "timing.lock"
 RUNNING = "running.lock"
 PROBE = "probe.lock"
+
+
+def timing_lock(key: str) -> str:
+    """The lock a timer of device `key` holds shared for its timed span (a GPU's; the CPU's is TIMING)."""
+    return f"timing-{key}.lock"
+
+
+def running_lock(key: str) -> str:
+    """The lock each request in flight on device `key` holds shared (quiet.device_request)."""
+    return f"running-{key}.lock"
 
 
 def runtime_dir() -> Path:
@@ -105,27 +120,32 @@ class Prober:
 
     def __init__(self) -> None:
         self.probe_fd = open_lock(PROBE)
-        self.timing_fd = open_lock(TIMING)
+        self.fds = {TIMING: open_lock(TIMING)}
 
-    def timing(self) -> bool:
-        """Whether some process (this one included) holds a timed span now."""
+    def timing(self, name: str = TIMING) -> bool:
+        """Whether some process (this one included) holds a timed span now: of anything (TIMING),
+        or of one GPU (`timing_lock(key)`)."""
+        fd = self.fds.get(name)
+        if fd is None:
+            fd = self.fds[name] = open_lock(name)
         lock(self.probe_fd, fcntl.LOCK_EX)
         try:
-            if try_lock(self.timing_fd, fcntl.LOCK_EX):
-                fcntl.flock(self.timing_fd, fcntl.LOCK_UN)
+            if try_lock(fd, fcntl.LOCK_EX):
+                fcntl.flock(fd, fcntl.LOCK_UN)
                 return False
             return True
         finally:
             fcntl.flock(self.probe_fd, fcntl.LOCK_UN)
 
 
-def wait_until_still(timeout_s: float, poll_s: float) -> bool:
-    """Wait until no process holds `running.lock` (all background work stopped); False on timeout.
+def wait_until_still(timeout_s: float, poll_s: float, name: str = RUNNING) -> bool:
+    """Wait until no process holds `name` (RUNNING: all background work stopped; a GPU's
+    `running_lock`: no other verdict's request in flight on it); False on timeout.
 
     The exclusive lock is only tried, never waited for in the kernel, and let go at once: timers
     on other devices pass the same barrier and must not queue behind one another.
     """
-    fd = open_lock(RUNNING)
+    fd = open_lock(name)
     try:
         deadline = time.monotonic() + timeout_s
         while not try_lock(fd, fcntl.LOCK_EX):

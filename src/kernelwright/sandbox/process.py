@@ -19,15 +19,20 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ContextManager, Mapping
 
 from kernelwright import constants as C
 from kernelwright.judge.result import Check
-from kernelwright.protocol import ENTRY_MODULE, SECRET_BYTES, Role
-from kernelwright.sandbox import limits
+from kernelwright.protocol import ENTRY_MODULE, SECRET_BYTES, Op, Role
+from kernelwright.sandbox import limits, node, quiet
 from kernelwright.sandbox.channel import Channel, ChannelError, widen_pipe
+
+# Requests whose work runs on the CPU (a candidate's import and build, torch.compile's codegen,
+# FLOP counting on meta tensors, bookkeeping): they do not wait for another process's GPU timing.
+_CPU_OPS = frozenset({Op.BUILD, Op.LOAD, Op.COMPILE, Op.FLOPS, Op.INTEGRITY, Op.FORGET, Op.RESET, Op.EXIT})
 
 
 class WorkerFailure(Exception):
@@ -122,6 +127,21 @@ class Worker:
         """Send one request; return (reply header, blobs, judge-clock seconds)."""
         if self._failure:
             raise self._failure
+        with self._gate(header):
+            return self._request(header, blobs, timeout)
+
+    def _gate(self, header: Mapping[str, Any]) -> ContextManager[None]:
+        """A request that runs work on the GPU waits while another process times it, and holds that
+        process's next timed span off until answered (quiet.device_request); builds, compiles and
+        bookkeeping run on the CPU and pass. So does a worker registered as background work (a
+        pre-started pair setting up): it is stopped whenever anything times, and a request held
+        open while it stands still would keep the GPU's timer waiting for nothing."""
+        if not self.config.cuda or header.get("op") in _CPU_OPS or quiet.is_background(self):
+            return nullcontext()
+        return quiet.device_request(node.device_key("cuda"))
+
+    def _request(self, header: Mapping[str, Any], blobs: list[bytes] | None,
+                 timeout: float) -> tuple[dict[str, Any], list[bytes], float]:
         t0 = time.perf_counter()
         deadline = time.monotonic() + timeout
         try:

@@ -15,6 +15,14 @@ Worker keeps count of who stopped it): at once for a quiet period of its own, an
 POLL_S for another process's, by a follower thread that watches the node's state while it
 has anything registered. A timer that dies drops its locks with its process, and the
 followers continue their work within POLL_S: nothing stays stopped or locked.
+
+A GPU shared by several judging processes (slots on one GPU, two benches) also has the other
+verdicts' own work on it, which is not background work: their workers' checked calls, reference
+runs, profiles, set-ups. Each request a worker sends to a GPU outside its process's own timed
+span of that GPU goes through `device_request`: it waits while another process times the GPU,
+and the GPU's timer waits for the requests already in flight (up to DEVICE_BARRIER_TIMEOUT_S),
+so no other verdict's work runs on the GPU beside a timed span. Other GPUs and the CPU are not
+held up: a slot's CPU work runs on cores of its own (executor._slots).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import fcntl
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator, Protocol
 
@@ -35,6 +44,9 @@ POLL_S = 0.005
 # A process that does not stop its work within this long (frozen, or its interpreter held by
 # a long call) is not waited for: the timer goes ahead rather than hang.
 BARRIER_TIMEOUT_S = 2.0
+# How long a GPU's timer waits for other verdicts' requests in flight on it to be answered (a
+# checked call or a float64 reference of a large task takes seconds); then it goes ahead.
+DEVICE_BARRIER_TIMEOUT_S = 30.0
 
 
 class Signalable(Protocol):
@@ -66,6 +78,7 @@ _running_fd: int | None = None  # our shared hold of node.RUNNING while our work
 _prober: node.Prober | None = None
 _follower: threading.Event | None = None  # set to end the follower thread
 _owners: dict[int, int] = {}  # thread -> its open quiet periods: a nested one takes no lock again
+_timing_here: dict[str, int] = {}  # GPU key -> quiet periods this process holds on it (device_request passes)
 
 
 def _settle(probe: bool) -> None:
@@ -156,22 +169,31 @@ def quiet(device: str = node.CPU_KEY) -> Iterator[None]:
     with _lock:
         nested = me in _owners
         _owners[me] = _owners.get(me, 0) + 1
-    device_fd = timing_fd = -1
+    key = node.device_key(device)
+    gpu = key != node.CPU_KEY
+    device_fd = timing_fd = gpu_fd = -1
     entered = False
     try:
         if not nested:
-            device_fd = node.open_lock(f"device-{node.device_key(device)}.lock")
+            device_fd = node.open_lock(f"device-{key}.lock")
             node.lock(device_fd, fcntl.LOCK_EX)  # before stopping anything: the wait may be long
             with _lock:
                 _depth += 1
+                if gpu:  # this process's own requests to the GPU are what it times: they pass
+                    _timing_here[key] = _timing_here.get(key, 0) + 1
                 entered = True
                 _settle(probe=False)
             timing_fd = node.open_lock(node.TIMING)
             node.lock(timing_fd, fcntl.LOCK_SH)
+            if gpu:
+                gpu_fd = node.open_lock(node.timing_lock(key))
+                node.lock(gpu_fd, fcntl.LOCK_SH)
             node.wait_until_still(BARRIER_TIMEOUT_S, POLL_S / 5)
+            if gpu:
+                node.wait_until_still(DEVICE_BARRIER_TIMEOUT_S, POLL_S, node.running_lock(key))
         yield
     finally:
-        for fd in (timing_fd, device_fd):  # closing drops the locks; before the probe, which must not see ours
+        for fd in (gpu_fd, timing_fd, device_fd):  # closing drops the locks; before the probe, which must not see ours
             if fd >= 0:
                 os.close(fd)
         with _lock:
@@ -180,7 +202,51 @@ def quiet(device: str = node.CPU_KEY) -> Iterator[None]:
                 del _owners[me]
             if entered:
                 _depth -= 1
+                if gpu:
+                    _timing_here[key] -= 1
+                    if not _timing_here[key]:
+                        del _timing_here[key]
                 _settle(probe=True)
+
+
+@contextmanager
+def device_request(key: str) -> Iterator[None]:
+    """Hold GPU `key` for one request of a worker: wait while another process times the GPU, then
+    keep that GPU's next timer waiting (up to DEVICE_BARRIER_TIMEOUT_S) until the request is answered.
+
+    A no-op for the CPU and while this process times the GPU itself (its own timed requests).
+    """
+    global _prober
+    if key == node.CPU_KEY or _timing_here.get(key):
+        yield
+        return
+    fd = node.open_lock(node.running_lock(key))
+    try:
+        while True:
+            # Held before the look, as background work holds RUNNING: a timer that comes after
+            # the look waits at its barrier for this request.
+            node.lock(fd, fcntl.LOCK_SH)
+            with _lock:
+                own = bool(_timing_here.get(key))
+                if not own:
+                    _prober = _prober or node.Prober()
+                busy = not own and _prober is not None and _prober.timing(node.timing_lock(key))
+            if own:  # this process began timing the GPU meanwhile: its requests pass, holding nothing
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                break
+            if not busy:
+                break
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            time.sleep(POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def is_background(proc: Signalable) -> bool:
+    """Whether `proc` is registered as background work (stopped whenever anything on the node times)."""
+    with _lock:
+        return any(p is proc for p in _registered)
 
 
 def is_quiet() -> bool:
