@@ -80,12 +80,10 @@ class Prebuilder:
     def __init__(self, device: str) -> None:
         self.device = device
         self.ex = ThreadPoolExecutor(1, thread_name_prefix="kw-prebuild")
-        self.submitted: list[str] = []  # file names sent to be built, in order
 
     def build(self, source: str, filename: str) -> None:
         """Build `source` in the background if its form is slow to build (a no-op otherwise)."""
         if slow_to_build(source):
-            self.submitted.append(filename)
             self.ex.submit(prebuild, source, filename, self.device)
 
     def __enter__(self) -> Prebuilder:
