@@ -370,6 +370,7 @@ class SetupReply(EmptyReply, total=False):
     environment: dict[str, Any]
     hardening: list[str]
     confinement: dict[str, str]  # candidate workers: sandbox.confine.Confinement, as a dict
+    startup_s: dict[str, float]  # seconds by step of the worker's start (imports, CUDA, hold): a diagnostic
 
 
 class TimeReply(EmptyReply, total=False):

@@ -43,6 +43,7 @@ from typing import Any
 
 from kernelwright import constants as C
 from kernelwright import protocol as P
+from kernelwright.judge import _support as S
 from kernelwright.sandbox import buildcache, confine, quiet
 from kernelwright.sandbox.process import SandboxConfig, Worker
 from kernelwright.task.metadata import TaskError
@@ -134,6 +135,11 @@ def finish_start(pair: Pair, spec: PairSpec) -> Pair:
     pair.hardening = list(reply_cand.get("hardening", []))
     pair.confinement = dict(reply_cand.get("confinement") or {})
     pair.start_s = time.perf_counter() - pair.spawned_at
+    if S.tracing():
+        roles = ["candidate", "reference"][:len(replies)]
+        S.trace(f"workers set up {pair.start_s:.2f} s after their spawn; " + "; ".join(
+            f"{role}: " + ", ".join(f"{k} {float(v):.2f} s" for k, v in (r.get("startup_s") or {}).items())
+            for role, r in zip(roles, replies)))
     return pair
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import types
 from typing import Any, Callable
 
@@ -39,6 +40,7 @@ class RoleBase:
         self.confinement = confinement
         self.h: Harness | None = None
         self.targets: dict[str, Callable[..., Any]] = {P.Target.NOOP: noop}
+        self.startup_s: dict[str, float] = {}  # seconds by step of this worker's start (diagnostic)
 
     def handle(self, header: dict[str, Any], blobs: list[bytes]) -> Reply:
         """Run one request: `protocol.Op` X is served by the method `op_X`."""
@@ -53,7 +55,10 @@ class RoleBase:
 
     def op_setup(self, header: P.SetupRequest, blobs: list[bytes]) -> Reply:
         """Create the harness on the judge's device with its thread count."""
+        t0 = time.perf_counter()
         self.h = Harness(header["device"], header.get("threads"))
+        self.startup_s.update(self.h.setup_s)
+        self.startup_s["harness"] = time.perf_counter() - t0
         self.h.stage(-1, (torch.zeros(1),))
         self.h.integrity.watch(self)
         self.targets[P.Target.NOOP] = self.h.noop
@@ -62,7 +67,7 @@ class RoleBase:
             env["launch_hold"] = ("every SM" if self.h.hold.blocks_device
                                   else f"one block ({self.h.hold.error or 'no jiterator'})")
             env["launch_hold_kind"] = self.h.hold.kind
-        reply = P.SetupReply(environment=env, hardening=self.hardening_problems)
+        reply = P.SetupReply(environment=env, hardening=self.hardening_problems, startup_s=self.startup_s)
         if self.confinement is not None:
             self.confinement = confine.seal(self.confinement)  # the CUDA driver has started
             reply["confinement"] = self.confinement.to_dict()

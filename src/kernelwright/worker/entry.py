@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 
 
 def main() -> None:
     """Read the secret, harden the process, then serve requests until told to exit."""
+    t_main = time.perf_counter()
     role, rfd, wfd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     os.set_inheritable(rfd, False)
     os.set_inheritable(wfd, False)
@@ -44,6 +46,8 @@ def main() -> None:
     else:
         os._exit(WorkerExit.PROTOCOL_ERROR)
     handler = Handler(hardening_problems=problems, confinement=confinement)
+    # Where a worker's start goes (the setup reply carries it; the judge's trace prints it).
+    handler.startup_s["imports"] = time.perf_counter() - t_main
     if role == Role.REFERENCE and os.environ.get(PRELOAD_COMPILER_ENV) == "1":
         try:
             import torch._dynamo  # noqa: F401 - imported now, used by the compile baseline later

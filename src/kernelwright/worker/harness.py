@@ -433,8 +433,12 @@ class Harness:
         self.cuda = device.startswith("cuda")
         pin_flags(threads)
         self.forget_verdict()
+        self.setup_s: dict[str, float] = {}  # seconds by step (the worker's setup reply carries them)
         if self.cuda:
+            t0 = time.perf_counter()
             torch.cuda.init()
+            torch.zeros(1, device=device)  # the context is made on first use, not by init()
+            self.setup_s["cuda_context"] = time.perf_counter() - t0
             self._sync: Callable[[], None] = torch._C._cuda_synchronize
             # Twice the L2: enough to evict it, small enough that the flush adds
             # little to each call's protocol overhead. The flush reads it (`_flush_l2`).
@@ -442,7 +446,9 @@ class Harness:
             self._flush = torch.zeros(max(2 * l2, 8 << 20) // 4, dtype=torch.float32, device=device)
             self._flush_sink = torch.zeros((), dtype=torch.float32, device=device)
             self._Event = torch.cuda.Event
+            t0 = time.perf_counter()
             self.hold = DeviceHold(device, self._Event, self._sync)
+            self.setup_s["launch_hold"] = time.perf_counter() - t0
             # Where checked outputs are copied (`_consume`): high priority, so the copy's blocks
             # go ahead of anything another stream still has queued.
             self._consumer = torch.cuda.Stream(priority=-1)
