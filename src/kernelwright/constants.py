@@ -324,6 +324,10 @@ REJUDGE_REPLICAS = 2
 # The local executor's build pool (several slots): this many build workers when set, else one
 # per core the slots leave (at least one).
 BUILD_JOBS_ENV = "KERNELWRIGHT_BUILD_JOBS"
+# Set to 0: `kernelwright verify` starts its workers only when its verdict asks for them, after
+# torch's import, rather than as it starts (judge.pairs.prespawn); benchmarks/verify_latency.py
+# compares the two.
+PRESPAWN_ENV = "KERNELWRIGHT_PRESPAWN"
 # How often the driver looks for finished builds while its slots judge (to hand out built jobs).
 BUILD_POLL_S = 0.1
 # Jobs a slot holds at once when the driver builds ahead: the one it judges and the next, so

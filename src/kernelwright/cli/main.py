@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,8 +12,34 @@ from kernelwright import constants as C
 from kernelwright.cli._interrupt import interruptible
 from kernelwright.cli.render import exit_bad_input
 
+if TYPE_CHECKING:
+    from kernelwright.judge.options import VerifyOptions
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """Subcommands imported when named: most of them import torch, and `verify` starts its
+    workers before it does (judge.pairs.prespawn), so the group itself must not."""
+
+    lazy = {"optimize": "kernelwright.cli.optimize:optimize", "runs": "kernelwright.cli.history:runs",
+            "show": "kernelwright.cli.history:show", "bench": "kernelwright.cli.bench:bench",
+            "export": "kernelwright.cli.export:export", "check-task": "kernelwright.cli.check_task:check_task",
+            "report": "kernelwright.cli.report:report"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, the lazy ones without importing them."""
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The named command, imported on first use."""
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kernelwright")
 def main() -> None:
     """kernelwright: faster PyTorch kernels, and proof that they are correct and faster."""
@@ -64,13 +91,17 @@ def verify(task: str | None, candidates: tuple[str, ...], from_export: str | Non
     With --from-export FILE (and no TASK or CANDIDATE): exit 0 when every row holds, 1 when one
     does not.
     """
-    from kernelwright.judge.verify import VerifyOptions, verify_files
-    from kernelwright.task import InputError, TaskError
+    from kernelwright.judge.options import VerifyOptions
 
     opts = VerifyOptions(device=device, trials=trials, compile_baseline=not no_compile_baseline,
                          timing=not no_timing, strict_task=strict_task, threads=threads,
                          build_cache=not no_build_cache, require_confinement=require_confinement,
                          compile_ratio_cache=kept_compile_ratio, **({"confine": False} if no_confine else {}))
+    if task is not None and len(candidates) == 1 and executor == "local" and slots is None and from_export is None:
+        _prespawn(opts, device)
+    from kernelwright.judge.verify import verify_files
+    from kernelwright.task import InputError, TaskError
+
     if from_export is not None or task is None or not candidates:
         if from_export is None or task is not None:
             exit_bad_input("give TASK and CANDIDATE, or --from-export FILE alone", as_json)
@@ -101,6 +132,27 @@ def verify(task: str | None, candidates: tuple[str, ...], from_export: str | Non
 
         print_verdict(result)
     sys.exit(C.ExitCode.ACCEPTED if result.accepted else C.ExitCode.REJECTED)
+
+
+def _prespawn(opts: VerifyOptions, device: str | None) -> None:
+    """Start the one verdict's workers now, while this process imports torch (judge.pairs.prespawn).
+
+    The device is guessed without torch (a driver's device node, not hidden); a wrong guess, or
+    any other difference from what the verdict asks for, only leaves the pair unused.
+    """
+    import os
+
+    from kernelwright.judge.pairs import pair_spec, prespawn
+
+    if os.environ.get(C.PRESPAWN_ENV, "1") == "0":
+        return
+    if device is None:
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1")
+        device = "cuda" if os.path.exists("/dev/nvidiactl") and not hidden else "cpu"
+    try:
+        prespawn(pair_spec(opts, device))
+    except Exception:  # noqa: BLE001 - the verdict starts its own workers as it always did
+        pass
 
 
 def _verify_export(path: str, opts: object, as_json: bool) -> None:
@@ -134,20 +186,6 @@ def _verify_export(path: str, opts: object, as_json: bool) -> None:
                    f"no longer hold, {summary['not_judged']} could not be judged here")
     sys.exit(0 if summary["hold"] == summary["rows"] else 1)
 
-
-def _register() -> None:
-    from kernelwright.cli.bench import bench
-    from kernelwright.cli.check_task import check_task
-    from kernelwright.cli.export import export
-    from kernelwright.cli.history import runs, show
-    from kernelwright.cli.optimize import optimize
-    from kernelwright.cli.report import report
-
-    for command in (optimize, runs, show, bench, export, check_task, report):
-        main.add_command(command)
-
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -18,6 +18,12 @@ start while the search does something else. Pre-starting weakens nothing:
   checked or timed calls run beside it; the pool hands a pair out only once
   both workers have finished setting up.
 
+A command that judges one candidate (`kernelwright verify`) has no earlier verdict to hide the
+start behind, but it has its own import of torch: `prespawn` spawns the pair as the command
+starts, before that import, and the verdict takes it (`take_prespawned`) if it asks for the same
+spec. On the H200 (2026-12-06, traced identity verdicts) a worker's start took 4.1-5.9 s, of
+which torch's import 3.3-5.1 s, the CUDA context 0.15-0.29 s and the launch hold 0.34-0.52 s.
+
 A pool made with `keep_reference=True` (a search: many verdicts of one task) also keeps the
 reference worker of a finished verdict for the next verdict of the same task, when nothing of
 the candidate could have reached it: the candidate's worker was fully confined (Landlock's
@@ -32,6 +38,7 @@ the 2-core machine and the CUDA context on a GPU. A candidate worker is never ke
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import threading
 import time
@@ -39,7 +46,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernelwright import constants as C
 from kernelwright import protocol as P
@@ -47,6 +54,9 @@ from kernelwright.judge import _support as S
 from kernelwright.sandbox import buildcache, confine, quiet
 from kernelwright.sandbox.process import SandboxConfig, Worker
 from kernelwright.task.metadata import TaskError
+
+if TYPE_CHECKING:
+    from kernelwright.judge.options import VerifyOptions
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,14 @@ class PairSpec:
     # The reference imports torch.compile's modules as it starts (SandboxConfig.preload_compiler).
     # Not part of what a pair is for: any pair serves a verdict either way, only sooner or later.
     preload_compiler: bool = field(default=False, compare=False)
+
+
+def pair_spec(options: VerifyOptions, device: str) -> PairSpec:
+    """The workers a verdict with these options needs (what a PairPool must hold for it)."""
+    threads = options.threads or (None if device == "cuda" else max(1, S.cpu_count()))
+    # A kept compile ratio usually spares the compile (bench): no import for it then.
+    return PairSpec(device, threads, options.memory_bytes, confine=options.confine,
+                    preload_compiler=options.timing and options.compile_baseline and not options.compile_ratio_cache)
 
 
 @dataclass
@@ -181,6 +199,77 @@ def _start_when_told(pair: Pair, spec: PairSpec, go: threading.Event) -> Pair:
             stack.enter_context(quiet.background(w))
         go.wait()
         return finish_start(pair, spec)
+
+
+class _Early:
+    """The one pair a command spawned as it started (`prespawn`), until a verdict takes it."""
+
+    lock = threading.Lock()
+    slot: tuple[PairSpec, Pair, Future[Pair]] | None = None
+    used = False  # one per process: a second `prespawn` does nothing
+
+
+def prespawn(spec: PairSpec) -> None:
+    """Spawn the pair this process's first verdict will likely ask for, and set it up in the background.
+
+    For a command that judges one candidate (`kernelwright verify`): its workers' start (torch's
+    import, 4-5 s on the H200) then runs while the command itself imports torch, rather than
+    after. The pair is the one a verdict would spawn itself (its build directory comes with
+    the load request, as for a pooled pair) and has run nothing of the task or the candidate.
+    A verdict takes it only for an equal spec (`take_prespawned`); one not taken is closed at
+    exit. Its set-up touches the GPU and goes through the shared-GPU gate like any request.
+    """
+    with _Early.lock:
+        if _Early.used:
+            return
+        _Early.used = True
+        pair = spawn_pair(spec)
+        started: Future[Pair] = Future()
+        _Early.slot = (spec, pair, started)
+    atexit.register(_drop_prespawned)
+
+    def set_up() -> None:
+        try:
+            started.set_result(finish_start(pair, spec))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the pair
+            started.set_exception(exc)
+
+    # A daemon thread, not an executor's: a command that exits before any verdict (a bad task)
+    # must not wait at exit for a set-up nobody will use; atexit closes the pair instead.
+    threading.Thread(target=set_up, name="kw-early", daemon=True).start()
+
+
+def take_prespawned(spec: PairSpec) -> Pair | None:
+    """The pair `prespawn` started, once set up, if it was spawned for this spec (else None, and it
+    is closed). A failed set-up raises as `start_pair` would (TaskError). Only the first call gets it."""
+    with _Early.lock:
+        slot, _Early.slot = _Early.slot, None
+    if slot is None:
+        return None
+    early_spec, pair, started = slot
+    if early_spec != spec:
+        _close_early(pair, started)
+        return None
+    taken = started.result()
+    if not taken.alive():  # a worker that died while nobody used it is no verdict's failure
+        taken.close()
+        return None
+    return taken
+
+
+def _drop_prespawned() -> None:
+    with _Early.lock:
+        slot, _Early.slot = _Early.slot, None
+    if slot is not None:
+        _close_early(*slot[1:])
+
+
+def _close_early(pair: Pair, started: Future[Pair]) -> None:
+    pair.close()  # kills the workers, which ends a set-up still waiting for their replies
+    try:
+        started.result(timeout=C.WORKER_START_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - finish_start closed the pair too; nothing is left to do
+        pass
 
 
 def task_key(source: str, path: str | Path) -> str:

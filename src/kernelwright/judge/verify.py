@@ -8,80 +8,34 @@ channels. Reference outputs live here and nowhere else.
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from contextlib import ExitStack
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from kernelwright import constants as C
 from kernelwright import forms
 from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge import baselines, roofline, scan
 from kernelwright.judge._support import InputSet, fresh_seed
-from kernelwright.judge.pairs import PairPool
+from kernelwright.judge.pairs import PairPool, pair_spec
+from kernelwright.judge.options import VerifyOptions
 from kernelwright.judge.phases.candidate import CandidatePhase
 from kernelwright.judge.phases.correctness import CorrectnessPhase
 from kernelwright.judge.phases.reference import ReferencePhase
 from kernelwright.judge.phases.state import Rejected
 from kernelwright.judge.phases.timed import TimedPhase
-from kernelwright.judge.phases.workers import WorkersPhase, pair_spec
+from kernelwright.judge.phases.workers import WorkersPhase
 from kernelwright.judge.result import Check, JudgeResult, Reason
 from kernelwright.sandbox import limits, quiet
-from kernelwright.sandbox.confine import ENV_CONFINE
 from kernelwright.sandbox.process import Worker, WorkerFailure
 from kernelwright.task.loader import InputError, load_candidate, load_task
 from kernelwright.task.metadata import TaskError
 
 __all__ = ["Rejected", "VerifyOptions", "pair_spec", "resolve_device", "verify_files"]
-
-
-@dataclass(frozen=True)
-class VerifyOptions:
-    """How to judge. Defaults are the strict ones; tests may skip the slow baselines."""
-
-    device: str | None = None  # None: cuda when available, else cpu
-    trials: int = C.MIN_TRIALS
-    compile_baseline: bool = True
-    timing: bool = True
-    strict_task: bool = False
-    threads: int | None = None
-    build_cache: bool = True
-    memory_bytes: int = field(default_factory=limits.default_worker_memory)
-    import_timeout_s: float = C.IMPORT_TIMEOUT_S
-    call_timeout_s: float = C.CALL_TIMEOUT_S
-    # The candidate's worker confined (no network, minimal file view, no signals out); off
-    # by KERNELWRIGHT_CONFINE=0 in the environment. `require_confinement`: refuse to judge
-    # where the kernel cannot enforce all of it.
-    confine: bool = field(default_factory=lambda: os.environ.get(ENV_CONFINE, "1") != "0")
-    require_confinement: bool = False
-    # Rounds added while a speedup's interval is still wider than SPEEDUP_INTERVAL_MAX_WIDTH (up
-    # to TIMING_MAX_ROUNDS); off in a search, whose verdicts rank kernels and whose claim is
-    # the crowned kernel's fresh re-judgement, which adds them.
-    extra_rounds: bool = True
-    # Bytes of references (native and float64 outputs) the reference worker may hold at once;
-    # None: a share of the memory they live in (constants.REFERENCE_HELD_SHARE).
-    reference_memory_bytes: int | None = None
-    # The candidate's worker makes each input set from its seed itself rather than receiving it
-    # through the judge (checked against the reference's fingerprint); None: on CUDA, where
-    # KernelBench's level-1 sets are gigabytes and the GPU makes them in milliseconds.
-    local_inputs: bool | None = None
-    # CUDA: a checked output goes from the candidate's worker to the reference worker in GPU
-    # memory (worker/cuda_ipc.py) rather than as bytes through the judge; a failed hand-over
-    # falls back to bytes for the rest of the verdict, with a finding.
-    output_ipc: bool = True
-    # The speedup vs torch.compile from a kept compile/eager ratio of the same task, device and
-    # torch (judge/baselines.py) rather than a compile in every verdict; `bench` turns it on.
-    compile_ratio_cache: bool = False
-    # The task's own Model timed in the candidate's process beside eager in the reference's
-    # (judge/phases/timed.py): how differently this pair of processes runs the same code widens
-    # the intervals; it can never narrow them.
-    process_control: bool = True
 
 
 def resolve_device(device: str | None) -> str:

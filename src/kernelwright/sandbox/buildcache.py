@@ -9,8 +9,10 @@ are removed, so a killed build never blocks the next one.
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -21,15 +23,43 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-import torch
-
 from kernelwright.paths import cache_dir
+
+
+def torch_versions() -> tuple[str, str]:
+    """torch's version and its CUDA version, as `torch.__version__` and `str(torch.version.cuda)` say.
+
+    Read from torch's own `version.py` when torch is not imported yet, so that a command can start
+    its workers (judge.pairs.prespawn, whose reference's cache directory is keyed by them) before
+    it imports torch itself.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "version"):
+        return str(torch.__version__), str(torch.version.cuda)
+    found: dict[str, object] = {}
+    spec = importlib.util.find_spec("torch")
+    origin = spec.origin if spec is not None else None
+    if origin:
+        try:
+            tree = ast.parse(Path(origin).with_name("version.py").read_text())
+        except (OSError, SyntaxError, ValueError):
+            tree = ast.Module(body=[], type_ignores=[])
+        for node in tree.body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else getattr(node, "target", None)
+            value = getattr(node, "value", None)
+            if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                found[target.id] = value.value
+    if isinstance(found.get("__version__"), str):
+        return str(found["__version__"]), str(found.get("cuda"))
+    import torch  # an unusual layout: ask torch itself
+
+    return str(torch.__version__), str(torch.version.cuda)
 
 
 @lru_cache(maxsize=1)
 def toolchain_id() -> str:
     """Compiler and runtime versions that change a build's output."""
-    parts = [torch.__version__, str(torch.version.cuda), sys.version.split()[0], platform.machine()]
+    parts = [*torch_versions(), sys.version.split()[0], platform.machine()]
     for tool in (os.environ.get("CXX", "c++"), "nvcc"):
         exe = shutil.which(tool)
         if not exe:

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from kernelwright.judge import _support as S
-from kernelwright.judge.pairs import PairSpec, healthy, start_pair, task_key
+from kernelwright.judge.pairs import healthy, pair_spec, start_pair, take_prespawned, task_key
 from kernelwright.judge.phases.state import JudgementState
 from kernelwright.sandbox import buildcache
 from kernelwright.sandbox.confine import Confinement
 from kernelwright.task.loader import InputError
 from kernelwright.sandbox.process import Worker
-
-if TYPE_CHECKING:
-    from kernelwright.judge.verify import VerifyOptions
-
-
-def pair_spec(options: VerifyOptions, device: str) -> PairSpec:
-    """The workers a verdict with these options needs (what a PairPool must hold for it)."""
-    threads = options.threads or (None if device == "cuda" else max(1, S.cpu_count()))
-    # A kept compile ratio usually spares the compile (bench): no import for it then.
-    return PairSpec(device, threads, options.memory_bytes, confine=options.confine,
-                    preload_compiler=options.timing and options.compile_baseline and not options.compile_ratio_cache)
 
 
 class WorkersPhase(JudgementState):
@@ -34,7 +22,12 @@ class WorkersPhase(JudgementState):
         self.build_dir = buildcache.build_dir(self.cand.source, self.device) if self.opts.build_cache else None
         pooled = pair_spec(self.opts, self.device)
         pair = self.pool.take(pooled, self._task_key()) if self.pool is not None else None
-        if pair is None:
+        early = take_prespawned(pooled) if pair is None else None
+        if early is not None:
+            pair = early
+            self.findings.append(f"workers: spawned as the command started, while it imported torch (set up "
+                                 f"{pair.start_s:.1f} s after their spawn)")
+        elif pair is None:
             pair = start_pair(replace(pooled, build_cache_dir=str(self.build_dir) if self.build_dir else None))
         else:
             reused = pair.ref is not None and pair.ref.reused
