@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref|scale16|s33|api12
+#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref|scale16|s33|api12|s35
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -515,6 +515,18 @@ PY
       done
     fi
     tar czf "$OUT/s33.tgz" -C /tmp s33 ;;
+  s35)
+    # After section 33 (2026-12-06): the standalone verify with its workers spawned as it starts
+    # against after its import (the issue's 10 s); GEMM 4096's batches traced (its per-call bound
+    # was 4% over its claim); then the host-bound level-3 identities with the process control
+    # (.kb-tmp carried), which decide whether the control may replace the host-bound widening.
+    d=/tmp/s35; mkdir -p $d
+    timeout ${KW_LAT_S:-150} python3 benchmarks/verify_latency.py --device cuda --repeats ${KW_LAT_N:-3} 2>&1 \
+      | tee $d/verify_latency.txt | tail -6
+    KERNELWRIGHT_TRACE=1 timeout ${KW_GEMM_S:-90} python3 benchmarks/timing_accuracy.py --out $d/acc --only gemm_4096 \
+      --no-ncu > $d/gemm_trace.log 2>&1; grep -h "calibration\|batch of" $d/gemm_trace.log | head -12; tail -2 $d/gemm_trace.log
+    tar czf "$OUT/s35.tgz" -C /tmp s35
+    [ -d .kb-tmp/KernelBench ] && KW_TASKS='level3/[24][08]_*' KW_LEVELS=3 KW_SWEEP_S=${KW_SWEEP_S:-200} bash "$0" sweep ;;
   api12)
     # Issue 12 part 4 through the Python API on CUDA: each example's and fixture's Model judged by
     # kernelwright.verify(model, its own code, inputs) from a user's script (one verdict each).
