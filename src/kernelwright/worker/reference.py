@@ -124,6 +124,8 @@ class ReferenceWorker(RoleBase):
     GPU, where the comparison runs.
     """
 
+    _allocated_at_collect = 0  # CUDA bytes allocated when the garbage collector last ran (_release)
+
     # set id -> (native outputs, folded into ref64 where it exists; float64 outputs or None)
     refs: dict[int, tuple[Any, Any]]
 
@@ -259,14 +261,26 @@ class ReferenceWorker(RoleBase):
             reply["resident"] = int(torch.cuda.memory_allocated())
         return reply, []
 
-    def _release(self) -> None:
+    def _release(self, whole: bool = False) -> None:
         """Give back what this worker freed: host pages, and on CUDA the allocator's cached blocks,
         which the candidate's worker could not otherwise use (never between timed calls: only
-        after a set is made, relayed or compared before the timing)."""
+        after a set is made, relayed or compared before the timing).
+
+        On CUDA the garbage collector runs (a reference cycle can hold a set's worth of GPU memory,
+        see _filled) once the memory allocated has grown by RELEASE_FREE_MIN_BYTES since it last
+        ran, and cached blocks go back once they are that many. Both used to run after every set,
+        relay and comparison: a collection alone takes 40-60 ms in a worker with torch loaded (the
+        2-core machine), and each set of the small elementwise example took 0.09-0.14 s to make on
+        the H100 (docs/gpu-validation.md section 31's traces) against 0.01 s on the CPU, where
+        neither ran. `whole` (forgetting a verdict): both, always.
+        """
         if self.h is not None and self.h.cuda:
-            gc.collect()  # a reference cycle can hold a set's worth of GPU memory (see _filled)
+            if whole or torch.cuda.memory_allocated() - self._allocated_at_collect > C.RELEASE_FREE_MIN_BYTES:
+                gc.collect()
+                self._allocated_at_collect = torch.cuda.memory_allocated()
             release_free_memory()
-            torch.cuda.empty_cache()
+            if whole or torch.cuda.memory_reserved() - torch.cuda.memory_allocated() > C.RELEASE_FREE_MIN_BYTES:
+                torch.cuda.empty_cache()
         else:
             release_free_memory()
 
@@ -399,7 +413,7 @@ class ReferenceWorker(RoleBase):
         self.h.forget_verdict()
         if "torch._dynamo" in sys.modules:  # the compiled baseline's graphs, guards and caches
             torch._dynamo.reset()
-        self._release()
+        self._release(whole=True)
         return P.EmptyReply(), []
 
     def op_compile(self, header: P.SetRequest, blobs: list[bytes]) -> Reply:
