@@ -20,7 +20,7 @@ SPEC = pair_spec(OPTS, "cpu")
 
 
 def _fresh_slot() -> None:
-    pairs._drop_prespawned()
+    pairs.drop_prespawned()
     pairs._Early.used = False
 
 
@@ -71,7 +71,7 @@ def test_a_pair_nobody_takes_is_closed_at_exit() -> None:
     try:
         pairs.prespawn(SPEC)
         pair = pairs._Early.slot[1]
-        pairs._drop_prespawned()  # what atexit runs
+        pairs.drop_prespawned()  # what atexit runs
         for w in pair.workers():
             assert w.proc.wait(timeout=30) is not None
     finally:
@@ -86,3 +86,31 @@ def test_verify_of_a_bad_task_with_prespawned_workers_still_exits_2_with_a_verdi
                           "--device", "cpu"], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 2, out.stderr
     assert json.loads(out.stdout)["verdict"] == "error"
+
+
+def test_the_verify_command_closes_a_pair_its_verdict_did_not_take(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from kernelwright.cli.main import main
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("this is not python(\n")
+    _fresh_slot()
+    seen: list[pairs.Pair] = []
+    spawn = pairs.spawn_pair
+
+    def spy(spec: pairs.PairSpec, with_ref: bool = True) -> pairs.Pair:
+        seen.append(spawn(spec, with_ref))
+        return seen[-1]
+
+    pairs.spawn_pair = spy  # type: ignore[assignment]
+    try:
+        out = CliRunner().invoke(main, ["verify", str(bad), str(bad), "--json", "--device", "cpu"])
+        left = pairs._Early.slot  # before this test's own clean-up
+        assert out.exit_code == 2, out.output
+        assert len(seen) == 1 and left is None
+        for w in seen[0].workers():  # closed when the command ended, not left for another verdict
+            assert w.proc.wait(timeout=30) is not None
+    finally:
+        pairs.spawn_pair = spawn  # type: ignore[assignment]
+        _fresh_slot()

@@ -114,6 +114,8 @@ def verify(task: str | None, candidates: tuple[str, ...], from_export: str | Non
 
         verify_many(Path(task), [Path(c) for c in candidates], opts, executor, ray_address, slots, as_json)
         return
+    from kernelwright.judge.pairs import drop_prespawned
+
     candidate = candidates[0]
     try:
         with interruptible():
@@ -125,6 +127,8 @@ def verify(task: str | None, candidates: tuple[str, ...], from_export: str | Non
         # The judge's finally-blocks have already killed every worker tree.
         click.echo("interrupted: no verdict", err=True)
         sys.exit(130)
+    finally:
+        drop_prespawned()  # a pair the verdict did not take (a bad task, another spec) serves nothing else
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
     else:

@@ -226,7 +226,7 @@ def prespawn(spec: PairSpec) -> None:
         pair = spawn_pair(spec)
         started: Future[Pair] = Future()
         _Early.slot = (spec, pair, started)
-    atexit.register(_drop_prespawned)
+    atexit.register(drop_prespawned)
 
     def set_up() -> None:
         try:
@@ -257,7 +257,8 @@ def take_prespawned(spec: PairSpec) -> Pair | None:
     return taken
 
 
-def _drop_prespawned() -> None:
+def drop_prespawned() -> None:
+    """Close the pair `prespawn` started if no verdict took it (at exit, and when the command ends)."""
     with _Early.lock:
         slot, _Early.slot = _Early.slot, None
     if slot is not None:
