@@ -6,8 +6,8 @@
 Issue 14 asks for a standalone verify of a built candidate under 10 s on the H200. Each repeat
 runs the command twice, alternating which mode goes first: once as shipped and once with
 KERNELWRIGHT_PRESPAWN=0. The default pair is the elementwise example's task judged against its
-own Model (a built candidate: nothing compiles), with --no-compile-baseline --kept-compile-ratio
-off, so what is left is the command's own cost. Prints each mode's median wall time and median
+own Model (a built candidate: nothing compiles), with --no-compile-baseline, so what is left is
+the command's own cost. Prints each mode's median wall time and median
 phases (the verdict's `phases_s`), and the ratio of the walls.
 """
 

@@ -38,17 +38,15 @@ def torch_versions() -> tuple[str, str]:
         return str(torch.__version__), str(torch.version.cuda)
     found: dict[str, object] = {}
     spec = importlib.util.find_spec("torch")
-    origin = spec.origin if spec is not None else None
-    if origin:
+    if spec is not None and spec.origin:
         try:
-            tree = ast.parse(Path(origin).with_name("version.py").read_text())
+            tree = ast.parse(Path(spec.origin).with_name("version.py").read_text())
         except (OSError, SyntaxError, ValueError):
             tree = ast.Module(body=[], type_ignores=[])
-        for node in tree.body:
-            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else getattr(node, "target", None)
-            value = getattr(node, "value", None)
-            if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
-                found[target.id] = value.value
+        for node in tree.body:  # `__version__ = '...'` and `cuda: Optional[str] = '...'`
+            target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+            if isinstance(target, ast.Name) and isinstance(getattr(node, "value", None), ast.Constant):
+                found[target.id] = node.value.value  # type: ignore[union-attr]
     if isinstance(found.get("__version__"), str):
         return str(found["__version__"]), str(found.get("cuda"))
     import torch  # an unusual layout: ask torch itself
