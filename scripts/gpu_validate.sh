@@ -526,7 +526,7 @@ PY
     KERNELWRIGHT_TRACE=1 timeout ${KW_GEMM_S:-90} python3 benchmarks/timing_accuracy.py --out $d/acc --only gemm_4096 \
       --no-ncu > $d/gemm_trace.log 2>&1; grep -h "calibration\|batch of" $d/gemm_trace.log | head -12; tail -2 $d/gemm_trace.log
     tar czf "$OUT/s35.tgz" -C /tmp s35
-    [ -d .kb-tmp/KernelBench ] && KW_TASKS='level3/[24][08]_*' KW_LEVELS=3 KW_SWEEP_S=${KW_SWEEP_S:-200} bash "$0" sweep ;;
+    [ -d .kb-tmp/KernelBench ] && KW_TASKS='level3/[245][08]_*' KW_LEVELS=3 KW_SWEEP_S=${KW_SWEEP_S:-200} bash "$0" sweep ;;
   api12)
     # Issue 12 part 4 through the Python API on CUDA: each example's and fixture's Model judged by
     # kernelwright.verify(model, its own code, inputs) from a user's script (one verdict each).

@@ -99,3 +99,27 @@ def test_optimize_and_candidates_together_or_neither_is_exit_2(tmp_path):
         assert r.returncode == 2 and "--optimize" in r.stderr, r.stderr
     r = subprocess.run(base + ["--optimize", "--model", "nosuch:model"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nosuch" in r.stderr, r.stderr
+
+
+def test_a_search_without_source_says_why_in_its_no_kernel_record(tmp_path):
+    # KernelBench's level1/19 on an H100: Inductor's capture ran out of GPU memory and the only
+    # record was "no candidate was accepted (no_source 1)". The record names the failures now.
+    from kernelwright.bench.run import _row_of_run
+    from kernelwright.bench.suite import SuiteTask
+    from kernelwright.judge.verify import VerifyOptions
+
+    task_path = tmp_path / "19_ReLU.py"
+    shutil.copy(TASKS / "relu_add.py", task_path)
+    oom = "capturing Inductor's output failed (OutOfMemoryError: CUDA out of memory. Tried to allocate 12.00 GiB.)"
+    with Store(tmp_path / "kw.db") as store:
+        run_id = store.create_run(task_path, task_path.read_text(), "level1/19_ReLU.py", "cpu", {})
+        store.add_candidate(run_id, source=None, failure=oom, proposer="inductor", stage="translate")
+        store.add_candidate(run_id, source=None, failure=oom, proposer="inductor", stage="translate")
+        store.add_candidate(run_id, source=None, failure="no parent to mutate", proposer="mutate", stage="mutate")
+        store.record_crowning(run_id, candidate_id=None, path=None, note="no candidate was accepted")
+        row = _row_of_run(SuiteTask("level1/19_ReLU.py", task_path, 1, 19), "k", "cpu", VerifyOptions(), store,
+                          run_id, tmp_path / "run")
+    assert row.verdict == R.Verdict.REJECTED and row.reasons[0]["check"] == "no_kernel"
+    detail = row.reasons[0]["detail"]
+    assert detail.startswith("no candidate was accepted (no_source 3)"), detail
+    assert detail.count("OutOfMemoryError") == 1 and "no parent to mutate" in detail, detail

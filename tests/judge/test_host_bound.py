@@ -75,3 +75,17 @@ def test_busy_of_reads_the_union_and_counts_kernels() -> None:
     # No kernel at all: unknown, not zero (a CPU profile, or one that failed).
     assert busy_of([{"kind": "op", "name": "x", "self_us": 1.0, "count": 1}]) == (None, 0)
     assert busy_of(["junk", {"kind": "kernel", "self_us": 1000.0}]) == (1.0, 1)
+
+
+def test_a_measured_process_control_stands_in_for_the_host_bound_estimate() -> None:
+    # Rowsum's identity on the H200 (section 33): the host-bound estimate added 1.28-1.33x each
+    # way while the control, the same spread measured in the verdict's own processes, was at most
+    # 1.014; the identities read 0.986-1.001x.
+    assert timing.pair_spread(1.31, 1.014, measured=True) == 1.014
+    # A control that read a process 3.4x slower widens by that, whatever the estimate says.
+    assert timing.pair_spread(1.0, 3.4, measured=True) == 3.4
+    # No measured control (skipped for a large model, or its calls failed and the fallback
+    # stands): the estimate still counts, the larger of the two.
+    assert timing.pair_spread(1.31, 1.0, measured=False) == 1.31
+    assert timing.pair_spread(1.31, C.PROCESS_FACTOR_FALLBACK, measured=False) == C.PROCESS_FACTOR_FALLBACK
+    assert timing.pair_spread(0.5, 0.9, measured=True) == 1.0  # never narrower than the base spread

@@ -250,3 +250,27 @@ def test_the_judge_accepts_a_candidate_and_its_most_extreme_mutant(judge: Any) -
     assert low != source
     result = judge(task, low, threads=2, timing=False)
     assert result.accepted, result.reasons
+
+
+def test_capture_checks_the_generated_code_a_stretch_at_a_time() -> None:
+    # Whole float64 copies of a 6 GiB output ran a capture out of an H100's memory (level1/19):
+    # the check now goes a stretch at a time and must still see a difference in the last one.
+    import torch
+
+    from kernelwright.propose.inductor.capture import _reproduces
+
+    want = torch.linspace(-3, 3, 1000)
+    assert _reproduces(want.clone(), want, chunk=64)
+    late = want.clone()
+    late[-1] += 0.1
+    assert not _reproduces(late, want, chunk=64)
+    # NaN where the forward has NaN is reproduced; an inf in the forward does not excuse every
+    # other difference (the tolerance comes from the finite values).
+    nan = want.clone()
+    nan[500] = float("nan")
+    assert _reproduces(nan.clone(), nan, chunk=64)
+    inf = want.clone()
+    inf[0] = float("inf")
+    off = inf.clone()
+    off[900] += 0.1
+    assert _reproduces(inf.clone(), inf, chunk=64) and not _reproduces(off, inf, chunk=64)

@@ -506,7 +506,24 @@ def _row_of_run(task: SuiteTask, key: str, device: str, opts: VerifyOptions, sto
     counts = ", ".join(f"{k} {v}" for k, v in store.counts(run_id)["by_verdict"].items() if v) or "no proposals"
     note = crowned.note if crowned is not None else "the search ended without a crowning"
     return BenchRow(task.name, label, Verdict.REJECTED, key, device, run_id=run_id,
-                    reasons=[{"check": ErrorCheck.NO_KERNEL.value, "detail": f"{note} ({counts})"}])
+                    reasons=[{"check": ErrorCheck.NO_KERNEL.value,
+                              "detail": f"{note} ({counts}){_failures(store, run_id)}"}])
+
+
+def _failures(store: Store, run_id: str, limit: int = 2) -> str:
+    """The first distinct reasons the run's proposals came without source, for a no_kernel record.
+
+    On KernelBench's level1/19 the only record was "no_source 1": Inductor's capture had run out of
+    GPU memory, which the record has to say for a reader to tell the task from the engineer.
+    """
+    seen: list[str] = []
+    for cand in store.candidates(run_id):
+        if cand.failure and cand.failure not in seen:
+            seen.append(cand.failure)
+    if not seen:
+        return ""
+    shown = "; ".join(f"{c[:300]}" for c in seen[:limit])
+    return f"; the proposals' failures: {shown}" + (f" (and {len(seen) - limit} more)" if len(seen) > limit else "")
 
 
 def _error_row(task: SuiteTask, candidate: str, key: str, device: str, t0: float, exc: Exception) -> BenchRow:

@@ -74,8 +74,10 @@ class Timing:
     # rate: the least time the reference's arithmetic takes. Not a bound on a kernel (one may do
     # less arithmetic); the report's roofline sets each kernel's time against it.
     flop_floor_ms: float | None = None
-    # CUDA: the further widening of both intervals (each way) because a side's calls were
-    # host-bound, its device idle while the host launched (constants.HOST_BOUND_SPREAD); 1.0 when not.
+    # CUDA: the host-bound estimate of the further widening of both intervals (each way) because a
+    # side's calls were host-bound, its device idle while the host launched
+    # (constants.HOST_BOUND_SPREAD); 1.0 when not. It widens only where no process control was
+    # measured (timing.pair_spread): a measured control stands for the same spread.
     host_factor: float = 1.0
     # The further widening (each way) from the process control: the task's own Model timed in the
     # candidate's process against eager in the reference's, max(high, 1 / low) of that speedup's

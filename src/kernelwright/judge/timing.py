@@ -524,6 +524,21 @@ def process_factor(eager: Series, control: Series | None) -> float:
     return max(1.0, iv[1], 1.0 / iv[0]) if iv[0] > 0 else 1.0
 
 
+def pair_spread(host: float, process: float, measured: bool) -> float:
+    """The further widening (each way) of a verdict's intervals for how differently its two
+    worker processes run the same code.
+
+    `process` is the process control's factor and `measured` says whether the control ran to
+    the end; `host` is the host-bound estimate (`host_factor`), a prior from fresh processes on
+    the H200. A measured control is that spread in this verdict's own pair: host-bound level-3
+    identities (level3/20, 28) read 0.998x with it on an H100 (docs/gpu-validation.md section
+    34), rowsum's 0.986-1.001x on the H200 with the control at most 1.014 while the estimate
+    added 1.28-1.33 (section 33). Without a measured control (skipped for a large model, or its
+    calls failed) the estimate and any fallback both count, the larger.
+    """
+    return max(1.0, process) if measured else max(1.0, host, process)
+
+
 def idle_share(call_ms: float, busy_ms: float | None, kernels: int) -> float:
     """The share of a call's time its device sat idle waiting for the host (0 when unknown).
 

@@ -68,8 +68,9 @@ class FloorsPhase(JudgementState):
         else:
             self.findings.append("profiling failed: " + S.tail(reply.get("error", ""), 200))
 
-    def _host_factor(self, ref: Worker, cand_ms: float, eager_ms: float) -> float:
-        """CUDA: how much further the intervals widen because either side's calls are host-bound.
+    def _host_factor(self, ref: Worker, cand_ms: float, eager_ms: float) -> tuple[float, float]:
+        """CUDA: how much further the intervals would widen because either side's calls are
+        host-bound (`timing.host_factor`), and the larger idle share it came from.
 
         The eager call is profiled here, in the reference's worker (trusted); the candidate's
         busy time is its own profile's, and a candidate that overstated it past its charged
@@ -81,13 +82,7 @@ class FloorsPhase(JudgementState):
         if reply.get("status") == P.Status.OK:
             busy, count = busy_of(reply.get("rows", []))
             shares.append(idle_share(eager_ms, busy, count))
-        factor = host_factor(shares)
-        if factor >= C.HOST_FACTOR_NOTED:
-            self.findings.append(
-                f"host-bound calls: the device sat idle {max(shares):.0%} of a call waiting for the host to "
-                f"launch work; such a call's time moved up to {C.HOST_BOUND_SPREAD:g}x between processes on "
-                f"the H200, so the speedup intervals are widened a further {factor:.2f}x each way")
-        return factor
+        return host_factor(shares), max(shares)
 
 
 def busy_of(rows: list) -> tuple[float | None, int]:

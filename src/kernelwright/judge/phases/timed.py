@@ -218,13 +218,22 @@ class TimedPhase(FloorsPhase):
                 f"batches, rather than held until the timing ended (the judge holds at most "
                 f"{C.TIMED_OUTPUTS_HELD_BYTES / 2**30:.1f} GiB of them)")
         cand_ms = m_cand.stats.median
-        host = 1.0
+        host, idle = 1.0, 0.0
         if self.cuda:
             with self._step("timing.host"):
-                host = self._host_factor(ref, cand_ms, stats["eager"].median)
+                host, idle = self._host_factor(ref, cand_ms, stats["eager"].median)
         control_m = self._control_measurement(self.control_series)
         process = self._process_factor(eager)
-        extra = max(host, process)  # both stand for the spread one pair of processes shows
+        measured = control_m is not None and self.control_series is not None
+        extra = timing.pair_spread(host, process, measured)
+        if host >= C.HOST_FACTOR_NOTED:
+            self.findings.append(
+                f"host-bound calls: the device sat idle {idle:.0%} of a call waiting for the host to launch work; "
+                f"such a call's time moved up to {C.HOST_BOUND_SPREAD:g}x between processes on the H200, "
+                + (f"which this verdict's process control measured between its own two processes (widening "
+                   f"{process:.2f}x), so that measurement stands in for the {host:.2f}x the host-bound "
+                   "estimate would add" if measured else
+                   f"so the speedup intervals are widened a further {host:.2f}x each way"))
         self.timing = Timing(
             candidate_ms=m_cand.stats, eager_ms=stats["eager"], compile_ms=stats["compile"],
             speedup_vs_eager=speedups["eager"][0], speedup_vs_compile=speedups["compile"][0], floor_ms=floor,
