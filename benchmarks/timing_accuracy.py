@@ -134,6 +134,22 @@ with torch.no_grad():
         model(*inputs)
         torch.cuda.synchronize()
         torch.cuda.nvtx.range_pop()
+    elif mode == "gap":
+        # The device's own gap between back-to-back kernels: N calls queued behind a spin kernel
+        # (as kernelwright's launch hold queues a batch), their kernels' start and end from CUPTI.
+        import statistics
+        from torch.profiler import ProfilerActivity, profile
+        n = 50
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            torch.cuda._sleep(100_000_000)
+            for _ in range(n):
+                model(*inputs)
+            torch.cuda.synchronize()
+        ks = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
+                    if e.device_type.name == "CUDA" and "spin" not in e.name.lower())
+        gaps = [b[0] - a[1] for a, b in zip(ks, ks[1:])]
+        if gaps:
+            print("GAP", statistics.median(gaps) / 1000.0, len(ks) / n)
     else:
         import triton.testing
         print("DOBENCH", triton.testing.do_bench(lambda: model(*inputs), return_mode="median"))
@@ -172,6 +188,19 @@ def dobench_ms(script: Path, task: Path, cand: Path) -> float | None:
     return None
 
 
+def gap_ms(script: Path, task: Path, cand: Path) -> tuple[float, float] | None:
+    """The device's median gap (ms) between back-to-back kernels of the call, and the kernels a
+    call launches, from a CUPTI profile of 50 calls queued behind a spin kernel, in a fresh process."""
+    proc = subprocess.run([sys.executable, str(script), str(task), str(cand), "gap"], capture_output=True,
+                          text=True, timeout=300, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("GAP "):
+            _, gap, kernels = line.split()
+            return float(gap), float(kernels)
+    sys.stderr.write(f"the gap profile failed: {proc.stderr[-600:]}\n")
+    return None
+
+
 def kernelwright_ms(task: Path, cand: Path) -> dict[str, object]:
     """The charged time per call and its spread, from one full verify."""
     from kernelwright.judge.verify import VerifyOptions, verify_files
@@ -186,11 +215,25 @@ def kernelwright_ms(task: Path, cand: Path) -> dict[str, object]:
             "interval": t.speedup_vs_eager_interval}
 
 
-def goal(row: dict[str, object]) -> str:
+def less_gaps(row: dict[str, object]) -> float | None:
+    """The charged time less the device's own gap once per kernel (`gap_ms` times `kernels`).
+
+    Not a figure kernelwright charges: a model run back to back pays that gap per launch too, so
+    the charge keeps it (docs/judge.md, "What the clock includes"). It shows how the rest of the
+    charge compares with ncu, which sums kernel durations only."""
+    kw, gap, k = row.get("kw_ms"), row.get("gap_ms"), row.get("kernels")
+    if not all(isinstance(v, (int, float)) for v in (kw, gap, k)):
+        return None
+    return float(kw) - float(gap) * round(float(k))  # type: ignore[arg-type]
+
+
+def goal(row: dict[str, object], kw: object = None) -> str:
     """Issue 12's goal for one row, against ncu: within 3% with a spread of at most 2% from 50 us
     up, within 10% from 5 us; "met", "missed" or "-" (no ncu figure, under 5 us, or two kernels a
-    call, whose gap between kernels ncu's sum leaves out)."""
-    kw, nc, spread = row.get("kw_ms"), row.get("ncu_ms"), row.get("kw_spread")
+    call, whose gap between kernels ncu's sum leaves out). `kw`: the time to hold to it (the
+    charged time by default)."""
+    kw = row.get("kw_ms") if kw is None else kw
+    nc, spread = row.get("ncu_ms"), row.get("kw_spread")
     if not isinstance(kw, float) or not isinstance(nc, float) or nc < 0.005 or "scale" in str(row["name"]):
         return "-"
     if nc >= 0.05:
@@ -225,11 +268,14 @@ def main() -> int:
         row: dict[str, object] = {"name": name, **kernelwright_ms(task, cand)}
         row["ncu_ms"] = None if args.no_ncu else ncu_ms(script, task, cand)
         row["dobench_ms"] = dobench_ms(script, task, cand)
+        g = gap_ms(script, task, cand)
+        row["gap_ms"], row["kernels"] = g if g else (None, None)
         with rows_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
     rows = [json.loads(ln) for ln in rows_path.read_text().splitlines() if ln.strip()]
-    print(f"\n{'kernel':28} {'kw ms':>9} {'spread':>7} {'ncu ms':>9} {'kw/ncu':>7} {'do_bench':>9} {'kw/db':>6} goal")
+    print(f"\n{'kernel':28} {'kw ms':>9} {'spread':>7} {'ncu ms':>9} {'kw/ncu':>7} {'do_bench':>9} {'kw/db':>6} goal"
+          f"  {'gap us':>6} {'k':>3} {'less gaps/ncu':>13} goal")
     for r in rows:
         kw, nc, db = r.get("kw_ms"), r.get("ncu_ms"), r.get("dobench_ms")
 
@@ -238,7 +284,9 @@ def main() -> int:
 
         print(f"{r['name']:28} {f(kw, 9)} {f(r.get('kw_spread'), 7, 3)} {f(nc, 9)} "
               f"{f(kw / nc if kw and nc else None, 7, 3)} {f(db, 9)} {f(kw / db if kw and db else None, 6, 3)} "
-              f"{goal(r)}" + ("" if kw else f"  {r.get('verdict')}: {r.get('reasons')}"))
+              f"{goal(r)}" + ("" if kw else f"  {r.get('verdict')}: {r.get('reasons')}")
+              + (f"  {r['gap_ms'] * 1000:6.2f} {r['kernels']:3.0f} {f(lg / nc if lg and nc else None, 13, 3)} "
+                 f"{goal(r, lg)}" if (lg := less_gaps(r)) is not None and isinstance(r.get("gap_ms"), float) else ""))
     ratios = [r["kw_ms"] / r["ncu_ms"] for r in rows if r.get("kw_ms") and r.get("ncu_ms")]
     if ratios:
         print(f"kw/ncu: median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation on the device machine: install the tree, then run one stage.
 #   bash scripts/gpu_validate.sh examples|exploits|bench|diag|search|forms|gputests|profile|fast|builds|latency|
-#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref|scale16|s33|api12|s35
+#                                torch211|judge12|confine13|suite|sweep|race12|probe12|big14|checktask15|optimize14|slots16|keptref|scale16|s33|api12|s35|s36
 # Logs go to $OUT; the last lines printed are a summary.
 set -uo pipefail
 OUT=${OUT:-/tmp/kw-out}; mkdir -p "$OUT"
@@ -527,6 +527,23 @@ PY
       --no-ncu > $d/gemm_trace.log 2>&1; grep -h "calibration\|batch of" $d/gemm_trace.log | head -12; tail -2 $d/gemm_trace.log
     tar czf "$OUT/s35.tgz" -C /tmp s35
     [ -d .kb-tmp/KernelBench ] && KW_TASKS='level3/[245][08]_*' KW_LEVELS=3 KW_SWEEP_S=${KW_SWEEP_S:-200} bash "$0" sweep ;;
+  s36)
+    # After section 34 (2026-12-06): the accuracy benchmark with ncu and its new column (the
+    # charge less the device's own gap once per kernel); level1/19 and 28 under `bench --optimize`
+    # (their Inductor capture ran out of an H100's memory before the stretch-wise check); the
+    # examples' load_inline kernels on 1 and 2 slots (building overlapped with judging).
+    d=/tmp/s36; mkdir -p $d
+    timeout ${KW_ACC_S:-300} python3 benchmarks/timing_accuracy.py --out "$d/acc" 2>&1 | tee "$d/accuracy.log" | tail -22
+    tar czf "$OUT/s36.tgz" -C /tmp s36
+    if [ -d .kb-tmp/KernelBench ]; then
+      timeout -s INT -k 30 ${KW_OPT_S:-150} kernelwright bench .kb-tmp/KernelBench --optimize --tasks 'level1/28_HardSigmoid.py' \
+        --budget 4 --time-limit 45 --seed 14 --out $d/opt --store $d/opt/kw.db > "$OUT/opt36.txt" 2>&1; tail -12 "$OUT/opt36.txt"
+      timeout -s INT -k 30 ${KW_OPT_S:-150} kernelwright bench .kb-tmp/KernelBench --optimize --tasks 'level1/19_ReLU.py' \
+        --budget 4 --time-limit 45 --seed 14 --out $d/opt --store $d/opt/kw.db >> "$OUT/opt36.txt" 2>&1; tail -12 "$OUT/opt36.txt"
+    fi
+    timeout ${KW_SCALE_S:-300} python3 benchmarks/scale.py --device cuda --timed --local-slots 1,2 --slots '' --repeat 1 \
+      --kernels cuda_inline 2>&1 | tee "$OUT/scale_inline.log" | tail -6
+    tar czf "$OUT/s36.tgz" -C /tmp s36 ;;
   api12)
     # Issue 12 part 4 through the Python API on CUDA: each example's and fixture's Model judged by
     # kernelwright.verify(model, its own code, inputs) from a user's script (one verdict each).

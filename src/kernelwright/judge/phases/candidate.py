@@ -12,7 +12,7 @@ from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet
 from kernelwright.judge.phases.state import JudgementState, Rejected
 from kernelwright.judge.result import Check
-from kernelwright.sandbox import buildcache, pch
+from kernelwright.sandbox import buildcache, pch, quiet
 from kernelwright.sandbox.limits import pch_root
 from kernelwright.sandbox.process import Worker
 
@@ -39,7 +39,10 @@ class CandidatePhase(JudgementState):
         header["cpp_prefix_pch"] = pch.inductor_include_soon(pch_root(), self.cand.source)
         lock = buildcache.exclusive(self.build_dir) if self.build_dir else nullcontext()
         self.candidate_ran = True
-        with lock:
+        # The import builds a candidate not built ahead (a search's pool, a Ray build task): a
+        # compiler that must stand still while any process on this machine times, as a build
+        # ahead does, whichever slot or executor it belongs to.
+        with lock, quiet.background(cand):
             reply, _, _ = cand.request(header, blobs, timeout=self.opts.import_timeout_s)
         status = reply.get("status")
         if status == P.Status.IMPORT_FAILED:

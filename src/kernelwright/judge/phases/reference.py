@@ -9,7 +9,7 @@ from kernelwright import protocol as P
 from kernelwright.judge import _support as S
 from kernelwright.judge._support import InputSet, fresh_seed
 from kernelwright.judge.phases.state import JudgementState
-from kernelwright.sandbox import channel, limits
+from kernelwright.sandbox import channel, limits, quiet
 from kernelwright.sandbox.codec import decode_meta
 from kernelwright.sandbox.process import Worker
 from kernelwright.task.metadata import TaskError
@@ -19,9 +19,12 @@ class ReferencePhase(JudgementState):
     """Load the task, make every planned input set with its references, check the task is not degenerate."""
 
     def _load_reference(self, ref: Worker, weight_seed: int) -> tuple[dict[str, Any], list[bytes]]:
-        reply, blobs = self._ref_request(ref, P.LoadReferenceRequest(
-            op=P.Op.LOAD, source=self.task.source, path=str(self.task.path.resolve()),
-            weight_seed=weight_seed, eval_mode=self.meta.eval_mode), timeout=self.opts.import_timeout_s)
+        # Building the task's model is CPU work (a 4 GiB nn.Linear of KernelBench's level 2 is
+        # initialised for seconds): background work, stopped while anything here times.
+        with quiet.background(ref):
+            reply, blobs = self._ref_request(ref, P.LoadReferenceRequest(
+                op=P.Op.LOAD, source=self.task.source, path=str(self.task.path.resolve()),
+                weight_seed=weight_seed, eval_mode=self.meta.eval_mode), timeout=self.opts.import_timeout_s)
         self.device_free = reply.get("device_free")
         return reply, blobs
 
