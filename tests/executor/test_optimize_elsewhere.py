@@ -175,3 +175,38 @@ def test_optimize_of_one_task_on_ray_lands_its_run_here(tmp_path):
     resumed = subprocess.run([*cmd, *RAY, "--resume", run.id], capture_output=True, text=True, timeout=300,
                              env=bench_env(db))
     assert resumed.returncode == 2 and "--resume" in json.loads(resumed.stdout)["error"]
+
+
+@pytest.mark.slow
+def test_a_ray_search_cut_short_by_a_killed_driver_resumes_on_the_next_bench(tmp_path):
+    """On a node that shares the bench's folders (here: the local Ray cluster), a Ray search runs in
+    the task's scratch folder under OUT, as a local slot's does: a bench killed mid-search (the driver
+    and everything it started) leaves that search's private store there, and the next bench resumes
+    the same run rather than searching again from nothing."""
+    pytest.importorskip("ray")
+    from kernelwright.bench.run import SCRATCH
+
+    _suite(tmp_path)
+    proc = subprocess.Popen(_cmd(tmp_path, "out", *RAY), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=bench_env(tmp_path / "unused.db"), start_new_session=True)
+    started = None
+    deadline = time.monotonic() + 400
+    try:
+        while started is None and proc.poll() is None and time.monotonic() < deadline:
+            for db in (tmp_path / "out" / SCRATCH).glob("*/kernelwright.db"):
+                with Store(db) as private:
+                    for run in private.list_runs():
+                        if run.task_name == "1_DiagMatmul" and any(c.verdict for c in private.candidates(run.id)):
+                            started = run.id
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        for pid in pids_with(b"_search_in_slot"):  # a Ray worker left behind would search on
+            os.kill(pid, signal.SIGKILL)
+    assert started is not None, "the search never judged a proposal in the bench's scratch folder"
+
+    done = _bench(tmp_path, "out", *RAY)
+    rows = {t["task"]: t for t in json.loads(done.stdout)["tasks"]}
+    assert rows["level1/1_DiagMatmul.py"]["candidate"] == f"optimize:{started}"  # the same run, resumed
+    _assert_one_run_per_task(tmp_path, "out")  # and its two proposals, across the kill, no more

@@ -21,9 +21,13 @@ again in the verdict, which gives the `compile` rejection as it always did. On C
 slot leaves one of its GPU's CPUs to these builds.
 
 `bench --optimize` makes each task's whole search one Ray task on such a slot (a search always
-times), into a private store in a fresh folder of the node; the store and the run's files
-(best.py, best.json) come back as bytes, and the driver merges the run into the bench's store.
-A search whose worker is lost is run again from scratch by Ray's one retry.
+times). Where the node sees the driver's folders (this machine's local cluster, or a shared
+file system: a token the driver leaves in the bench's scratch folder is read back), the search
+runs in the task's scratch folder under the bench's OUT, as a local slot's does, so that a
+search cut short (its worker lost, the driver killed) resumes there on Ray's retry or the next
+bench. Elsewhere it runs into a private store in a fresh folder of the node; the store and the
+run's files (best.py, best.json) come back as bytes, and a lost one starts again from scratch.
+Either way the driver merges the run into the bench's store.
 """
 
 from __future__ import annotations
@@ -108,13 +112,39 @@ def _build_on_node(cand_name: str, cand_source: str, device: str) -> str:
     return str(ray.get_runtime_context().get_node_id())
 
 
+SCRATCH_TOKEN = ".kw-ray-token"  # the driver's, in the bench's scratch folder: seen from a node, it shares the folder
+
+
+def leave_token(jobs: list[SearchJob]) -> str:
+    """Write a fresh token into the scratch folders' parents of `jobs`; return it."""
+    import secrets
+
+    token = secrets.token_hex(8)
+    for parent in {j.scratch.parent for j in jobs}:
+        parent.mkdir(parents=True, exist_ok=True)
+        (parent / SCRATCH_TOKEN).write_text(token)
+    return token
+
+
+def shares_scratch(job: SearchJob, token: str) -> bool:
+    """Whether this process sees the driver's scratch folder of `job` (its token) and task file."""
+    try:
+        return ((job.scratch.parent / SCRATCH_TOKEN).read_text() == token
+                and job.task.path.read_text(errors="replace") == job.task_source)
+    except OSError:
+        return False
+
+
 def _search_in_slot(job: SearchJob, sidecars: dict[str, str], device: str, plan: OptimizePlan,
-                    opts: VerifyOptions) -> SearchOutcome:
-    """Runs in a Ray worker: one task's search in a fresh folder; its outcome with the private store
-    (one file, the WAL folded in) and the run's files as bytes, since the folder goes with the task."""
+                    opts: VerifyOptions, token: str = "") -> SearchOutcome:
+    """Runs in a Ray worker: one task's search, in the driver's scratch folder where this node shares
+    it (its outcome then names the store there, as a local slot's does), else in a fresh folder, its
+    outcome with the private store (one file, the WAL folded in) and the run's files as bytes."""
     import sqlite3
 
     opts = _on_this_node(opts)
+    if token and shares_scratch(job, token):
+        return search_here(job, device, plan, opts, job.scratch, job.task.path)
     with tempfile.TemporaryDirectory(prefix="kw-ray-search-") as tmp:
         root = Path(tmp)
         task = _write_task(root, job.task.name, job.task_source, sidecars)
@@ -176,8 +206,10 @@ class RayExecutor:
         outcomes as they end; pending ones are cancelled if the caller stops early."""
         import ray
 
+        token = leave_token(jobs) if jobs else ""
+
         def submit(remote: Any, slot: dict[str, Any], j: SearchJob) -> Any:
-            return remote.options(**slot).remote(j, task_sidecars(j.task.path), device, plan, opts)
+            return remote.options(**slot).remote(j, task_sidecars(j.task.path), device, plan, opts, token)
 
         with contextlib.redirect_stdout(sys.stderr):
             yield from self._each(ray, _search_in_slot, jobs, device, True, submit, _search_outcome)
