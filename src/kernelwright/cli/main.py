@@ -72,7 +72,7 @@ def main() -> None:
 @click.option("--no-confine", is_flag=True,
               help="Run the candidate unconfined (also KERNELWRIGHT_CONFINE=0); the verdict says so.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="With several candidates: where they are judged (this machine's --slots, or a Ray cluster's "
+              help="With several candidates or --from-export: where they are judged (this machine's --slots, or a Ray cluster's "
                    "judging slots). Verdicts do not depend on it.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="With --executor ray: the cluster to join (default: $RAY_ADDRESS, else a local one).")
@@ -105,7 +105,7 @@ def verify(task: str | None, candidates: tuple[str, ...], from_export: str | Non
     if from_export is not None or task is None or not candidates:
         if from_export is None or task is not None:
             exit_bad_input("give TASK and CANDIDATE, or --from-export FILE alone", as_json)
-        _verify_export(from_export, opts, as_json)
+        _verify_export(from_export, opts, as_json, executor, ray_address, slots)
         return
     if len(candidates) > 1 or executor != "local" or slots is not None:
         from pathlib import Path
@@ -159,8 +159,10 @@ def _prespawn(opts: VerifyOptions, device: str | None) -> None:
         pass
 
 
-def _verify_export(path: str, opts: object, as_json: bool) -> None:
-    """`verify --from-export`: each row judged again; the rows that no longer hold, then a summary."""
+def _verify_export(path: str, opts: object, as_json: bool, executor: str = "local", ray_address: str | None = None,
+                   slots: int | None = None) -> None:
+    """`verify --from-export`: each row judged again (on `executor`'s slots when it is Ray or there
+    are several); the rows that no longer hold, then a summary."""
     from pathlib import Path
 
     from kernelwright.report.rejudge import check_rows, read_export
@@ -172,7 +174,13 @@ def _verify_export(path: str, opts: object, as_json: bool) -> None:
 
     try:
         with interruptible():
-            checks = check_rows(read_export(Path(path)), opts, shown)  # type: ignore[arg-type]
+            rows = read_export(Path(path))
+            on = None
+            if executor != "local" or slots is not None:
+                from kernelwright.executor import get_executor
+
+                on = get_executor(executor, ray_address, slots)
+            checks = check_rows(rows, opts, shown, on)  # type: ignore[arg-type]
     except InputError as exc:
         exit_bad_input(str(exc), as_json)
         return

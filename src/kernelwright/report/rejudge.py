@@ -13,7 +13,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,14 @@ def read_export(path: Path) -> list[dict[str, Any]]:
 
 
 def check_rows(rows: list[dict[str, Any]], opts: VerifyOptions,
-               progress: Callable[[RowCheck], None] | None = None) -> list[RowCheck]:
-    """Judge every row's kernel again against its reference code; what each row's claim became."""
+               progress: Callable[[RowCheck], None] | None = None, executor: Any = None) -> list[RowCheck]:
+    """Judge every row's kernel again against its reference code; what each row's claim became.
+
+    `executor` (executor.get_executor's): the rows judged on its slots, as `bench` judges a suite;
+    None: one after another in this process, a pair of workers started ahead for the next row."""
     device = resolve_device(opts.device)
+    if executor is not None:
+        return _check_on(executor, rows, replace(opts, device=device), progress)
     checks = []
     with tempfile.TemporaryDirectory(prefix="kw-rejudge-") as tmp, PairPool() as pool:
         for i, row in enumerate(rows):
@@ -98,6 +103,31 @@ def check_rows(rows: list[dict[str, Any]], opts: VerifyOptions,
             if progress:
                 progress(checks[-1])
     return checks
+
+
+def _check_on(executor: Any, rows: list[dict[str, Any]], opts: VerifyOptions,
+              progress: Callable[[RowCheck], None] | None) -> list[RowCheck]:
+    """check_rows on an executor's slots: every row a job, the checks in the rows' order."""
+    from kernelwright.bench.suite import SuiteTask
+    from kernelwright.executor import JudgeJob
+
+    with tempfile.TemporaryDirectory(prefix="kw-rejudge-") as tmp:
+        jobs = []
+        for i, row in enumerate(rows):
+            task = _written(Path(tmp), "task", str(row["reference_code"]))
+            cand = _written(Path(tmp), "kernel", str(row["kernel_code"]))
+            # The key only tells the jobs apart: nothing is resumed.
+            jobs.append(JudgeJob(i, SuiteTask(task.name, task, 0, 0), task.read_text(), cand, cand.name,
+                                 cand.read_text(), str(i)))
+        checks: dict[int, RowCheck] = {}
+        for job, out in executor.judge(jobs, str(opts.device), opts):
+            result = out.verdict if out.verdict is not None else {
+                "verdict": "error", "reasons": [{"check": out.error_check.value if out.error_check else "internal",
+                                                 "detail": out.error or "?"}]}
+            checks[job.index] = _check(job.index, rows[job.index], result)
+            if progress:
+                progress(checks[job.index])
+    return [checks[i] for i in sorted(checks)]
 
 
 def _written(folder: Path, kind: str, source: str) -> Path:
