@@ -4,6 +4,7 @@ process on this machine times, as a build ahead does, whatever slot or executor 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -38,7 +39,6 @@ def runtime(tmp_path, monkeypatch) -> dict[str, str]:
     """A private lock folder for the test and its children (real judges elsewhere keep theirs)."""
     monkeypatch.setenv(node.ENV_RUNTIME_DIR, str(tmp_path / "run"))
     monkeypatch.setattr(quiet, "_prober", None)
-    import os
     return dict(os.environ)
 
 
