@@ -148,7 +148,7 @@ def _row_of(task: SuiteTask, rel: str, key: str, device: str, out: JudgeOutcome)
     """The record of an executor's outcome, and what the store keeps of it (JSON)."""
     if out.verdict is None:
         row = BenchRow(task.name, rel, Verdict.ERROR, key, device, seconds=out.seconds,
-                       reasons=[{"check": (out.error_check or ErrorCheck.INTERNAL).value, "detail": out.error or "?"}])
+                       reasons=out.verdict_or_error()["reasons"])
         return row, json.dumps(row.to_dict(), allow_nan=False)
     return row_from_verdict(task, rel, key, device, out.verdict, out.seconds), out.verdict_json()
 

@@ -70,10 +70,7 @@ def _jobs(task: Path, candidates: list[Path]) -> list[JudgeJob]:
 
 def _entry(job: JudgeJob, out: JudgeOutcome) -> dict[str, Any]:
     """A candidate's part of the output: its verdict as `verify --json` prints it, or the error."""
-    if out.verdict is None:
-        check = out.error_check.value if out.error_check else "internal"
-        return {"candidate": job.rel, "verdict": "error", "reasons": [{"check": check, "detail": out.error}]}
-    return {"candidate": job.rel, **out.verdict}
+    return {"candidate": job.rel, **out.verdict_or_error()}
 
 
 def _line(e: dict[str, Any]) -> str:

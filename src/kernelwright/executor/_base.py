@@ -57,6 +57,13 @@ class JudgeOutcome:
         """The verdict as JSON for the store (an empty object when there is none)."""
         return json.dumps(self.verdict or {}, allow_nan=False)
 
+    def verdict_or_error(self) -> dict[str, Any]:
+        """The verdict, or an `error` verdict whose one reason says why there is none."""
+        if self.verdict is not None:
+            return self.verdict
+        check = (self.error_check or ErrorCheck.INTERNAL).value
+        return {"verdict": "error", "reasons": [{"check": check, "detail": self.error or "?"}]}
+
 
 @dataclass(frozen=True)
 class SearchJob:

@@ -114,17 +114,13 @@ def _check_on(executor: Any, rows: list[dict[str, Any]], opts: VerifyOptions,
     with tempfile.TemporaryDirectory(prefix="kw-rejudge-") as tmp:
         jobs = []
         for i, row in enumerate(rows):
-            task = _written(Path(tmp), "task", str(row["reference_code"]))
-            cand = _written(Path(tmp), "kernel", str(row["kernel_code"]))
+            reference, kernel = str(row["reference_code"]), str(row["kernel_code"])
+            task, cand = _written(Path(tmp), "task", reference), _written(Path(tmp), "kernel", kernel)
             # The key only tells the jobs apart: nothing is resumed.
-            jobs.append(JudgeJob(i, SuiteTask(task.name, task, 0, 0), task.read_text(), cand, cand.name,
-                                 cand.read_text(), str(i)))
+            jobs.append(JudgeJob(i, SuiteTask(task.name, task, 0, 0), reference, cand, cand.name, kernel, str(i)))
         checks: dict[int, RowCheck] = {}
         for job, out in executor.judge(jobs, str(opts.device), opts):
-            result = out.verdict if out.verdict is not None else {
-                "verdict": "error", "reasons": [{"check": out.error_check.value if out.error_check else "internal",
-                                                 "detail": out.error or "?"}]}
-            checks[job.index] = _check(job.index, rows[job.index], result)
+            checks[job.index] = _check(job.index, rows[job.index], out.verdict_or_error())
             if progress:
                 progress(checks[job.index])
     return [checks[i] for i in sorted(checks)]

@@ -224,7 +224,7 @@ class TimedPhase(FloorsPhase):
                 host, idle = self._host_factor(ref, cand_ms, stats["eager"].median)
         control_m = self._control_measurement(self.control_series)
         process = self._process_factor(eager)
-        measured = control_m is not None and self.control_series is not None
+        measured = control_m is not None  # None too when the control failed (_control_measurement)
         extra = timing.pair_spread(host, process, measured)
         if host >= C.HOST_FACTOR_NOTED:
             self.findings.append(
